@@ -1,0 +1,149 @@
+"""The event bus: publish a JSON-able dict on a topic, subscribe to topics.
+
+Two backends chosen by URL: `memory://` (one process, the embedded default) and
+`redis://host:port/db` (several processes). Per-operator delivery is a topic of its
+own (`desk.<operator_id>`), so a desk subscribes to exactly its own messages and
+nothing is broadcast and filtered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import defaultdict
+from typing import Any, AsyncIterator, Protocol
+
+log = logging.getLogger(__name__)
+
+CALLS_TOPIC = "calls"
+
+
+def desk_topic(operator_id: int) -> str:
+    """The topic that carries one operator's pops and nobody else's."""
+    return f"desk.{operator_id}"
+
+
+class BusError(RuntimeError):
+    """The bus URL is unusable or the backend is unreachable."""
+
+
+class Subscription(Protocol):
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
+    async def get(self) -> dict[str, Any]: ...
+    async def close(self) -> None: ...
+
+
+class Bus(Protocol):
+    async def publish(self, topic: str, message: dict[str, Any]) -> None: ...
+    async def subscribe(self, *topics: str) -> Subscription: ...
+    async def close(self) -> None: ...
+
+
+class _QueueSubscription:
+    def __init__(self, bus: "MemoryBus", topics: tuple[str, ...]) -> None:
+        self._bus = bus
+        self.topics = topics
+        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.queue.get()
+
+    async def get(self) -> dict[str, Any]:
+        return await self.queue.get()
+
+    async def close(self) -> None:
+        self._bus._unsubscribe(self)
+
+
+class MemoryBus:
+    """In-process bus: each subscriber has its own queue; publish never blocks."""
+
+    def __init__(self) -> None:
+        self._subs: dict[str, set[_QueueSubscription]] = defaultdict(set)
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        for sub in self._subs.get(topic, ()):
+            sub.queue.put_nowait(message)
+
+    async def subscribe(self, *topics: str) -> _QueueSubscription:
+        sub = _QueueSubscription(self, topics)
+        for topic in topics:
+            self._subs[topic].add(sub)
+        return sub
+
+    def _unsubscribe(self, sub: _QueueSubscription) -> None:
+        for topic in sub.topics:
+            subs = self._subs.get(topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[topic]
+
+    def subscriber_count(self, topic: str) -> int:
+        return len(self._subs.get(topic, ()))
+
+    async def close(self) -> None:
+        self._subs.clear()
+
+
+class _RedisSubscription:
+    def __init__(self, pubsub: Any) -> None:
+        self._pubsub = pubsub
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        while True:
+            yield await self.get()
+
+    async def get(self) -> dict[str, Any]:
+        while True:
+            msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
+            if msg is None:
+                continue
+            try:
+                return json.loads(msg["data"])
+            except (ValueError, TypeError):
+                log.error("bus: dropped undecodable message on %s", msg.get("channel"))
+
+    async def close(self) -> None:
+        await self._pubsub.aclose()
+
+
+class RedisBus:
+    """Redis pub/sub bus for several processes; messages are JSON."""
+
+    def __init__(self, url: str, prefix: str = "callcard:") -> None:
+        import redis.asyncio as aioredis
+
+        self._redis = aioredis.from_url(url)
+        self._prefix = prefix
+
+    async def publish(self, topic: str, message: dict[str, Any]) -> None:
+        await self._redis.publish(self._prefix + topic, json.dumps(message, ensure_ascii=False))
+
+    async def subscribe(self, *topics: str) -> _RedisSubscription:
+        pubsub = self._redis.pubsub()
+        await pubsub.subscribe(*(self._prefix + t for t in topics))
+        return _RedisSubscription(pubsub)
+
+    async def ping(self) -> None:
+        await self._redis.ping()
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+
+def make_bus(url: str) -> Bus:
+    """Pick the backend from the URL scheme."""
+    if url in ("memory://", "memory", ""):
+        return MemoryBus()
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        return RedisBus(url)
+    raise BusError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")

@@ -1,0 +1,197 @@
+"""Tables of the CRM: clients and their phones, operators, departments, calls, notes, requests.
+
+A phone number is one row (unique E.164) linked to any number of clients, because a
+shared office line or a family phone really does belong to several of them; the desk
+then asks the operator whom they are talking to instead of guessing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+operator_departments = Table(
+    "operator_departments",
+    Base.metadata,
+    Column("operator_id", ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True),
+    Column("department_id", ForeignKey("departments.id", ondelete="CASCADE"), primary_key=True),
+)
+
+
+class Department(Base):
+    __tablename__ = "departments"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)  # sales / service / collections
+    name: Mapped[str] = mapped_column(String(128))
+    queue: Mapped[str] = mapped_column(String(64), default="")  # Asterisk queue name
+
+    operators: Mapped[list["Operator"]] = relationship(
+        secondary=operator_departments, back_populates="departments"
+    )
+
+
+class Operator(Base):
+    """A person who logs in: operator, supervisor or admin."""
+
+    __tablename__ = "operators"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    login: Mapped[str] = mapped_column(String(64), unique=True)
+    name: Mapped[str] = mapped_column(String(128))
+    password_hash: Mapped[str] = mapped_column(String(256))
+    role: Mapped[str] = mapped_column(String(16), default="operator")  # operator/supervisor/admin
+    interface: Mapped[str | None] = mapped_column(String(128), unique=True)  # Local/101@agents
+    language: Mapped[str] = mapped_column(String(8), default="ru")
+    active: Mapped[bool] = mapped_column(default=True)
+
+    departments: Mapped[list[Department]] = relationship(
+        secondary=operator_departments, back_populates="operators"
+    )
+
+
+class Client(Base):
+    """A person or a company; the company owns the relationship, not the manager."""
+
+    __tablename__ = "clients"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="person")  # person / company
+    name: Mapped[str] = mapped_column(String(256), index=True)
+    segment: Mapped[str] = mapped_column(String(32), default="standard")  # standard / vip / ...
+    email: Mapped[str] = mapped_column(String(256), default="")
+    city: Mapped[str] = mapped_column(String(128), default="")
+    notes: Mapped[str] = mapped_column(Text, default="")
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    manager: Mapped[Operator | None] = relationship()
+    phone_links: Mapped[list["ClientPhone"]] = relationship(
+        back_populates="client", cascade="all, delete-orphan"
+    )
+    contacts: Mapped[list["ContactPerson"]] = relationship(
+        back_populates="client", cascade="all, delete-orphan"
+    )
+
+
+class Phone(Base):
+    __tablename__ = "phones"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    e164: Mapped[str] = mapped_column(String(20), unique=True, index=True)
+    kind: Mapped[str] = mapped_column(String(16), default="other")  # mobile / landline / ...
+
+    client_links: Mapped[list["ClientPhone"]] = relationship(back_populates="phone")
+
+
+class ClientPhone(Base):
+    __tablename__ = "client_phones"
+    __table_args__ = (UniqueConstraint("client_id", "phone_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    phone_id: Mapped[int] = mapped_column(ForeignKey("phones.id", ondelete="CASCADE"), index=True)
+    label: Mapped[str] = mapped_column(String(64), default="")  # "work", "home", ...
+
+    client: Mapped[Client] = relationship(back_populates="phone_links")
+    phone: Mapped[Phone] = relationship(back_populates="client_links")
+
+
+class ContactPerson(Base):
+    """Someone who speaks for a company client."""
+
+    __tablename__ = "contact_persons"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    name: Mapped[str] = mapped_column(String(256))
+    position: Mapped[str] = mapped_column(String(128), default="")
+    email: Mapped[str] = mapped_column(String(256), default="")
+    phone_id: Mapped[int | None] = mapped_column(ForeignKey("phones.id", ondelete="SET NULL"), index=True)
+
+    client: Mapped[Client] = relationship(back_populates="contacts")
+    phone: Mapped[Phone | None] = relationship()
+
+
+class Call(Base):
+    """One call as Asterisk saw it, keyed by Linkedid so a replay or a retry never logs it twice."""
+
+    __tablename__ = "calls"
+    __table_args__ = (Index("ix_calls_client_started", "client_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    linkedid: Mapped[str] = mapped_column(String(64), unique=True)
+    direction: Mapped[str] = mapped_column(String(16), default="inbound")
+    caller_e164: Mapped[str | None] = mapped_column(String(20), index=True)
+    caller_raw: Mapped[str] = mapped_column(String(128), default="")
+    caller_name: Mapped[str] = mapped_column(String(256), default="")
+    did: Mapped[str] = mapped_column(String(64), default="")
+    queue: Mapped[str] = mapped_column(String(64), default="")
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="SET NULL"))
+    agent_interface: Mapped[str] = mapped_column(String(128), default="")
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    answered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    wait_seconds: Mapped[int | None] = mapped_column(Integer)
+    talk_seconds: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="ringing")  # ringing/talking/ended
+    outcome: Mapped[str | None] = mapped_column(String(16))  # answered/abandoned/missed/busy/failed
+    disposition: Mapped[str] = mapped_column(String(32), default="")  # what the operator picked
+
+    department: Mapped[Department | None] = relationship()
+    operator: Mapped[Operator | None] = relationship()
+    client: Mapped[Client | None] = relationship()
+
+
+class Interaction(Base):
+    """A note in a client's timeline, optionally about a call."""
+
+    __tablename__ = "interactions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
+    author_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    note: Mapped[str] = mapped_column(Text, default="")
+
+    author: Mapped[Operator | None] = relationship()
+    call: Mapped[Call | None] = relationship()
+
+
+class Request(Base):
+    """A client's request to a department (minimal for now: subject, department, status)."""
+
+    __tablename__ = "requests"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
+    subject: Mapped[str] = mapped_column(String(256))
+    status: Mapped[str] = mapped_column(String(16), default="open")  # open / in_progress / closed
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    department: Mapped[Department | None] = relationship()

@@ -1,0 +1,65 @@
+"""Phone numbers: everything is stored and matched as E.164, parsed with `phonenumbers`."""
+
+from __future__ import annotations
+
+import phonenumbers
+from phonenumbers import NumberParseException, PhoneNumberType
+
+MAX_INPUT = 64
+
+
+class PhoneError(ValueError):
+    """The text is not a phone number we can store or match."""
+
+
+_KINDS = {
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.FIXED_LINE: "landline",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "landline",
+    PhoneNumberType.TOLL_FREE: "tollfree",
+    PhoneNumberType.VOIP: "voip",
+}
+
+
+def normalize_phone(raw: str, region: str = "RU") -> str:
+    """Return the E.164 form of `raw` (`+7…`, `8…`, local forms accepted) or raise PhoneError.
+
+    Russian `8` trunk prefix is handled by the RU metadata: `8 351 765-43-21` -> `+73517654321`.
+    """
+    text = (raw or "").strip()
+    if not text:
+        raise PhoneError("empty phone number")
+    if len(text) > MAX_INPUT:
+        raise PhoneError(f"phone number too long ({len(text)} characters)")
+    if text.startswith("00"):
+        text = "+" + text[2:]
+    try:
+        number = phonenumbers.parse(text, region)
+    except NumberParseException as exc:
+        raise PhoneError(f"not a phone number: {raw!r} ({exc})") from None
+    if not phonenumbers.is_valid_number(number):
+        raise PhoneError(f"not a valid phone number: {raw!r}")
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def try_normalize(raw: str, region: str = "RU") -> str | None:
+    """E.164 or None: for caller IDs, where odd input is expected and must not stop a call."""
+    try:
+        return normalize_phone(raw, region)
+    except PhoneError:
+        return None
+
+
+def phone_kind(e164: str) -> str:
+    """mobile / landline / tollfree / voip / other, for display next to the number."""
+    number = phonenumbers.parse(e164, None)
+    return _KINDS.get(phonenumbers.number_type(number), "other")
+
+
+def format_phone(e164: str) -> str:
+    """Human form in international notation (`+7 351 765-43-21`)."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

@@ -1,0 +1,1 @@
+"""FastAGI server and IVR menus (see issue 3)."""

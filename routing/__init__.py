@@ -1,0 +1,1 @@
+"""Routing rules, requests to departments and outbound dialling (see issues 3 and 5)."""

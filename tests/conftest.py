@@ -1,0 +1,91 @@
+"""Shared fixtures: real databases (SQLite file, the machine's PostgreSQL) and real buses.
+
+A test that needs PostgreSQL or Redis skips with the reason printed when the server is
+absent, unless CALLCARD_REQUIRE_SERVICES=1 (set by .ci/run), where absence fails.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from sqlalchemy import text
+
+from callcard.bus import MemoryBus, RedisBus
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.models import Base
+
+TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "ami-traces"
+PG_URL = os.environ.get("CALLCARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+REDIS_URL = os.environ.get("CALLCARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def _reachable(host: str, port: int) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, host: str, port: int) -> None:
+    """Skip (locally) or fail (CI) when a real server the test needs is not there."""
+    if _reachable(host, port):
+        return
+    reason = f"{name} is not reachable on {host}:{port}"
+    if os.environ.get("CALLCARD_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"{reason} and CALLCARD_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def traces_dir() -> Path:
+    assert TRACES.is_dir(), f"AMI recordings not found at {TRACES}"
+    return TRACES
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh, empty database URL: a SQLite file, or a private schema in PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'callcard.db'}"
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = make_engine(PG_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield f"{PG_URL}?options=-csearch_path%3D{schema}"
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+@pytest.fixture
+def engine(db_url: str):  # type: ignore[no-untyped-def]
+    eng = make_engine(db_url)
+    Base.metadata.create_all(eng)
+    yield eng
+    eng.dispose()
+
+
+@pytest.fixture
+def sessions(engine):  # type: ignore[no-untyped-def]
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def bus(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    if request.param == "memory":
+        b = MemoryBus()
+    else:
+        require_service("Redis", "127.0.0.1", 6379)
+        b = RedisBus(REDIS_URL, prefix=f"callcard-test-{uuid.uuid4().hex[:8]}:")
+    yield b
+    await b.close()
