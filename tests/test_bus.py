@@ -1,0 +1,51 @@
+"""The bus delivers to exactly the subscribers of a topic, on both backends."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from callcard.bus import BusError, MemoryBus, RedisBus, desk_topic, make_bus
+
+
+async def _next(sub, timeout: float = 2.0):  # type: ignore[no-untyped-def]
+    return await asyncio.wait_for(sub.get(), timeout)
+
+
+async def test_message_reaches_only_its_topic(bus) -> None:  # type: ignore[no-untyped-def]
+    a = await bus.subscribe(desk_topic(1))
+    b = await bus.subscribe(desk_topic(2))
+    await bus.publish(desk_topic(1), {"type": "pop", "n": 1})
+    await bus.publish(desk_topic(2), {"type": "pop", "n": 2})
+    assert await _next(a) == {"type": "pop", "n": 1}
+    assert await _next(b) == {"type": "pop", "n": 2}
+    with pytest.raises(asyncio.TimeoutError):
+        await asyncio.wait_for(a.get(), 0.2)
+    await a.close()
+    await b.close()
+
+
+async def test_unicode_and_order_survive_the_bus(bus) -> None:  # type: ignore[no-untyped-def]
+    sub = await bus.subscribe("calls")
+    names = ["Иван Петров", "<script>alert(1)</script>", "ООО «Ромашка»"]
+    for i, name in enumerate(names):
+        await bus.publish("calls", {"i": i, "caller_name": name})
+    got = [await _next(sub) for _ in names]
+    assert [m["caller_name"] for m in got] == names
+    await sub.close()
+
+
+async def test_closed_subscription_stops_receiving() -> None:
+    bus = MemoryBus()
+    sub = await bus.subscribe("calls")
+    await sub.close()
+    await bus.publish("calls", {"x": 1})
+    assert bus.subscriber_count("calls") == 0
+
+
+def test_make_bus_picks_backend_by_url() -> None:
+    assert isinstance(make_bus("memory://"), MemoryBus)
+    assert isinstance(make_bus("redis://127.0.0.1:6379/0"), RedisBus)
+    with pytest.raises(BusError, match="unsupported bus URL"):
+        make_bus("amqp://localhost")
