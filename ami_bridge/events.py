@@ -51,7 +51,7 @@ class CallEvent:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "CallEvent":
+    def from_dict(cls, data: dict[str, Any]) -> CallEvent:
         data = dict(data)
         data["kind"] = CallEventKind(data["kind"])
         if data.get("outcome") is not None:

@@ -1,0 +1,180 @@
+"""Incremental AMI frame parser: bytes from the socket in, whole messages out.
+
+It sits on the hot path and faces untrusted input, so it never raises: bad bytes become
+U+FFFD, lines without a colon are skipped, oversized lines or frames are dropped and the
+parser resynchronises at the next blank line. UTF-8 is decoded incrementally, so a
+character split across two reads keeps every byte.
+"""
+
+from __future__ import annotations
+
+import codecs
+import logging
+from collections.abc import Iterator
+
+log = logging.getLogger(__name__)
+
+BANNER_PREFIX = "Asterisk Call Manager/"
+MAX_LINE = 8 * 1024
+MAX_FRAME = 256 * 1024
+
+
+class AmiMessage:
+    """One AMI event or response: ordered headers, looked up case-insensitively."""
+
+    __slots__ = ("_first", "headers")
+
+    def __init__(self, headers: list[tuple[str, str]]) -> None:
+        self.headers = headers
+        first: dict[str, str] = {}
+        for name, value in headers:
+            first.setdefault(name.lower(), value)
+        self._first = first
+
+    @classmethod
+    def of(cls, **headers: str) -> AmiMessage:
+        """Build a message from keyword headers (tests, synthetic list items)."""
+        return cls(list(headers.items()))
+
+    def get(self, name: str, default: str = "") -> str:
+        return self._first.get(name.lower(), default)
+
+    def getall(self, name: str) -> list[str]:
+        """Every value of a repeated header such as `ChanVariable`, in order."""
+        key = name.lower()
+        return [value for header, value in self.headers if header.lower() == key]
+
+    def variables(self) -> dict[str, str]:
+        """Channel variables from `ChanVariable: NAME=value` lines (and `ChanVariable(<chan>):`)."""
+        result: dict[str, str] = {}
+        for header, value in self.headers:
+            lowered = header.lower()
+            if lowered == "chanvariable" or lowered.startswith("chanvariable("):
+                name, _, val = value.partition("=")
+                result[name] = val
+        return result
+
+    def __getitem__(self, name: str) -> str:
+        return self._first[name.lower()]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and name.lower() in self._first
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, _ in self.headers)
+
+    def __len__(self) -> int:
+        return len(self.headers)
+
+    def __repr__(self) -> str:
+        return f"AmiMessage({self.headers!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, AmiMessage) and other.headers == self.headers
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @property
+    def event(self) -> str:
+        return self._first.get("event", "")
+
+    @property
+    def response(self) -> str:
+        return self._first.get("response", "")
+
+    @property
+    def action_id(self) -> str:
+        return self._first.get("actionid", "")
+
+    @property
+    def message(self) -> str:
+        return self._first.get("message", "")
+
+
+class FrameParser:
+    """Feed it raw socket chunks; it returns the messages completed by each chunk."""
+
+    def __init__(self, max_line: int = MAX_LINE, max_frame: int = MAX_FRAME) -> None:
+        self.max_line = max_line
+        self.max_frame = max_frame
+        self.banner = ""
+        self.errors = 0  # dropped frames, ignored lines, invalid UTF-8: for /metrics
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._buf = ""
+        self._pending_cr = False
+        self._skipping = False
+
+    def feed(self, data: bytes) -> list[AmiMessage]:
+        text = self._decoder.decode(data)
+        if "\ufffd" in text:
+            self.errors += 1
+            log.warning("AMI: invalid UTF-8 in input replaced with U+FFFD")
+        if self._pending_cr:
+            text = "\r" + text
+        self._pending_cr = text.endswith("\r")
+        if self._pending_cr:
+            text = text[:-1]
+        if "\r" in text:
+            text = text.replace("\r\n", "\n")
+        buf = self._buf + text
+        if self._skipping:
+            buf = self._skip(buf)
+        if "\n\n" not in buf:
+            self._buf = self._check_tail(buf)
+            return []
+        frames = buf.split("\n\n")
+        self._buf = self._check_tail(frames.pop())
+        messages = []
+        for frame in frames:
+            if frame:
+                msg = self._parse_frame(frame)
+                if msg is not None:
+                    messages.append(msg)
+        return messages
+
+    def _skip(self, buf: str) -> str:
+        """Drop text up to and including the next blank line, which ends the bad frame."""
+        end = buf.find("\n\n")
+        if end < 0:
+            return buf[-1:] if buf.endswith("\n") else ""
+        self._skipping = False
+        log.info("AMI: resynchronised after a dropped frame")
+        return buf[end + 2 :]
+
+    def _check_tail(self, tail: str) -> str:
+        """Drop an unfinished frame that already breaks the line or frame limit."""
+        if len(tail) <= self.max_line:
+            return tail
+        reason = ""
+        if len(tail) > self.max_frame:
+            reason = f"frame over {self.max_frame} bytes"
+        elif len(tail) - tail.rfind("\n") - 1 > self.max_line:
+            reason = f"line over {self.max_line} bytes"
+        if not reason:
+            return tail
+        self._drop(reason)
+        self._skipping = True
+        return tail[-1:] if tail.endswith("\n") else ""
+
+    def _drop(self, reason: str) -> None:
+        self.errors += 1
+        log.warning("AMI: dropped a message (%s); resynchronising at the next blank line", reason)
+
+    def _parse_frame(self, frame: str) -> AmiMessage | None:
+        if len(frame) > self.max_frame:
+            self._drop(f"frame over {self.max_frame} bytes")
+            return None
+        headers: list[tuple[str, str]] = []
+        for line in frame.split("\n"):
+            if len(line) > self.max_line:
+                self._drop(f"line over {self.max_line} bytes")
+                return None
+            name, colon, value = line.partition(":")
+            if colon:
+                headers.append((name.strip(), value.removeprefix(" ")))
+            elif not headers and line.startswith(BANNER_PREFIX):
+                self.banner = line.strip()
+            elif line.strip():
+                self.errors += 1
+                log.info("AMI: ignored a line without a colon: %.80r", line)
+        return AmiMessage(headers) if headers else None

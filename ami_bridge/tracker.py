@@ -1,0 +1,398 @@
+"""CallTracker: a pure state machine from AMI messages to CallEvents.
+
+Channels are tracked by Uniqueid and grouped into calls by the Linkedid they had when
+first seen; a later Linkedid change (transfer, bridge merge) does not move a channel,
+so every call ends exactly once, when its own legs are all gone. It never awaits and
+never does I/O, so a recorded trace replays through it in one line.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
+from ami_bridge.frames import AmiMessage
+
+log = logging.getLogger(__name__)
+
+UNKNOWN = "<unknown>"
+_CHANNEL_SUFFIX = re.compile(r"-[0-9a-fA-F]+(;\d+)?$")
+# OriginateResponse Reason codes (Asterisk's AST_CONTROL_*): 5 busy, 8 congestion, 0 unreachable.
+_ORIGINATE_REASON_OUTCOME = {"5": Outcome.BUSY, "8": Outcome.FAILED, "0": Outcome.FAILED}
+_DIAL_STATUS_OUTCOME = {"BUSY": Outcome.BUSY, "CONGESTION": Outcome.FAILED, "CHANUNAVAIL": Outcome.FAILED}
+# Events that may introduce a live channel the tracker has not seen yet (started mid-call).
+_ADOPTING_EVENTS = {"newchannel", "newstate", "queuecallerjoin", "dialbegin", "bridgeenter", "newcallerid"}
+_RECENTLY_GONE_MAX = 10_000
+
+
+def normalize_interface(interface: str) -> str:
+    """`Local/101@agents/n` -> `Local/101@agents`: the `/n` option is not part of the device."""
+    if interface.startswith("Local/") and interface.count("/") > 1:
+        return interface.rsplit("/", 1)[0]
+    return interface
+
+
+def device_of(channel: str) -> str:
+    """`PJSIP/101-0000000a` or `Local/101@agents-00000001;1` -> the device that rang."""
+    return _CHANNEL_SUFFIX.sub("", channel)
+
+
+def _seconds(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def _clean_id(value: str) -> str:
+    return "" if value == UNKNOWN else value
+
+
+@dataclass
+class _Ring:
+    interface: str
+    member_name: str
+
+
+@dataclass
+class _Call:
+    linkedid: str
+    started: float
+    direction: str = "inbound"
+    caller_num: str = ""
+    caller_name: str = ""
+    did: str = ""
+    queue: str = ""
+    interface: str = ""
+    member_name: str = ""
+    wait_seconds: int | None = None
+    talk_seconds: int | None = None
+    variables: dict[str, str] = field(default_factory=dict)
+    channels: set[str] = field(default_factory=set)
+    rings: dict[str, _Ring] = field(default_factory=dict)
+    offered: bool = False
+    answered_at: float | None = None
+    abandoned: bool = False
+    failure: Outcome | None = None
+    awaiting_originate: bool = False  # our Originate: end only once OriginateResponse told how it went
+    all_gone: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        if self.answered_at is not None:
+            return Outcome.ANSWERED
+        if self.abandoned:
+            return Outcome.ABANDONED
+        return self.failure or Outcome.MISSED
+
+
+class CallTracker:
+    """Feed AMI messages in order; get the CallEvents each one causes."""
+
+    def __init__(self, clock: Callable[[], float] = time.time) -> None:
+        self._clock = clock
+        self._calls: dict[str, _Call] = {}
+        self._channel_call: dict[str, str] = {}  # Uniqueid -> call key (Linkedid when first seen)
+        self._gone: OrderedDict[str, None] = OrderedDict()  # hung-up Uniqueids: never re-adopt
+        self._outbound: dict[str, str] = {}  # our Originate ActionID -> pre-assigned ChannelId
+        self._handlers: dict[str, Callable[[AmiMessage], list[CallEvent]]] = {
+            "newchannel": self._on_newchannel,
+            "queuecallerjoin": self._on_queue_join,
+            "agentcalled": self._on_agent_called,
+            "agentringnoanswer": self._on_agent_ring_no_answer,
+            "agentconnect": self._on_agent_connect,
+            "agentcomplete": self._on_agent_complete,
+            "queuecallerabandon": self._on_queue_abandon,
+            "dialbegin": self._on_dial_begin,
+            "dialend": self._on_dial_end,
+            "hangup": self._on_hangup,
+            "originateresponse": self._on_originate_response,
+        }
+
+    @property
+    def active_calls(self) -> list[str]:
+        return list(self._calls)
+
+    def expect_outbound(self, action_id: str, channel_id: str) -> None:
+        """Record an Originate we sent, so its call is outbound and its failure is reported."""
+        self._outbound[action_id] = channel_id
+
+    def feed(self, msg: AmiMessage) -> list[CallEvent]:
+        name = msg.event.lower()
+        if not name:
+            return []
+        if name in _ADOPTING_EVENTS:
+            self._adopt(msg, first_leg=name == "newchannel")
+        handler = self._handlers.get(name)
+        return handler(msg) if handler is not None else []
+
+    def resync(self, channels: list[AmiMessage]) -> list[CallEvent]:
+        """Reconcile with a CoreShowChannels list after a reconnect: end ghosts, adopt strangers."""
+        live = {ch.get("Uniqueid"): ch for ch in channels if ch.get("Uniqueid")}
+        events: list[CallEvent] = []
+        for key in list(self._calls):
+            call = self._calls[key]
+            for uniqueid in list(call.channels):
+                if uniqueid not in live:
+                    self._forget_channel(uniqueid)
+                    call.channels.discard(uniqueid)
+            if not call.channels:
+                call.awaiting_originate = False
+                events += self._end(call)
+        for ch in live.values():
+            if ch.get("Uniqueid") not in self._channel_call:
+                call = self._adopt(ch, first_leg=False)  # a listed leg's Exten is where it is now
+                if call is not None and not call.offered:
+                    events.append(self._offer(call))
+        return events
+
+    # --- channels and calls -------------------------------------------------------------
+
+    def _adopt(self, msg: AmiMessage, *, first_leg: bool) -> _Call | None:
+        uniqueid = _clean_id(msg.get("Uniqueid"))
+        if not uniqueid or uniqueid in self._gone:
+            return None
+        key = self._channel_call.get(uniqueid)
+        if key is not None:
+            return self._calls.get(key)
+        linkedid = _clean_id(msg.get("Linkedid")) or uniqueid
+        key = linkedid if linkedid in self._calls else self._channel_call.get(linkedid, linkedid)
+        call = self._calls.get(key)
+        if call is None:
+            call = _Call(linkedid=key, started=self._clock())
+            if first_leg and msg.get("Exten") not in ("", "s"):
+                call.did = msg.get("Exten")  # Newchannel of a first leg names the dialled number
+            self._calls[key] = call
+        call.channels.add(uniqueid)
+        self._channel_call[uniqueid] = key
+        if not call.caller_num:
+            call.caller_num = _clean_id(msg.get("CallerIDNum"))
+            call.caller_name = _clean_id(msg.get("CallerIDName"))
+        return call
+
+    def _call_of(self, msg: AmiMessage) -> _Call | None:
+        key = self._channel_call.get(msg.get("Uniqueid"))
+        return self._calls.get(key) if key is not None else None
+
+    def _forget_channel(self, uniqueid: str) -> None:
+        self._channel_call.pop(uniqueid, None)
+        self._gone[uniqueid] = None
+        if len(self._gone) > _RECENTLY_GONE_MAX:
+            self._gone.popitem(last=False)
+
+    def _event(self, call: _Call, kind: CallEventKind, **overrides: object) -> CallEvent:
+        event = CallEvent(
+            kind=kind,
+            linkedid=call.linkedid,
+            at=self._clock(),
+            direction=call.direction,
+            caller_num=call.caller_num,
+            caller_name=call.caller_name,
+            did=call.did,
+            queue=call.queue,
+            interface=call.interface,
+            member_name=call.member_name,
+            wait_seconds=call.wait_seconds,
+            talk_seconds=call.talk_seconds,
+            variables=dict(call.variables),
+        )
+        return replace(event, **overrides) if overrides else event  # type: ignore[arg-type]
+
+    def _offer(self, call: _Call) -> CallEvent:
+        call.offered = True
+        return self._event(call, CallEventKind.OFFERED)
+
+    def _learn_caller(self, call: _Call, msg: AmiMessage) -> None:
+        """Caller ID and variables as the caller leg shows them now (IVR may have changed them)."""
+        num, name = _clean_id(msg.get("CallerIDNum")), _clean_id(msg.get("CallerIDName"))
+        if num:
+            call.caller_num, call.caller_name = num, name
+        variables = msg.variables()
+        if variables:
+            call.variables.update(variables)
+        did = call.variables.get("DID") or call.variables.get("FROM_DID")
+        if did:
+            call.did = did
+
+    def _stop_rings(self, call: _Call) -> list[CallEvent]:
+        events = [
+            self._event(call, CallEventKind.RING_STOPPED, interface=r.interface, member_name=r.member_name)
+            for r in call.rings.values()
+        ]
+        call.rings.clear()
+        return events
+
+    def _end(self, call: _Call) -> list[CallEvent]:
+        """Emit ENDED once every leg is gone (and our Originate's result is known)."""
+        call.all_gone = True
+        if call.awaiting_originate:
+            return []
+        del self._calls[call.linkedid]
+        now = self._clock()
+        if call.answered_at is not None and call.talk_seconds is None:
+            call.talk_seconds = max(0, round(now - call.answered_at))
+        events = self._stop_rings(call)
+        if not call.offered:
+            events.append(self._offer(call))
+        events.append(self._event(call, CallEventKind.ENDED, outcome=call.outcome))
+        return events
+
+    # --- handlers -----------------------------------------------------------------------
+
+    def _on_newchannel(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        uniqueid = msg.get("Uniqueid")
+        if call is None or uniqueid not in self._outbound.values() or call.direction == "outbound":
+            return []
+        call.direction = "outbound"
+        call.awaiting_originate = True
+        call.did = msg.get("Exten") if msg.get("Exten") != "s" else ""
+        return [self._offer(call)]
+
+    def _on_queue_join(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        call.queue = msg.get("Queue")
+        self._learn_caller(call, msg)
+        call.abandoned = False
+        return [self._offer(call)]
+
+    def _on_agent_called(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        ring = _Ring(normalize_interface(msg.get("Interface")), msg.get("MemberName"))
+        call.rings[msg.get("DestChannel") or ring.interface] = ring
+        call.queue = msg.get("Queue") or call.queue
+        return [
+            self._event(call, CallEventKind.RINGING, interface=ring.interface, member_name=ring.member_name)
+        ]
+
+    def _ring_stopped(self, call: _Call, key: str) -> list[CallEvent]:
+        ring = call.rings.pop(key, None)
+        if ring is None:
+            return []
+        return [
+            self._event(
+                call, CallEventKind.RING_STOPPED, interface=ring.interface, member_name=ring.member_name
+            )
+        ]
+
+    def _on_agent_ring_no_answer(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        key = msg.get("DestChannel") or normalize_interface(msg.get("Interface"))
+        return self._ring_stopped(call, key)
+
+    def _on_agent_connect(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        call.rings.pop(msg.get("DestChannel"), None)
+        call.queue = msg.get("Queue") or call.queue
+        call.interface = normalize_interface(msg.get("Interface"))
+        call.member_name = msg.get("MemberName")
+        call.wait_seconds = _seconds(msg.get("HoldTime"))
+        call.answered_at = self._clock()
+        call.talk_seconds = None
+        self._learn_caller(call, msg)
+        return [self._event(call, CallEventKind.ANSWERED)]
+
+    def _on_agent_complete(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        call.talk_seconds = _seconds(msg.get("TalkTime"))
+        if msg.get("Interface"):
+            call.interface = normalize_interface(msg.get("Interface"))
+            call.member_name = msg.get("MemberName") or call.member_name
+        self._learn_caller(call, msg)
+        return []
+
+    def _on_queue_abandon(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        call.queue = msg.get("Queue") or call.queue
+        call.wait_seconds = _seconds(msg.get("HoldTime"))
+        call.abandoned = True
+        self._learn_caller(call, msg)
+        return self._stop_rings(call) + [self._event(call, CallEventKind.ABANDONED)]
+
+    def _on_dial_begin(self, msg: AmiMessage) -> list[CallEvent]:
+        """A Dial outside a queue (direct call, outbound agent leg): ring the dialled device."""
+        call = self._call_of(msg)
+        dest = msg.get("DestChannel")
+        if call is None or call.queue or not dest:
+            return []
+        events = []
+        if not call.offered:
+            self._learn_caller(call, msg)
+            events.append(self._offer(call))
+        ring = _Ring(device_of(dest), "")
+        call.rings[dest] = ring
+        events.append(self._event(call, CallEventKind.RINGING, interface=ring.interface, member_name=""))
+        return events
+
+    def _on_dial_end(self, msg: AmiMessage) -> list[CallEvent]:
+        call = self._call_of(msg)
+        dest = msg.get("DestChannel")
+        if call is None or dest not in call.rings:
+            return []
+        status = msg.get("DialStatus").upper()
+        if status != "ANSWER":
+            if status in _DIAL_STATUS_OUTCOME and not call.queue:  # a busy member is not a busy call
+                call.failure = _DIAL_STATUS_OUTCOME[status]
+            return self._ring_stopped(call, dest)
+        ring = call.rings.pop(dest)
+        if call.queue:
+            return []  # AgentConnect follows with HoldTime and the member
+        call.interface, call.member_name = ring.interface, ring.member_name
+        if call.answered_at is not None:
+            return []
+        call.answered_at = self._clock()
+        call.wait_seconds = max(0, round(call.answered_at - call.started))
+        return [self._event(call, CallEventKind.ANSWERED)]
+
+    def _on_hangup(self, msg: AmiMessage) -> list[CallEvent]:
+        uniqueid = msg.get("Uniqueid")
+        call = self._call_of(msg)
+        if call is None:
+            return []
+        self._forget_channel(uniqueid)
+        call.channels.discard(uniqueid)
+        events = self._ring_stopped(call, msg.get("Channel"))  # a ringing leg gone without DialEnd
+        return events + self._end(call) if not call.channels else events
+
+    def _on_originate_response(self, msg: AmiMessage) -> list[CallEvent]:
+        channel_id = self._outbound.pop(msg.action_id, None)
+        if channel_id is None:
+            return []
+        uniqueid = _clean_id(msg.get("Uniqueid")) or channel_id
+        key = self._channel_call.get(uniqueid) or (uniqueid if uniqueid in self._calls else None)
+        call = self._calls.get(key) if key else None
+        events: list[CallEvent] = []
+        if call is None:
+            call = _Call(linkedid=uniqueid or msg.action_id, started=self._clock(), direction="outbound")
+            call.did = msg.get("Exten")
+            self._learn_caller(call, msg)
+            self._calls[call.linkedid] = call
+            call.all_gone = True
+        call.awaiting_originate = False
+        if msg.response.lower() == "success":
+            if msg.get("Reason") == "4" and call.answered_at is None:
+                call.answered_at = self._clock()
+                call.wait_seconds = max(0, round(call.answered_at - call.started))
+                events.append(self._event(call, CallEventKind.ANSWERED))
+        else:
+            call.failure = _ORIGINATE_REASON_OUTCOME.get(msg.get("Reason"), Outcome.MISSED)
+        if call.all_gone:
+            events += self._end(call)
+        return events
