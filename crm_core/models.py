@@ -7,7 +7,7 @@ then asks the operator whom they are talking to instead of guessing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     Column,
@@ -15,6 +15,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
@@ -24,11 +25,24 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
+
+
+def as_utc(value: datetime) -> datetime:
+    """The same instant, timezone-aware: SQLite hands DateTime(timezone=True) back naive (UTC)."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
 
 
 class Base(DeclarativeBase):
-    pass
+    # Named constraints, so later migrations can drop or alter them on SQLite and PostgreSQL alike.
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(column_0_label)s",
+            "uq": "uq_%(table_name)s_%(column_0_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
 
 
 operator_departments = Table(
@@ -47,7 +61,7 @@ class Department(Base):
     name: Mapped[str] = mapped_column(String(128))
     queue: Mapped[str] = mapped_column(String(64), default="")  # Asterisk queue name
 
-    operators: Mapped[list["Operator"]] = relationship(
+    operators: Mapped[list[Operator]] = relationship(
         secondary=operator_departments, back_populates="departments"
     )
 
@@ -87,10 +101,10 @@ class Client(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     manager: Mapped[Operator | None] = relationship()
-    phone_links: Mapped[list["ClientPhone"]] = relationship(
+    phone_links: Mapped[list[ClientPhone]] = relationship(
         back_populates="client", cascade="all, delete-orphan"
     )
-    contacts: Mapped[list["ContactPerson"]] = relationship(
+    contacts: Mapped[list[ContactPerson]] = relationship(
         back_populates="client", cascade="all, delete-orphan"
     )
 
@@ -102,7 +116,7 @@ class Phone(Base):
     e164: Mapped[str] = mapped_column(String(20), unique=True, index=True)
     kind: Mapped[str] = mapped_column(String(16), default="other")  # mobile / landline / ...
 
-    client_links: Mapped[list["ClientPhone"]] = relationship(back_populates="phone")
+    client_links: Mapped[list[ClientPhone]] = relationship(back_populates="phone")
 
 
 class ClientPhone(Base):

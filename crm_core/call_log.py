@@ -1,0 +1,189 @@
+"""The call logger: every call the bridge reports becomes one Call row, keyed by Linkedid.
+
+Events can come twice or out of order (a replay, a reconnect), so each field merges the
+same way whatever the order: earliest start, first answer, latest end, first caller ID
+seen; durations the events carry win over durations computed from timestamps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
+from callcard.bus import CALLS_TOPIC, Bus
+from crm_core.cards import clients_for_number
+from crm_core.db import insert_or_ignore
+from crm_core.models import Call, Department, Operator, as_utc
+from crm_core.phones import try_normalize
+
+log = logging.getLogger(__name__)
+
+LINKEDID_MAX = 64
+
+
+def ensure_call(session: Session, linkedid: str, started_at: datetime) -> Call:
+    """The Call row for `linkedid`, inserted when missing; a concurrent insert is not an error."""
+    insert_or_ignore(session, Call, ["linkedid"], linkedid=linkedid, started_at=started_at)
+    return session.execute(select(Call).where(Call.linkedid == linkedid).with_for_update()).scalar_one()
+
+
+class CallLogger:
+    """Turns CallEvents into Call rows; `apply` is sync (one transaction), `run` feeds it from the bus."""
+
+    def __init__(self, sessions: sessionmaker[Session], region: str = "RU") -> None:
+        self._sessions = sessions
+        self._region = region
+
+    def apply(self, event: CallEvent) -> None:
+        """Merge one event into its call's row; an unusable event is logged and dropped."""
+        problem = _problem(event)
+        if problem:
+            log.error("call log: dropped %r event: %s", getattr(event, "kind", None), problem)
+            return
+        with self._sessions.begin() as session:
+            call = ensure_call(session, event.linkedid, _start_estimate(event))
+            self._merge(session, call, event)
+
+    async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
+        """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop."""
+        stop = stop or asyncio.Event()
+        subscription = await bus.subscribe(CALLS_TOPIC)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                getting = asyncio.ensure_future(subscription.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    break
+                await self._handle(getting.result())
+        finally:
+            stopping.cancel()
+            await subscription.close()
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        try:
+            event = CallEvent.from_dict(message)
+        except (KeyError, TypeError, ValueError) as exc:
+            log.error("call log: dropped undecodable call event %.300r: %s", message, exc)
+            return
+        try:
+            await asyncio.to_thread(self.apply, event)
+        except Exception:  # one event the database refuses must not stop the logging of every later call
+            log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
+
+    def _merge(self, session: Session, call: Call, event: CallEvent) -> None:
+        at = _utc(event.at)
+        call.started_at = min(as_utc(call.started_at), _start_estimate(event))
+        if event.direction:
+            call.direction = _clean(event.direction, 16)
+        if event.caller_num and not call.caller_raw:
+            self._set_caller(session, call, _clean(event.caller_num, 128))
+        if event.caller_name and not call.caller_name:
+            call.caller_name = _clean(event.caller_name, 256)
+        if event.did and not call.did:
+            call.did = _clean(event.did, 64)
+        if event.queue and not call.queue:
+            call.queue = _clean(event.queue, 64)
+        if call.queue and call.department_id is None:
+            call.department_id = session.scalar(select(Department.id).where(Department.queue == call.queue))
+
+        if event.kind is CallEventKind.ANSWERED:
+            if call.answered_at is None or at < as_utc(call.answered_at):
+                call.answered_at = at
+                if event.interface:
+                    call.agent_interface = _clean(event.interface, 128)
+                    call.operator_id = session.scalar(
+                        select(Operator.id).where(Operator.interface == call.agent_interface)
+                    )
+            if event.wait_seconds is not None:
+                call.wait_seconds = event.wait_seconds
+            elif call.wait_seconds is None:
+                call.wait_seconds = _seconds(call.started_at, at)
+            if call.status != "ended":
+                call.status = "talking"
+        elif event.kind is CallEventKind.ABANDONED:
+            call.outcome = call.outcome or Outcome.ABANDONED.value
+            if event.wait_seconds is not None:
+                call.wait_seconds = event.wait_seconds
+            elif call.wait_seconds is None:
+                call.wait_seconds = _seconds(call.started_at, at)
+            self._end(call, at)
+        elif event.kind is CallEventKind.ENDED:
+            self._end(call, at)
+            if event.outcome is not None:
+                call.outcome = event.outcome.value
+            if event.talk_seconds is not None:
+                call.talk_seconds = event.talk_seconds
+            elif call.talk_seconds is None and call.answered_at is not None:
+                call.talk_seconds = _seconds(call.answered_at, at)
+            if event.wait_seconds is not None:
+                call.wait_seconds = event.wait_seconds
+            elif call.wait_seconds is None and call.answered_at is None:
+                call.wait_seconds = _seconds(call.started_at, at)
+        if call.status == "ended" and call.outcome is None:
+            call.outcome = (Outcome.ANSWERED if call.answered_at else Outcome.MISSED).value
+
+    def _set_caller(self, session: Session, call: Call, raw: str) -> None:
+        call.caller_raw = raw
+        call.caller_e164 = try_normalize(raw, self._region)
+        if call.caller_e164 is None:
+            log.warning("call %r: caller number %r is not a phone number; kept as is", call.linkedid, raw)
+            return
+        if call.client_id is None:
+            matches = clients_for_number(session, call.caller_e164)
+            if len(matches) == 1:  # several: the operator picks one in the desk
+                call.client_id = matches[0].client_id
+
+    @staticmethod
+    def _end(call: Call, at: datetime) -> None:
+        call.status = "ended"
+        if call.ended_at is None or at > as_utc(call.ended_at):
+            call.ended_at = at
+
+
+def _problem(event: CallEvent) -> str | None:
+    """Why an event cannot be logged, or None."""
+    if not isinstance(event.kind, CallEventKind):
+        return f"unknown kind {event.kind!r}"
+    if not isinstance(event.linkedid, str) or not event.linkedid.strip():
+        return "no linkedid"
+    if len(event.linkedid) > LINKEDID_MAX or "\x00" in event.linkedid:
+        return f"unusable linkedid {event.linkedid[:80]!r}"
+    if isinstance(event.at, bool) or not isinstance(event.at, (int, float)) or not math.isfinite(event.at):
+        return f"call {event.linkedid!r}: bad timestamp {event.at!r}"
+    for name in ("wait_seconds", "talk_seconds"):
+        value = getattr(event, name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            return f"call {event.linkedid!r}: bad {name} {value!r}"
+    return None
+
+
+def _start_estimate(event: CallEvent) -> datetime:
+    """When the call began, as far as this one event tells: its time minus the durations it carries."""
+    before = 0
+    if event.kind in (CallEventKind.ANSWERED, CallEventKind.ABANDONED, CallEventKind.ENDED):
+        before += event.wait_seconds or 0
+    if event.kind is CallEventKind.ENDED:
+        before += event.talk_seconds or 0
+    return _utc(event.at) - timedelta(seconds=before)
+
+
+def _utc(epoch: float) -> datetime:
+    return datetime.fromtimestamp(epoch, tz=UTC)
+
+
+def _seconds(start: datetime, end: datetime) -> int:
+    return max(0, round((end - as_utc(start)).total_seconds()))
+
+
+def _clean(text: str, limit: int) -> str:
+    """Caller-controlled text as sent, minus NUL (PostgreSQL refuses it), cut to the column size."""
+    return str(text).replace("\x00", "")[:limit]

@@ -1,0 +1,229 @@
+"""Client services behind the REST API: create, search, timeline, call notes, call lists.
+
+They work inside the caller's session and never commit: the request handler owns the
+transaction, so a refused input leaves nothing half-written.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import func, or_, select, union
+from sqlalchemy.orm import Session, joinedload, selectinload
+
+from ami_bridge.events import Outcome
+from crm_core.call_log import LINKEDID_MAX, ensure_call
+from crm_core.cards import ClientNotFound, last_interactions
+from crm_core.db import insert_or_ignore
+from crm_core.models import (
+    Call,
+    Client,
+    ClientPhone,
+    ContactPerson,
+    Interaction,
+    Operator,
+    Phone,
+    utcnow,
+)
+from crm_core.phones import normalize_phone, phone_kind, try_normalize
+
+__all__ = [
+    "ClientNotFound", "InvalidInput", "NewContact", "add_phone", "create_client", "list_calls",
+    "save_call_note", "search_clients", "timeline",
+]
+
+KINDS = ("person", "company")
+NOTE_MAX = 10_000
+_PHONE_LIKE = re.compile(r"[\d\s()+\-.]+")
+
+
+class InvalidInput(ValueError):
+    """Input the operator has to correct; the message says what is wrong."""
+
+
+@dataclass(frozen=True)
+class NewContact:
+    """A contact person to create with a company; `phone` in any form normalize_phone accepts."""
+
+    name: str
+    position: str = ""
+    email: str = ""
+    phone: str = ""
+
+
+def get_or_create_phone(session: Session, e164: str) -> Phone:
+    """The one Phone row of a number; shared by every client and contact that has it."""
+    insert_or_ignore(session, Phone, ["e164"], e164=e164, kind=phone_kind(e164))
+    return session.execute(select(Phone).where(Phone.e164 == e164)).scalar_one()
+
+
+def add_phone(session: Session, client: Client, raw: str, region: str = "RU", label: str = "") -> ClientPhone:
+    """Link a number to a client (raises PhoneError); a number already linked is returned as is."""
+    phone = get_or_create_phone(session, normalize_phone(raw, region))
+    link = session.execute(
+        select(ClientPhone).where(ClientPhone.client_id == client.id, ClientPhone.phone_id == phone.id)
+    ).scalar_one_or_none()
+    if link is None:
+        link = ClientPhone(client_id=client.id, phone_id=phone.id, label=_text(label, 64, "label"))
+        session.add(link)
+        session.flush()
+    return link
+
+
+def create_client(
+    session: Session,
+    name: str,
+    kind: str,
+    phones: Sequence[str],
+    region: str = "RU",
+    segment: str = "standard",
+    email: str = "",
+    city: str = "",
+    manager_id: int | None = None,
+    contacts: Sequence[NewContact] = (),
+) -> Client:
+    """A new client with its numbers and contact persons; every number is checked before anything is written.
+
+    Raises PhoneError for a number that is not one, InvalidInput for other bad fields.
+    """
+    name = _text(name, 256, "name").strip()
+    if not name:
+        raise InvalidInput("client name is empty")
+    if kind not in KINDS:
+        raise InvalidInput(f"client kind must be one of {', '.join(KINDS)}, not {kind!r}")
+    numbers = list(dict.fromkeys(normalize_phone(raw, region) for raw in phones))
+    contact_numbers = [normalize_phone(c.phone, region) if c.phone.strip() else None for c in contacts]
+    for contact in contacts:
+        if not _text(contact.name, 256, "contact name").strip():
+            raise InvalidInput("contact person name is empty")
+    if manager_id is not None and session.get(Operator, manager_id) is None:
+        raise InvalidInput(f"no operator with id {manager_id} to be the manager")
+    client = Client(
+        name=name, kind=kind, segment=_text(segment, 32, "segment"), email=_text(email, 256, "email"),
+        city=_text(city, 128, "city"), manager_id=manager_id,
+    )
+    session.add(client)
+    session.flush()
+    for e164 in numbers:
+        add_phone(session, client, e164, region)
+    for contact, e164 in zip(contacts, contact_numbers, strict=True):
+        session.add(ContactPerson(
+            client_id=client.id, name=contact.name.strip(), position=_text(contact.position, 128, "position"),
+            email=_text(contact.email, 256, "contact email"),
+            phone_id=get_or_create_phone(session, e164).id if e164 else None,
+        ))
+    session.flush()
+    return client
+
+
+def search_clients(session: Session, q: str, limit: int = 20, region: str = "RU") -> list[Client]:
+    """Clients whose name or e-mail contains `q` (any case, Cyrillic too); when `q` looks like a phone
+    number, clients whose or whose contacts' numbers contain its digits (`8…` finds `+7…`)."""
+    q = (q or "").strip()[:100]
+    if not q:
+        return []
+    limit = max(1, min(limit, 100))
+    digits = re.sub(r"\D", "", q)
+    if _PHONE_LIKE.fullmatch(q) and len(digits) >= 3:
+        patterns = {digits}
+        full = try_normalize(q, region)
+        if full:
+            patterns.add(full.lstrip("+"))
+        elif region == "RU" and digits.startswith("8"):
+            patterns.add("7" + digits[1:])
+        number_matches = or_(*(Phone.e164.contains(p, autoescape=True) for p in patterns))
+        ids = union(
+            select(ClientPhone.client_id).join(Phone, ClientPhone.phone_id == Phone.id).where(number_matches),
+            select(ContactPerson.client_id).join(Phone, ContactPerson.phone_id == Phone.id).where(number_matches),
+        ).subquery()
+        condition = Client.id.in_(select(ids.c.client_id))
+    else:
+        text = q.lower()
+        condition = or_(func.lower(Client.name).contains(text, autoescape=True),
+                        func.lower(Client.email).contains(text, autoescape=True))
+    return list(session.scalars(
+        select(Client)
+        .where(condition)
+        .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
+        .order_by(Client.name, Client.id)
+        .limit(limit)
+    ))
+
+
+def timeline(session: Session, client_id: int, limit: int = 50) -> list[dict]:
+    """A client's calls and notes merged, newest first (same entries as the card's last_interactions)."""
+    if session.get(Client, client_id) is None:
+        raise ClientNotFound(f"no client with id {client_id}")
+    return last_interactions(session, [client_id], max(1, min(limit, 500))).get(client_id, [])
+
+
+def save_call_note(
+    session: Session,
+    linkedid: str,
+    author_id: int | None,
+    note: str,
+    disposition: str,
+    client_id: int | None = None,
+) -> Interaction:
+    """The operator's wrap-up of a call: a note in the timeline, the disposition on the call.
+
+    `client_id` picks the client among several matches (or one created during the call); a
+    call the logger has not stored yet gets its row now and the events fill it in later.
+    """
+    linkedid = (linkedid or "").strip()
+    if not linkedid or len(linkedid) > LINKEDID_MAX:
+        raise InvalidInput(f"not a call id: {linkedid[:80]!r}")
+    disposition = _text(disposition, 32, "disposition").strip()
+    note = _text(note, NOTE_MAX, "note")
+    if author_id is not None and session.get(Operator, author_id) is None:
+        raise InvalidInput(f"no operator with id {author_id}")
+    if client_id is not None and session.get(Client, client_id) is None:
+        raise ClientNotFound(f"no client with id {client_id}")
+    call = ensure_call(session, linkedid, utcnow())
+    if disposition:
+        call.disposition = disposition
+    if client_id is not None:
+        call.client_id = client_id
+    interaction = Interaction(client_id=call.client_id, call_id=call.id, author_id=author_id, note=note)
+    session.add(interaction)
+    session.flush()
+    return interaction
+
+
+def list_calls(
+    session: Session,
+    *,
+    outcome: str | None = None,
+    operator_id: int | None = None,
+    since: datetime | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[Call]:
+    """The call log, newest first, with operator, client and department loaded."""
+    query = select(Call)
+    if outcome is not None:
+        if outcome not in {o.value for o in Outcome}:
+            raise InvalidInput(f"unknown outcome {outcome!r}")
+        query = query.where(Call.outcome == outcome)
+    if operator_id is not None:
+        query = query.where(Call.operator_id == operator_id)
+    if since is not None:
+        query = query.where(Call.started_at >= since)
+    return list(session.scalars(
+        query.options(joinedload(Call.operator), joinedload(Call.client), joinedload(Call.department))
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(max(1, min(limit, 1000)))
+        .offset(max(0, offset))
+    ))
+
+
+def _text(value: str, limit: int, what: str) -> str:
+    value = value or ""
+    if len(value) > limit:
+        raise InvalidInput(f"{what} is too long ({len(value)} characters, at most {limit})")
+    if "\x00" in value:
+        raise InvalidInput(f"{what} contains a NUL character")
+    return value

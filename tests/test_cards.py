@@ -1,0 +1,151 @@
+"""Caller cards: unknown, known, shared and contact-person numbers, in a handful of queries."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.orm import Session, sessionmaker
+
+from crm_core.cards import ClientNotFound, caller_card, client_card
+from crm_core.clients import NewContact, create_client, save_call_note
+from crm_core.models import Call, Department, Interaction, Operator, Request, utcnow
+
+HOSTILE = "<img src=x onerror=alert(1)> Robert'); DROP TABLE clients;-- \"Иван\" & Co"
+
+
+@pytest.fixture
+def crm(sessions: sessionmaker[Session]) -> dict[str, int]:
+    with sessions.begin() as s:
+        service = Department(code="service", name="Сервис", queue="support")
+        op1 = Operator(login="op1", name="Анна Смирнова", password_hash="x", interface="Local/101@agents")
+        s.add_all([service, op1])
+        s.flush()
+        ivan = create_client(s, "Иван Петров", "person", ["+73511234567", "+79123456789"], segment="vip",
+                             city="Челябинск", manager_id=op1.id)
+        create_client(s, "Сидоров Пётр", "person", ["+79120000001"])
+        create_client(s, "Сидорова Анна", "person", ["+79120000001"])
+        firm = create_client(s, "ООО «Ромашка»", "company", ["+73512000000"], contacts=[
+            NewContact("Ольга Белова", "главный бухгалтер", "olga@romashka.ru", "+79120000002"),
+            NewContact("Пётр Ильин", "директор", phone="+73512000000"),  # also the office line
+        ])
+        hostile = create_client(s, HOSTILE, "person", ["+79120000003"], email="<b>@x", city="'; --")
+        now = utcnow()
+        s.add_all([
+            Request(client_id=ivan.id, department_id=service.id, subject="Замена роутера"),
+            Request(client_id=ivan.id, department_id=service.id, subject="Старая", status="closed"),
+        ])
+        for n in range(12):
+            s.add(Call(linkedid=f"old-{n}", client_id=ivan.id, operator_id=op1.id, caller_e164="+73511234567",
+                       started_at=now - timedelta(days=n + 1), status="ended", outcome="answered",
+                       wait_seconds=n, talk_seconds=60, disposition="consulted"))
+        s.add(Interaction(client_id=ivan.id, author_id=op1.id, note="Просил перезвонить",
+                          created_at=now - timedelta(hours=1)))
+        s.flush()
+        return {"ivan": ivan.id, "firm": firm.id, "hostile": hostile.id, "op1": op1.id}
+
+
+def test_unknown_caller_has_no_matches(sessions, crm) -> None:
+    with sessions() as s:
+        card = caller_card(s, "83517654321")
+    assert card == {"caller": {"raw": "83517654321", "e164": "+73517654321", "display": "+7 351 765-43-21",
+                               "valid": True}, "matches": []}
+
+
+@pytest.mark.parametrize("raw", ["anonymous", "", "<script>alert(1)</script>", "9" * 500])
+def test_invalid_caller_is_shown_raw_and_not_matched(sessions, crm, raw: str) -> None:
+    with sessions() as s:
+        card = caller_card(s, raw)
+    assert card["caller"] == {"raw": raw, "e164": None, "display": raw, "valid": False}
+    assert card["matches"] == []
+
+
+def test_known_caller_card_has_everything_the_desk_shows(sessions, crm) -> None:
+    with sessions() as s:
+        card = caller_card(s, "8 351 123-45-67")
+    assert card["caller"]["e164"] == "+73511234567"
+    (ivan,) = card["matches"]
+    assert ivan["id"] == crm["ivan"]
+    assert {k: ivan[k] for k in ("kind", "name", "segment", "city", "contact", "contacts")} == {
+        "kind": "person", "name": "Иван Петров", "segment": "vip", "city": "Челябинск",
+        "contact": None, "contacts": []}
+    assert ivan["phones"] == [
+        {"e164": "+73511234567", "display": "+7 351 123-45-67", "kind": "landline", "label": ""},
+        {"e164": "+79123456789", "display": "+7 912 345-67-89", "kind": "mobile", "label": ""},
+    ]
+    assert ivan["manager"] == {"id": crm["op1"], "name": "Анна Смирнова", "login": "op1"}
+    assert [(r["subject"], r["department"], r["status"]) for r in ivan["open_requests"]] == [
+        ("Замена роутера", "Сервис", "open")]
+    recent = ivan["last_interactions"]
+    assert len(recent) == 10
+    assert recent[0] == {"type": "note", "at": recent[0]["at"], "direction": None, "outcome": None,
+                         "operator": "Анна Смирнова", "note": "Просил перезвонить", "wait_seconds": None,
+                         "talk_seconds": None, "disposition": None}
+    assert [e["wait_seconds"] for e in recent[1:]] == list(range(9))  # calls, newest first
+    assert recent[1]["type"] == "call" and recent[1]["operator"] == "Анна Смирнова"
+    assert recent[1]["at"].endswith("+00:00")
+    assert [e["at"] for e in recent] == sorted((e["at"] for e in recent), reverse=True)
+
+
+def test_shared_number_offers_every_owner(sessions, crm) -> None:
+    with sessions() as s:
+        card = caller_card(s, "+79120000001")
+    assert [m["name"] for m in card["matches"]] == ["Сидоров Пётр", "Сидорова Анна"]
+    assert all(m["contact"] is None for m in card["matches"])
+
+
+def test_contact_person_number_matches_the_company_with_the_contact(sessions, crm) -> None:
+    with sessions() as s:
+        card = caller_card(s, "89120000002")
+    (firm,) = card["matches"]
+    assert firm["id"] == crm["firm"] and firm["kind"] == "company"
+    assert firm["contact"] == {"id": firm["contacts"][0]["id"], "name": "Ольга Белова",
+                               "position": "главный бухгалтер"}
+    assert firm["contacts"][0]["phones"] == [
+        {"e164": "+79120000002", "display": "+7 912 000-00-02", "kind": "mobile", "label": ""}]
+    assert firm["contacts"][0]["email"] == "olga@romashka.ru"
+
+
+def test_office_line_that_is_also_a_contact_gives_one_match_with_that_contact(sessions, crm) -> None:
+    with sessions() as s:
+        card = caller_card(s, "+73512000000")
+    (firm,) = card["matches"]
+    assert firm["contact"]["name"] == "Пётр Ильин"
+
+
+def test_hostile_client_text_comes_back_verbatim(sessions, crm) -> None:
+    with sessions() as s:
+        (card,) = caller_card(s, "+79120000003")["matches"]
+    assert (card["name"], card["email"], card["city"]) == (HOSTILE, "<b>@x", "'; --")
+
+
+def test_card_takes_a_handful_of_queries_however_many_matches(sessions, engine, crm) -> None:
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    with sessions() as s:
+        s.connection()  # the connection itself is not a query
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            caller_card(s, "+79120000001")
+            shared = len(statements)
+            statements.clear()
+            caller_card(s, "+73511234567")
+            known = len(statements)
+        finally:
+            event.remove(engine, "before_cursor_execute", count)
+    assert shared <= 7 and known <= 7
+
+
+def test_client_card_opens_a_client_page(sessions, crm) -> None:
+    with sessions() as s:
+        save_call_note(s, "old-0", crm["op1"], "Перезвонить завтра", "callback")
+        card = client_card(s, crm["ivan"])
+        assert card["name"] == "Иван Петров" and card["contact"] is None
+        assert card["last_interactions"][0]["note"] == "Перезвонить завтра"
+        assert card["last_interactions"][0]["disposition"] == "callback"
+        with pytest.raises(ClientNotFound):
+            client_card(s, 999_999)
