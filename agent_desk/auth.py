@@ -1,0 +1,150 @@
+"""Who is at the desk: session login with argon2, roles, CSRF tokens.
+
+The session cookie (Starlette's signed SessionMiddleware) carries only the operator id,
+the language and a CSRF token; the operator row is re-read on every request so a
+deactivated account loses access at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+
+from fastapi import HTTPException, Request, WebSocket
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent_desk.i18n import pick_language, translate
+from crm_core.models import Operator
+from crm_core.passwords import hash_password, verify_password
+
+ROLES = ("operator", "supervisor", "admin")
+CSRF_HEADER = "X-CSRF-Token"
+
+
+@dataclass(frozen=True)
+class CurrentOperator:
+    """The logged-in user as the desk needs it, detached from any DB session."""
+
+    id: int
+    login: str
+    name: str
+    role: str
+    interface: str | None
+    language: str
+
+    @classmethod
+    def of(cls, row: Operator) -> CurrentOperator:
+        return cls(row.id, row.login, row.name, row.role, row.interface, row.language)
+
+
+class LoginRequired(Exception):
+    """A page was asked for without a session; the app answers with a redirect to /login."""
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    return hash_password(secrets.token_hex(16))
+
+
+def authenticate(session: Session, login: str, password: str) -> CurrentOperator | None:
+    """The active operator with that login and password, else None.
+
+    An unknown login still costs one argon2 verification, so response time does not
+    tell which logins exist.
+    """
+    row = session.scalar(select(Operator).where(Operator.login == login.strip(), Operator.active.is_(True)))
+    if row is None:
+        verify_password(_dummy_hash(), password)
+        return None
+    if not verify_password(row.password_hash, password):
+        return None
+    return CurrentOperator.of(row)
+
+
+def start_session(request: Request, operator: CurrentOperator) -> None:
+    """A fresh session for the operator: nothing from before login survives (no fixation)."""
+    request.session.clear()
+    request.session["operator_id"] = operator.id
+    request.session["lang"] = operator.language
+    request.session["csrf"] = secrets.token_urlsafe(32)
+
+
+def end_session(request: Request) -> None:
+    lang = request.session.get("lang")
+    request.session.clear()
+    if lang:
+        request.session["lang"] = lang
+
+
+def csrf_token(request: Request) -> str:
+    """The session's CSRF token, created on first use (the login form needs one before login)."""
+    token = request.session.get("csrf")
+    if not token:
+        token = request.session["csrf"] = secrets.token_urlsafe(32)
+    return token
+
+
+def csrf_ok(request: Request, token: str | None) -> bool:
+    expected = request.session.get("csrf")
+    return bool(expected and token and secrets.compare_digest(expected, token))
+
+
+def session_language(request: Request | WebSocket) -> str:
+    return pick_language(request.session.get("lang"), request.app.state.desk.settings.default_language)
+
+
+def load_operator(sessions: sessionmaker[Session], operator_id: object) -> CurrentOperator | None:
+    """The active operator behind a session's id, or None."""
+    if not isinstance(operator_id, int):
+        return None
+    with sessions() as session:
+        row = session.get(Operator, operator_id)
+        return CurrentOperator.of(row) if row is not None and row.active else None
+
+
+def _from_session(request: Request | WebSocket) -> CurrentOperator | None:
+    return load_operator(request.app.state.desk.sessions, request.session.get("operator_id"))
+
+
+def api_operator(request: Request) -> CurrentOperator:
+    """Dependency for /api routes: the operator, or 401."""
+    operator = _from_session(request)
+    if operator is None:
+        raise HTTPException(401, translate(session_language(request), "api.unauthenticated"))
+    return operator
+
+
+def page_operator(request: Request) -> CurrentOperator:
+    """Dependency for HTML pages: the operator, or a redirect to the login form."""
+    operator = _from_session(request)
+    if operator is None:
+        raise LoginRequired()
+    return operator
+
+
+def socket_operator(websocket: WebSocket) -> CurrentOperator | None:
+    return _from_session(websocket)
+
+
+def require_role(*roles: str) -> Callable[[Request], CurrentOperator]:
+    """Dependency factory: the operator if their role is one of `roles`, else 403."""
+
+    def dependency(request: Request) -> CurrentOperator:
+        operator = api_operator(request)
+        if operator.role not in roles:
+            raise HTTPException(403, translate(session_language(request), "api.forbidden"))
+        return operator
+
+    return dependency
+
+
+def api_writer(request: Request) -> CurrentOperator:
+    """Dependency for state-changing /api calls: logged in (401) and the page's CSRF token
+    sent back in a header (403), which no other site can read or forge."""
+    operator = api_operator(request)
+    if not csrf_ok(request, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, translate(session_language(request), "api.csrf"))
+    return operator

@@ -1,0 +1,179 @@
+"""The desk's REST API under /api: the operator, clients, calls, notes, click-to-call, language.
+
+Routes are thin: they check who asks, call crm_core in a worker thread (FastAPI runs
+plain `def` routes there) and shape the answer with the models in `schemas`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from agent_desk import schemas
+from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
+from agent_desk.i18n import OUTCOMES, translate
+from crm_core import cards, clients
+from crm_core.models import Call, Client, Operator, as_utc
+from crm_core.phones import PhoneError, format_phone, normalize_phone
+
+router = APIRouter(prefix="/api", tags=["desk"])
+
+Reader = Annotated[CurrentOperator, Depends(api_operator)]
+Writer = Annotated[CurrentOperator, Depends(api_writer)]
+SUPERVISING = ("supervisor", "admin")
+
+
+def _session(request: Request) -> Session:
+    return request.app.state.desk.sessions()
+
+
+def _t(request: Request, key: str) -> str:
+    return translate(session_language(request), key)
+
+
+@router.get("/me", response_model=schemas.Me)
+def me(operator: Reader) -> schemas.Me:
+    return schemas.Me(**asdict(operator))
+
+
+@router.get("/clients", response_model=list[schemas.ClientSummary])
+def search(
+    request: Request, operator: Reader, q: str = Query("", max_length=128), limit: int = Query(20, ge=1, le=100)
+) -> list[schemas.ClientSummary]:
+    region = request.app.state.desk.settings.default_region
+    with _session(request) as session:
+        return [client_summary(c) for c in clients.search_clients(session, q, limit, region)]
+
+
+@router.post("/clients", response_model=schemas.ClientCard, status_code=201)
+def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
+    """Create a client from the desk; a number that is not a phone number is a 422 that says so."""
+    region = request.app.state.desk.settings.default_region
+    with _session(request) as session:
+        try:
+            client = clients.create_client(
+                session, body.name.strip(), body.kind, body.phones, region,
+                segment=body.segment, email=body.email, city=body.city,
+            )
+        except (PhoneError, clients.InvalidInput) as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        return cards.client_card(session, client.id)
+
+
+@router.get("/clients/{client_id}", response_model=schemas.ClientPage)
+def client(request: Request, operator: Reader, client_id: int) -> dict:
+    with _session(request) as session:
+        return client_page(request, session, client_id)
+
+
+@router.get("/calls", response_model=list[schemas.CallRow])
+def calls(
+    request: Request,
+    operator: Reader,
+    outcome: Annotated[str | None, Query(pattern="^(" + "|".join(OUTCOMES) + ")$")] = None,
+    operator_id: int | None = None,
+    limit: int = Query(100, ge=1, le=500),
+    offset: int = Query(0, ge=0),
+) -> list[schemas.CallRow]:
+    """The call log; filtering by another operator's calls is a supervisor's view."""
+    if operator_id not in (None, operator.id) and operator.role not in SUPERVISING:
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    with _session(request) as session:
+        rows = clients.list_calls(session, outcome=outcome, operator_id=operator_id, limit=limit, offset=offset)
+        return [call_row(row) for row in rows]
+
+
+@router.post("/calls/{linkedid}/note", response_model=schemas.NoteOut)
+def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn) -> schemas.NoteOut:
+    """The after-call note, logged against the one client the operator chose (or none)."""
+    with _session(request) as session:
+        handled_by = session.scalar(select(Call.operator_id).where(Call.linkedid == linkedid))
+        if handled_by not in (None, operator.id) and operator.role not in SUPERVISING:
+            raise HTTPException(403, _t(request, "api.not_your_call"))
+        try:
+            clients.save_call_note(
+                session, linkedid, operator.id, body.note, body.disposition, client_id=body.client_id
+            )
+        except clients.ClientNotFound:
+            raise HTTPException(404, _t(request, "api.not_found")) from None
+        except clients.InvalidInput as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+    return schemas.NoteOut(linkedid=linkedid, client_id=body.client_id, disposition=body.disposition)
+
+
+@router.post("/dial", response_model=schemas.DialOut, responses={503: {"description": "no telephony"}})
+async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> schemas.DialOut:
+    """Click-to-call: the operator's phone rings first, then Asterisk dials the client."""
+    dialer = request.app.state.desk.dialer
+    if dialer is None:
+        raise HTTPException(503, _t(request, "api.no_dialer"))
+    if not operator.interface:
+        raise HTTPException(409, _t(request, "api.no_interface"))
+    try:
+        number = normalize_phone(body.number, request.app.state.desk.settings.default_region)
+    except PhoneError as exc:
+        raise HTTPException(422, str(exc)) from None
+    action_id = await dialer.click_to_call(operator.interface, number)
+    return schemas.DialOut(number=number, action_id=action_id)
+
+
+@router.post("/language", response_model=schemas.LanguageOut)
+def language(request: Request, operator: Writer, body: schemas.LanguageIn) -> schemas.LanguageOut:
+    """Remembered on the operator (next login) and in the session (this one)."""
+    with _session(request) as session:
+        row = session.get(Operator, operator.id)
+        if row is not None:
+            row.language = body.language
+            session.commit()
+    request.session["lang"] = body.language
+    return schemas.LanguageOut(language=body.language)
+
+
+# ---- shaping, shared with the HTML pages --------------------------------------------------
+
+
+def client_page(request: Request, session: Session, client_id: int) -> dict:
+    """A client's card and timeline, or 404."""
+    try:
+        card = cards.client_card(session, client_id)
+    except cards.ClientNotFound:
+        raise HTTPException(404, _t(request, "api.not_found")) from None
+    return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
+
+
+def client_summary(client: Client) -> schemas.ClientSummary:
+    phones = [
+        schemas.Phone(e164=link.phone.e164, display=format_phone(link.phone.e164), kind=link.phone.kind,
+                      label=link.label)
+        for link in client.phone_links
+    ]
+    return schemas.ClientSummary(
+        id=client.id, name=client.name, kind=client.kind, segment=client.segment, city=client.city, phones=phones
+    )
+
+
+def call_row(call: Call) -> schemas.CallRow:
+    return schemas.CallRow(
+        linkedid=call.linkedid,
+        started_at=as_utc(call.started_at),
+        direction=call.direction,
+        caller_raw=call.caller_raw,
+        caller_display=format_phone(call.caller_e164) if call.caller_e164 else call.caller_raw,
+        caller_name=call.caller_name,
+        client_id=call.client_id,
+        client_name=call.client.name if call.client else None,
+        queue=call.queue,
+        operator_id=call.operator_id,
+        operator_name=call.operator.name if call.operator else None,
+        status=call.status,
+        outcome=call.outcome,
+        wait_seconds=call.wait_seconds,
+        talk_seconds=call.talk_seconds,
+        disposition=call.disposition,
+    )

@@ -1,0 +1,140 @@
+"""HTML pages: login, the desk, the calls list, client search and the client card.
+
+Server-rendered with Jinja (autoescape on, so caller IDs and names from Asterisk are
+text); the desk and the client card are drawn by web_static modules from a JSON blob
+that carries the data and the translated strings.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from agent_desk import schemas
+from agent_desk.auth import (
+    CurrentOperator,
+    authenticate,
+    csrf_ok,
+    csrf_token,
+    end_session,
+    load_operator,
+    page_operator,
+    session_language,
+    start_session,
+)
+from agent_desk.http import call_row, client_page, client_summary
+from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
+from crm_core import clients
+
+router = APIRouter(include_in_schema=False)
+PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
+CALLS_PER_PAGE = 50
+
+
+def _render(
+    request: Request,
+    name: str,
+    operator: CurrentOperator | None,
+    status_code: int = 200,
+    data: dict[str, Any] | None = None,
+    **context: Any,
+) -> HTMLResponse:
+    lang = session_language(request)
+    page_data = {
+        "lang": lang,
+        "strings": CATALOGS[lang],
+        "csrf": csrf_token(request),
+        "operator": {"id": operator.id, "name": operator.name, "role": operator.role,
+                     "interface": operator.interface} if operator else None,
+        **(data or {}),
+    }
+    templates = request.app.state.desk.templates
+    return templates.TemplateResponse(
+        request, name, {"operator": operator, "page_data": page_data, **context}, status_code=status_code
+    )
+
+
+@router.get("/")
+def root() -> RedirectResponse:
+    return RedirectResponse("/desk", status_code=303)
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_form(request: Request, lang: str | None = None) -> Response:
+    if lang in LANGUAGES:
+        request.session["lang"] = lang
+    if load_operator(request.app.state.desk.sessions, request.session.get("operator_id")):
+        return RedirectResponse("/desk", status_code=303)
+    return _render(request, "login.html", None, login_value="", error=None)
+
+
+@router.post("/login", response_class=HTMLResponse)
+def login(
+    request: Request,
+    login: Annotated[str, Form(max_length=64)] = "",
+    password: Annotated[str, Form(max_length=1024)] = "",
+    csrf: Annotated[str, Form(max_length=128)] = "",
+) -> Response:
+    """One message for an unknown login and a wrong password, so logins cannot be probed."""
+    lang = session_language(request)
+    if not csrf_ok(request, csrf):
+        return _render(request, "login.html", None, 400, login_value=login,
+                       error=translate(lang, "login.expired"))
+    with request.app.state.desk.sessions() as session:
+        operator = authenticate(session, login, password)
+    if operator is None:
+        return _render(request, "login.html", None, 401, login_value=login,
+                       error=translate(lang, "login.failed"))
+    start_session(request, operator)
+    return RedirectResponse("/desk", status_code=303)
+
+
+@router.post("/logout")
+def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") -> RedirectResponse:
+    if not csrf_ok(request, csrf):
+        return RedirectResponse("/desk", status_code=303)
+    end_session(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+@router.get("/desk", response_class=HTMLResponse)
+def desk(request: Request, operator: PageOperator) -> HTMLResponse:
+    return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS)
+
+
+@router.get("/calls", response_class=HTMLResponse)
+def calls(
+    request: Request,
+    operator: PageOperator,
+    outcome: Annotated[str, Query(max_length=16)] = "",
+    page: Annotated[int, Query(ge=0, le=10_000)] = 0,
+) -> HTMLResponse:
+    chosen = outcome if outcome in OUTCOMES else None
+    with request.app.state.desk.sessions() as session:
+        rows = clients.list_calls(session, outcome=chosen, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE)
+        calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
+    return _render(
+        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, outcome=chosen or "",
+        page=page, has_more=len(rows) > CALLS_PER_PAGE,
+    )
+
+
+@router.get("/clients", response_class=HTMLResponse)
+def client_search(
+    request: Request, operator: PageOperator, q: Annotated[str, Query(max_length=128)] = ""
+) -> HTMLResponse:
+    found = []
+    if q.strip():
+        with request.app.state.desk.sessions() as session:
+            region = request.app.state.desk.settings.default_region
+            found = [client_summary(c) for c in clients.search_clients(session, q, 50, region)]
+    return _render(request, "clients.html", operator, active="clients", q=q, found=found)
+
+
+@router.get("/clients/{client_id}", response_class=HTMLResponse)
+def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResponse:
+    with request.app.state.desk.sessions() as session:
+        data = schemas.ClientPage.model_validate(client_page(request, session, client_id)).model_dump(mode="json")
+    return _render(request, "client.html", operator, active="clients", data=data, card=data["card"])

@@ -1,0 +1,79 @@
+"""`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
+
+The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
+filter. A ping every PING_SECONDS keeps proxies from closing an idle desk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import urlsplit
+
+import anyio
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+
+from agent_desk.auth import socket_operator
+from callcard.bus import desk_topic
+
+router = APIRouter()
+
+PING_SECONDS = 20.0
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FOREIGN_ORIGIN = 4403
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    """Browsers always send Origin on websockets; another site's page must not open our desk."""
+    origin = websocket.headers.get("origin")
+    return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
+
+
+@router.websocket("/ws/desk")
+async def desk_socket(websocket: WebSocket) -> None:
+    await websocket.accept()
+    if not _same_origin(websocket):
+        await websocket.close(code=CLOSE_FOREIGN_ORIGIN)
+        return
+    operator = await asyncio.to_thread(socket_operator, websocket)
+    if operator is None:
+        await websocket.close(code=CLOSE_UNAUTHENTICATED)
+        return
+    bus = websocket.app.state.desk.bus
+    sub = await bus.subscribe(desk_topic(operator.id))
+    sending = anyio.Lock()
+
+    async def send(message: dict[str, Any]) -> None:
+        async with sending:
+            await websocket.send_json(message)
+
+    async def forward() -> None:
+        await send({"type": "hello", "operator_id": operator.id})
+        while True:
+            await send(await sub.get())
+
+    async def ping() -> None:
+        while True:
+            await anyio.sleep(PING_SECONDS)
+            await send({"type": "ping"})
+
+    async def listen() -> None:
+        """Reads until the browser goes away; incoming text is only the client's keepalive."""
+        while True:
+            await websocket.receive_text()
+
+    async def until_gone(job: Callable[[], Awaitable[None]], scope: anyio.CancelScope) -> None:
+        """Whichever side notices the browser has gone first ends the other two."""
+        try:
+            await job()
+        except WebSocketDisconnect:
+            scope.cancel()
+
+    try:
+        async with anyio.create_task_group() as group:
+            for job in (forward, ping, listen):
+                group.start_soon(until_gone, job, group.cancel_scope)
+    finally:
+        with anyio.CancelScope(shield=True):
+            await sub.close()

@@ -1,0 +1,151 @@
+"""The desk in a real browser: pops while ringing, unknown and shared numbers, notes, languages."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+from live_desk import ARTIFACTS, LiveDesk
+from playwright.sync_api import Page, expect
+from sqlalchemy import func, select
+
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
+from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone
+from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
+
+HOSTILE = "<script>alert(1)</script>"
+_ids = itertools.count(1)
+
+
+def ring(desk: LiveDesk, login: str, caller_num: str, caller_name: str = "") -> str:
+    """Publish RINGING on the login's interface, as the bridge would; returns the linkedid."""
+    linkedid = f"{int(time.time())}.{next(_ids)}"
+    with desk.sessions() as session:
+        interface = session.scalar(select(Operator.interface).where(Operator.login == login))
+    now = time.time()
+    for kind in (CallEventKind.OFFERED, CallEventKind.RINGING):
+        desk.publish(CallEvent(kind=kind, linkedid=linkedid, at=now, caller_num=caller_num,
+                               caller_name=caller_name, queue="sales", did="3000", interface=interface))
+    return linkedid
+
+
+def answer_and_hang_up(desk: LiveDesk, login: str, linkedid: str, talk: int = 42) -> None:
+    with desk.sessions() as session:
+        interface = session.scalar(select(Operator.interface).where(Operator.login == login))
+    desk.publish(CallEvent(kind=CallEventKind.ANSWERED, linkedid=linkedid, at=time.time(), queue="sales",
+                           interface=interface, wait_seconds=3))
+    desk.publish(CallEvent(kind=CallEventKind.ENDED, linkedid=linkedid, at=time.time(), queue="sales",
+                           interface=interface, outcome=Outcome.ANSWERED, wait_seconds=3, talk_seconds=talk))
+
+
+def test_card_pops_while_ringing_and_the_note_is_saved(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    page: Page = new_desk_page("op1")
+    linkedid = ring(live_desk, "op1", "8" + KNOWN_NUMBER[2:], "Ivan Petrov")
+
+    expect(page.locator("#client-name")).to_have_text(KNOWN_NAME)
+    expect(page.locator("#call-state")).to_have_text("Звонит")  # popped before any ANSWERED exists
+    expect(page.locator(".phone-call").first).to_be_visible()
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "desk.png"))
+
+    answer_and_hang_up(live_desk, "op1", linkedid)
+    expect(page.locator("#call-state")).to_have_text("Завершён")
+    expect(page.locator("#call-timer")).to_have_text("00:42")
+
+    page.fill("#note", "Уточнил тариф, оформили заказ")
+    page.select_option("#disposition", "sale")
+    page.press("#note", "Control+Enter")
+    expect(page.locator("#toast")).to_have_text("Заметка сохранена.")
+    with live_desk.sessions() as session:
+        call = session.scalar(select(Call).where(Call.linkedid == linkedid))
+        known_id = session.scalar(select(Client.id).where(Client.name == KNOWN_NAME))
+        assert (call.disposition, call.client_id, call.outcome) == ("sale", known_id, "answered")
+        notes = session.scalars(select(Interaction).where(Interaction.call_id == call.id)).all()
+        assert [(n.note, n.client_id) for n in notes] == [("Уточнил тариф, оформили заказ", known_id)]
+
+    page.goto("/calls")
+    row = page.locator(f'tr[data-linkedid="{linkedid}"]')
+    expect(row).to_contain_text(KNOWN_NAME)
+    expect(row).to_contain_text("Анна Смирнова")
+    expect(row).to_contain_text("Продажа")
+
+
+def test_unknown_caller_is_created_from_the_pop(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    page: Page = new_desk_page("op2")
+    ring(live_desk, "op2", "89161230001")
+    expect(page.locator("#new-caller-number")).to_have_text("+7 916 123-00-01")
+    expect(page.locator("#new-phone")).to_have_value("+79161230001")
+    page.keyboard.press("n")
+    expect(page.locator("#new-name")).to_be_focused()
+    page.keyboard.type("Мария Новикова")
+    page.click("#new-caller-form button[type=submit]")
+    expect(page.locator("#client-name")).to_have_text("Мария Новикова")
+    expect(page.locator("#note-target")).to_have_text("Мария Новикова")
+    with live_desk.sessions() as session:
+        owners = session.scalars(
+            select(Client.name).join(ClientPhone).join(Phone).where(Phone.e164 == "+79161230001")
+        ).all()
+    assert owners == ["Мария Новикова"]
+
+
+def test_shared_number_asks_who_is_calling_and_logs_only_that_client(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    with live_desk.sessions() as session:
+        shared = session.execute(
+            select(Phone.e164).join(ClientPhone).group_by(Phone.e164).having(func.count() > 1).limit(1)
+        ).scalar_one()
+    page: Page = new_desk_page("op3")
+    linkedid = ring(live_desk, "op3", shared)
+    choices = page.locator("#chooser button.choose")
+    expect(choices).to_have_count(2)
+    second_id = int(choices.nth(1).get_attribute("data-client-id") or 0)
+    page.keyboard.press("2")
+    expect(page.locator(f'.client-card[data-client-id="{second_id}"]')).to_be_visible()
+    page.fill("#note", "Спрашивала про счёт")
+    page.click("#save-note")
+    expect(page.locator("#toast")).to_have_text("Заметка сохранена.")
+    with live_desk.sessions() as session:
+        call = session.scalar(select(Call).where(Call.linkedid == linkedid))
+        assert call.client_id == second_id
+        assert session.scalars(select(Interaction.client_id).where(Interaction.call_id == call.id)).all() == [
+            second_id
+        ]
+
+
+def test_hostile_caller_name_is_shown_as_text(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    page: Page = new_desk_page("op4")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    ring(live_desk, "op4", "+79227770011", HOSTILE)
+    expect(page.locator("#caller-name")).to_have_text(HOSTILE)
+    assert page.locator("#caller-line script").count() == 0
+    assert dialogs == []
+
+
+def test_another_operators_browser_never_shows_the_pop(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    anna: Page = new_desk_page("op1")
+    dmitry: Page = new_desk_page("op2")
+    ring(live_desk, "op1", KNOWN_NUMBER)
+    expect(anna.locator("#client-name")).to_have_text(KNOWN_NAME)
+    dmitry.wait_for_timeout(500)
+    assert dmitry.locator("#client-name").count() == 0
+    assert dmitry.locator("body").get_attribute("data-call-state") is None
+    expect(dmitry.locator("#call-state")).to_have_text("Нет звонка")
+
+
+def test_language_switch_and_keyboard_shortcuts(new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    page: Page = new_desk_page("super1")
+    page.select_option("#language", "en")
+    expect(page.locator("#call-state")).to_have_text("No call")
+    expect(page.locator("html")).to_have_attribute("lang", "en")
+    page.keyboard.press("?")
+    expect(page.locator("#help")).to_be_visible()
+    expect(page.locator("#help")).to_contain_text("Save the after-call note")
+    page.keyboard.press("Escape")
+    expect(page.locator("#help")).to_be_hidden()
+    page.keyboard.press("/")
+    expect(page.locator("#search")).to_be_focused()
+    page.keyboard.type("Петров")
+    page.keyboard.press("Enter")
+    expect(page.locator("#client-list")).to_contain_text(KNOWN_NAME)
+    page.select_option("#language", "ru")
+    expect(page.locator("html")).to_have_attribute("lang", "ru")

@@ -1,0 +1,332 @@
+"""The desk's pages and REST API against a real database (SQLite file and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from functools import cache
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from starlette.websockets import WebSocketDisconnect
+
+from agent_desk.app import create_app
+from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
+from callcard.bus import MemoryBus, desk_topic
+from callcard.settings import Settings
+from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone
+from crm_core.passwords import hash_password
+
+HOSTILE = "<script>alert(1)</script>"
+PASSWORDS = {"op1": "op1-demo", "op2": "op2-demo", "super1": "super1-demo"}
+
+
+@cache
+def password_hash(login: str) -> str:
+    return hash_password(PASSWORDS[login])
+
+
+class RecordingDialer:
+    """Stands in for Asterisk, which this machine does not have: remembers what it was asked to dial."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str]] = []
+
+    async def click_to_call(self, operator_interface: str, number_e164: str) -> str:
+        self.calls.append((operator_interface, number_e164))
+        return f"originate-{len(self.calls)}"
+
+
+@pytest.fixture
+def people(sessions) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    with sessions() as session:
+        rows = {
+            "op1": Operator(login="op1", name="Ольга Оператор", role="operator", interface="Local/101@agents",
+                            password_hash=password_hash("op1"), language="ru"),
+            "op2": Operator(login="op2", name="Pavel Second", role="operator", interface="Local/102@agents",
+                            password_hash=password_hash("op2"), language="ru"),
+            "super1": Operator(login="super1", name="Svetlana Super", role="supervisor",
+                               password_hash=password_hash("super1"), language="ru"),
+        }
+        client = Client(name="Иван Петров", segment="vip", city="Челябинск")
+        client.phone_links.append(ClientPhone(phone=Phone(e164="+73517654321", kind="landline"), label="work"))
+        hostile = Client(name=HOSTILE)
+        session.add_all([*rows.values(), client, hostile])
+        session.commit()
+        ids = {login: row.id for login, row in rows.items()}
+        ids["client"], ids["hostile"] = client.id, hostile.id
+        return ids
+
+
+@pytest.fixture
+def bus() -> MemoryBus:
+    return MemoryBus()
+
+
+@pytest.fixture
+def dialer() -> RecordingDialer:
+    return RecordingDialer()
+
+
+@pytest.fixture
+def app(sessions, bus, dialer):  # type: ignore[no-untyped-def]
+    return create_app(Settings(secret_key="test-secret", default_language="ru"), sessions, bus, dialer)
+
+
+@pytest.fixture
+def client(app, people) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(app) as http:
+        yield http
+
+
+def form_csrf(html: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', html)
+    assert found, "no CSRF field in the page"
+    return found.group(1)
+
+
+def log_in(http: TestClient, login: str, password: str | None = None) -> str:
+    """Log in through the form; returns the session's CSRF token for API writes."""
+    token = form_csrf(http.get("/login").text)
+    response = http.post("/login", data={"login": login, "password": password or PASSWORDS[login], "csrf": token})
+    assert response.status_code == 200 and response.url.path == "/desk", response.text[:300]
+    return form_csrf(response.text)
+
+
+def add_call(sessions, linkedid: str, **fields: object) -> None:  # type: ignore[no-untyped-def]
+    values: dict[str, object] = {"started_at": datetime.now(UTC), "caller_raw": "83517654321",
+                                 "caller_e164": "+73517654321", "queue": "sales", "status": "ended"}
+    values.update(fields)
+    with sessions() as session:
+        session.add(Call(linkedid=linkedid, **values))
+        session.commit()
+
+
+# ---- login, logout, sessions -----------------------------------------------------------------
+
+
+def test_login_then_logout_guards_the_desk(client: TestClient) -> None:
+    anonymous = client.get("/desk", follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+    token = log_in(client, "op1")
+    desk = client.get("/desk")
+    assert "Ольга Оператор" in desk.text
+    assert client.get("/api/me").json()["login"] == "op1"
+    client.post("/logout", data={"csrf": token})
+    assert client.get("/desk", follow_redirects=False).status_code == 303
+    assert client.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize("login,password", [("op1", "wrong"), ("nobody", "op1-demo")])
+def test_wrong_login_or_password_gets_one_message(client: TestClient, login: str, password: str) -> None:
+    token = form_csrf(client.get("/login").text)
+    response = client.post("/login", data={"login": login, "password": password, "csrf": token})
+    assert response.status_code == 401
+    assert "Неверный логин или пароль." in response.text
+    assert client.get("/api/me").status_code == 401
+
+
+def test_login_without_the_forms_csrf_token_is_refused(client: TestClient) -> None:
+    client.get("/login")
+    response = client.post("/login", data={"login": "op1", "password": "op1-demo", "csrf": "forged"})
+    assert response.status_code == 400
+    assert client.get("/api/me").status_code == 401
+
+
+def test_deactivated_operator_loses_the_session(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    log_in(client, "op1")
+    with sessions() as session:
+        session.get(Operator, people["op1"]).active = False
+        session.commit()
+    assert client.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize("method,path", [
+    ("GET", "/api/me"), ("GET", "/api/clients?q=a"), ("GET", "/api/clients/1"), ("GET", "/api/calls"),
+    ("POST", "/api/clients"), ("POST", "/api/calls/1.1/note"), ("POST", "/api/dial"), ("POST", "/api/language"),
+])
+def test_api_answers_401_without_a_session(client: TestClient, method: str, path: str) -> None:
+    assert client.request(method, path, json={}).status_code == 401
+
+
+def test_api_writes_need_the_csrf_header(client: TestClient) -> None:
+    token = log_in(client, "op1")
+    assert client.post("/api/language", json={"language": "en"}).status_code == 403
+    assert client.post("/api/language", json={"language": "en"}, headers={"X-CSRF-Token": "x"}).status_code == 403
+    assert client.post("/api/language", json={"language": "en"}, headers={"X-CSRF-Token": token}).status_code == 200
+
+
+# ---- roles ------------------------------------------------------------------------------------------
+
+
+def test_only_supervisors_view_another_operators_calls(client: TestClient, people) -> None:  # type: ignore[no-untyped-def]
+    log_in(client, "op1")
+    assert client.get(f"/api/calls?operator_id={people['op2']}").status_code == 403
+    assert client.get(f"/api/calls?operator_id={people['op1']}").status_code == 200
+    client.cookies.clear()
+    log_in(client, "super1")
+    assert client.get(f"/api/calls?operator_id={people['op2']}").status_code == 200
+
+
+def test_operator_cannot_write_the_note_of_a_colleagues_call(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    add_call(sessions, "900.1", operator_id=people["op2"], outcome="answered")
+    token = log_in(client, "op1")
+    body = {"note": "x", "disposition": "other"}
+    assert client.post("/api/calls/900.1/note", json=body, headers={"X-CSRF-Token": token}).status_code == 403
+    client.cookies.clear()
+    token = log_in(client, "super1")
+    assert client.post("/api/calls/900.1/note", json=body, headers={"X-CSRF-Token": token}).status_code == 200
+
+
+# ---- clients ----------------------------------------------------------------------------------------
+
+
+def test_create_client_then_find_it_by_name_and_number(client: TestClient) -> None:
+    token = log_in(client, "op1")
+    created = client.post("/api/clients", headers={"X-CSRF-Token": token},
+                          json={"name": "ООО Ромашка", "kind": "company", "phones": ["8 (912) 345-67-89"]})
+    assert created.status_code == 201, created.text
+    card = created.json()
+    assert card["kind"] == "company" and card["phones"][0]["e164"] == "+79123456789"
+    assert [c["id"] for c in client.get("/api/clients", params={"q": "ромаш"}).json()] == [card["id"]]
+    assert [c["id"] for c in client.get("/api/clients", params={"q": "89123456789"}).json()] == [card["id"]]
+    page = client.get(f"/api/clients/{card['id']}").json()
+    assert page["card"]["name"] == "ООО Ромашка" and page["timeline"] == []
+
+
+def test_create_client_with_a_bad_phone_is_422_with_the_reason(client: TestClient) -> None:
+    token = log_in(client, "op1")
+    response = client.post("/api/clients", headers={"X-CSRF-Token": token},
+                           json={"name": "Bad", "kind": "person", "phones": ["12"]})
+    assert response.status_code == 422
+    assert "phone number" in response.json()["detail"]
+    assert client.get("/api/clients", params={"q": "Bad"}).json() == []
+
+
+def test_unknown_client_is_404(client: TestClient) -> None:
+    log_in(client, "op1")
+    assert client.get("/api/clients/999999").status_code == 404
+
+
+# ---- calls and notes -------------------------------------------------------------------------------
+
+
+def test_note_is_saved_for_the_chosen_client_only(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    add_call(sessions, "901.1", operator_id=people["op1"], outcome="answered")
+    token = log_in(client, "op1")
+    response = client.post("/api/calls/901.1/note", headers={"X-CSRF-Token": token},
+                           json={"note": "Wants a callback on Monday", "disposition": "callback",
+                                 "client_id": people["client"]})
+    assert response.status_code == 200, response.text
+    with sessions() as session:
+        call = session.scalar(select(Call).where(Call.linkedid == "901.1"))
+        assert (call.client_id, call.disposition) == (people["client"], "callback")
+        notes = session.scalars(select(Interaction)).all()
+        assert [(n.client_id, n.author_id, n.note) for n in notes] == [
+            (people["client"], people["op1"], "Wants a callback on Monday")
+        ]
+    timeline = client.get(f"/api/clients/{people['client']}").json()["timeline"]
+    assert any(item["note"] == "Wants a callback on Monday" for item in timeline)
+
+
+def test_note_with_an_unknown_disposition_is_422(client: TestClient) -> None:
+    token = log_in(client, "op1")
+    response = client.post("/api/calls/902.1/note", headers={"X-CSRF-Token": token},
+                           json={"note": "", "disposition": "bribe"})
+    assert response.status_code == 422
+
+
+def test_calls_list_filters_by_outcome_and_shows_wait_time(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    now = datetime.now(UTC)
+    add_call(sessions, "903.1", operator_id=people["op1"], outcome="answered", talk_seconds=125,
+             client_id=people["client"], started_at=now - timedelta(minutes=5))
+    add_call(sessions, "903.2", outcome="abandoned", wait_seconds=37, started_at=now)
+    add_call(sessions, "903.3", outcome="missed", started_at=now - timedelta(minutes=1))
+    log_in(client, "op1")
+    assert [c["linkedid"] for c in client.get("/api/calls").json()] == ["903.2", "903.3", "903.1"]
+    [abandoned] = client.get("/api/calls", params={"outcome": "abandoned"}).json()
+    assert (abandoned["linkedid"], abandoned["wait_seconds"]) == ("903.2", 37)
+    assert client.get("/api/calls", params={"outcome": "nonsense"}).status_code == 422
+
+    page = client.get("/calls", params={"outcome": "abandoned"}).text
+    assert 'data-linkedid="903.2"' in page and 'data-linkedid="903.1"' not in page
+    assert "брошен" in page and "0:37" in page
+    full = client.get("/calls").text
+    assert "Иван Петров" in full and "2:05" in full and "Ольга Оператор" in full
+
+
+# ---- language, click-to-call, escaping ---------------------------------------------------------------
+
+
+def test_language_switch_is_kept_on_the_operator(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    token = log_in(client, "op1")
+    assert "Выйти" in client.get("/desk").text
+    response = client.post("/api/language", json={"language": "en"}, headers={"X-CSRF-Token": token})
+    assert response.json() == {"language": "en"}
+    desk = client.get("/desk").text
+    assert "Log out" in desk and '<html lang="en">' in desk
+    with sessions() as session:
+        assert session.get(Operator, people["op1"]).language == "en"
+    assert client.post("/api/language", json={"language": "de"}, headers={"X-CSRF-Token": token}).status_code == 422
+    client.cookies.clear()
+    log_in(client, "op1")
+    assert "Log out" in client.get("/desk").text, "the next login starts in the chosen language"
+
+
+def test_click_to_call_rings_the_operators_phone_with_e164(client: TestClient, dialer: RecordingDialer) -> None:
+    token = log_in(client, "op1")
+    response = client.post("/api/dial", json={"number": "8 351 765-43-21"}, headers={"X-CSRF-Token": token})
+    assert response.status_code == 200
+    assert dialer.calls == [("Local/101@agents", "+73517654321")]
+    bad = client.post("/api/dial", json={"number": "hello"}, headers={"X-CSRF-Token": token})
+    assert bad.status_code == 422
+
+
+def test_click_to_call_without_telephony_is_503(sessions, people) -> None:  # type: ignore[no-untyped-def]
+    app = create_app(Settings(secret_key="s", default_language="en"), sessions, MemoryBus())
+    with TestClient(app) as http:
+        token = log_in(http, "op1")
+        response = http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": token})
+    assert response.status_code == 503
+    assert "Звонок из CRM недоступен" in response.json()["detail"]
+
+
+def test_hostile_names_are_text_in_server_rendered_pages(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    add_call(sessions, "904.1", caller_name=HOSTILE, caller_raw=HOSTILE, caller_e164=None,
+             client_id=people["hostile"], outcome="missed")
+    log_in(client, "op1")
+    for page in (client.get("/calls").text, client.get("/clients", params={"q": "script"}).text,
+                 client.get(f"/clients/{people['hostile']}").text):
+        assert HOSTILE not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in client.get("/calls").text
+    blob = re.search(r'<script type="application/json" id="page-data">(.*?)</script>',
+                     client.get(f"/clients/{people['hostile']}").text, re.DOTALL)
+    assert blob and json.loads(blob.group(1))["card"]["name"] == HOSTILE
+
+
+# ---- the websocket --------------------------------------------------------------------------------
+
+
+def test_websocket_without_a_session_closes_4401(client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws/desk") as socket:
+        socket.receive_json()
+    assert closed.value.code == 4401
+
+
+def test_websocket_forwards_only_the_operators_own_topic(client: TestClient, bus: MemoryBus, people) -> None:  # type: ignore[no-untyped-def]
+    log_in(client, "op1")
+    with client.websocket_connect("/ws/desk") as socket:
+        assert socket.receive_json() == {"type": "hello", "operator_id": people["op1"]}
+        client.portal.call(bus.publish, desk_topic(people["op2"]), {"type": "pop", "linkedid": "for-op2"})
+        client.portal.call(bus.publish, desk_topic(people["op1"]), {"type": "pop", "linkedid": "for-op1"})
+        assert socket.receive_json()["linkedid"] == "for-op1"
+    assert bus.subscriber_count(desk_topic(people["op1"])) == 0, "subscription must be closed on disconnect"
+
+
+def test_russian_and_english_catalogs_have_the_same_strings() -> None:
+    assert set(CATALOGS["ru"]) == set(CATALOGS["en"])
+    assert all(f"disp.{code}" in CATALOGS["en"] for code in DISPOSITIONS)
+    assert all(f"outcome.{code}" in CATALOGS["en"] for code in OUTCOMES)

@@ -1,0 +1,89 @@
+// The client card, as the desk pops it and the client page shows it. One renderer for both.
+
+import { el, formatSeconds, formatTime, label, phoneButton, t } from "./common.js";
+
+export function segmentBadge(segment) {
+  return el("span", { class: `badge segment segment-${segment}` }, label("segment", segment));
+}
+
+function section(title, body, extraClass = "") {
+  return el("section", { class: `card-section ${extraClass}` }, el("h3", {}, title), body);
+}
+
+function phoneList(phones) {
+  return el("ul", { class: "phones" }, phones.map((phone) =>
+    el("li", {}, phoneButton(phone), phone.label ? el("span", { class: "muted" }, ` ${phone.label}`) : null)));
+}
+
+export function interactionItem(item) {
+  const isCall = item.type === "call";
+  const meta = [formatTime(item.at)];
+  if (isCall) {
+    meta.push(label("dir", item.direction));
+    meta.push(label("outcome", item.outcome || "in_progress"));
+    if (item.talk_seconds) meta.push(`${t("calls.talk")} ${formatSeconds(item.talk_seconds)}`);
+    if (item.outcome === "abandoned" && item.wait_seconds !== null && item.wait_seconds !== undefined) {
+      meta.push(`${t("calls.wait")} ${formatSeconds(item.wait_seconds)}`);
+    }
+  }
+  if (item.disposition) meta.push(label("disp", item.disposition));
+  if (item.operator) meta.push(item.operator);
+  return el("li", { class: `interaction interaction-${item.type}` },
+    el("span", { class: "interaction-type" }, isCall ? t("timeline.call") : t("timeline.note")),
+    el("span", { class: "muted" }, meta.filter(Boolean).join(" · ")),
+    item.note ? el("p", { class: "interaction-note" }, item.note) : null);
+}
+
+export function interactionList(items, emptyKey) {
+  if (!items.length) return el("p", { class: "muted" }, t(emptyKey));
+  return el("ul", { class: "interactions" }, items.map(interactionItem));
+}
+
+export function renderCard(client, { link = true } = {}) {
+  const head = el("header", { class: "card-head" },
+    el("h2", { class: "client-name", id: "client-name" }, client.name),
+    el("div", { class: "card-tags" },
+      segmentBadge(client.segment),
+      el("span", { class: "badge kind" }, label("kind", client.kind)),
+      link ? el("a", { href: `/clients/${client.id}`, class: "card-link" }, t("card.open")) : null));
+
+  const facts = el("dl", { class: "facts" },
+    el("dt", {}, t("card.manager")),
+    el("dd", {}, client.manager ? client.manager.name : el("span", { class: "muted" }, t("card.no_manager"))),
+    client.city ? [el("dt", {}, t("card.city")), el("dd", {}, client.city)] : null,
+    client.email ? [el("dt", {}, t("card.email")), el("dd", {}, client.email)] : null);
+
+  const speaking = client.contact
+    ? el("p", { class: "speaking" }, el("strong", {}, `${t("card.speaking")}: `),
+      client.contact.name, client.contact.position ? ` — ${client.contact.position}` : "")
+    : null;
+
+  const contacts = client.contacts.length
+    ? section(t("card.contacts"), el("ul", { class: "contacts" }, client.contacts.map((contact) =>
+      el("li", {},
+        el("span", { class: "contact-name" }, contact.name),
+        contact.position ? el("span", { class: "muted" }, ` — ${contact.position}`) : null,
+        contact.email ? el("span", { class: "muted" }, ` · ${contact.email}`) : null,
+        contact.phones.length ? phoneList(contact.phones) : null))))
+    : null;
+
+  const requests = section(t("card.open_requests"), client.open_requests.length
+    ? el("ul", { class: "requests" }, client.open_requests.map((request) =>
+      el("li", {}, el("span", { class: "request-subject" }, request.subject),
+        el("span", { class: "muted" }, ` · ${[request.department, label("status", request.status), formatTime(request.created_at)].filter(Boolean).join(" · ")}`))))
+    : el("p", { class: "muted" }, t("card.no_requests")));
+
+  return el("article", { class: "client-card", "data-client-id": client.id },
+    head,
+    speaking,
+    el("div", { class: "card-columns" },
+      el("div", {},
+        facts,
+        section(t("card.phones"), phoneList(client.phones)),
+        client.notes ? section(t("card.notes"), el("p", { class: "client-notes" }, client.notes)) : null,
+        contacts),
+      el("div", {},
+        requests,
+        section(t("card.last_interactions"),
+          interactionList(client.last_interactions.slice(0, 10), "card.no_interactions")))));
+}

@@ -1,0 +1,218 @@
+// The operator's desk: listens on /ws/desk, pops the caller's card while the phone rings,
+// follows the call's state, and saves the after-call note for the client the operator chose.
+
+import { api, el, formatSeconds, label, page, t, toast, typing } from "./common.js";
+import { renderCard, segmentBadge } from "./card.js";
+
+const $ = (id) => document.getElementById(id);
+const view = {
+  state: $("call-state"), timer: $("call-timer"), caller: $("caller-line"), queue: $("call-queue"),
+  card: $("card-area"), form: $("note-form"), note: $("note"), disposition: $("disposition"),
+  save: $("save-note"), target: $("note-target"), banner: $("connection"),
+};
+
+let call = null; // {linkedid, queue, callerNum, callerName, card, state, since, clientId, mine}
+let ticker = null;
+
+// ---- call state -----------------------------------------------------------------------
+
+function setState(state, { restartTimer = false, frozenSeconds = null } = {}) {
+  call.state = state;
+  view.state.textContent = t(`state.${state}`);
+  view.state.className = `call-state state-${state}`;
+  document.body.dataset.callState = state;
+  if (restartTimer) call.since = Date.now();
+  clearInterval(ticker);
+  ticker = null;
+  if (state === "ringing" || state === "talking") {
+    const tick = () => { view.timer.textContent = formatSeconds((Date.now() - call.since) / 1000); };
+    tick();
+    ticker = setInterval(tick, 1000);
+  } else if (frozenSeconds !== null && frozenSeconds !== undefined) {
+    view.timer.textContent = formatSeconds(frozenSeconds);
+  }
+}
+
+function onPop(message) {
+  call = {
+    linkedid: message.linkedid, queue: message.queue, callerNum: message.caller_num,
+    callerName: message.caller_name, card: message.card, since: Date.now(), clientId: null,
+  };
+  const caller = message.card.caller;
+  const number = caller.display || message.caller_num || t("unknown.hidden");
+  view.caller.replaceChildren(
+    message.caller_name ? el("span", { class: "caller-name", id: "caller-name" }, message.caller_name) : null,
+    el("span", { class: "caller-number" }, number));
+  view.queue.textContent = message.queue ? `${t("desk.queue")}: ${message.queue}` : "";
+  view.form.hidden = false;
+  view.note.value = "";
+  view.disposition.selectedIndex = 0;
+  view.save.disabled = false;
+  setState("ringing", { restartTimer: true });
+  const matches = message.card.matches;
+  if (matches.length === 1) chooseClient(matches[0], false);
+  else if (matches.length === 0) showNewCaller(caller);
+  else showChooser(matches);
+}
+
+function onCallState(message) {
+  if (!call || message.linkedid !== call.linkedid) return;
+  switch (message.state) {
+    case "ring_stopped":
+      if (call.state === "ringing") setState("ring_stopped");
+      break;
+    case "answered":
+      setState(message.mine ? "talking" : "answered_elsewhere", { restartTimer: true });
+      break;
+    case "abandoned":
+      setState("abandoned", { frozenSeconds: message.wait_seconds });
+      break;
+    case "ended":
+      if (call.state === "talking") setState("ended", { frozenSeconds: message.talk_seconds });
+      else if (call.state === "ringing") setState("ring_stopped");
+      break;
+    default:
+      break;
+  }
+}
+
+// ---- card area: one match, none, several ----------------------------------------------
+
+function setTarget(client) {
+  call.clientId = client ? client.id : null;
+  view.target.textContent = client ? client.name : t("note.no_client");
+  view.target.classList.toggle("muted", !client);
+}
+
+function chooseClient(client, fromChooser) {
+  setTarget(client);
+  const change = fromChooser
+    ? el("button", { type: "button", class: "link-button", id: "change-client",
+      onclick: () => showChooser(call.card.matches) }, t("multi.change"))
+    : null;
+  view.card.replaceChildren(...[change, renderCard(client)].filter(Boolean));
+}
+
+function showChooser(matches) {
+  setTarget(null);
+  const options = matches.map((client, index) => el("li", { class: "match" },
+    el("div", { class: "match-main" },
+      el("span", { class: "match-name" }, client.name), " ", segmentBadge(client.segment),
+      el("div", { class: "muted" }, [
+        label("kind", client.kind), client.contact ? client.contact.name : "", client.city,
+      ].filter(Boolean).join(" · "))),
+    el("button", { type: "button", class: "choose", "data-client-id": client.id,
+      onclick: () => chooseClient(client, true) },
+    el("kbd", {}, String(index + 1)), " ", t("multi.choose"))));
+  view.card.replaceChildren(el("section", { class: "chooser", id: "chooser" },
+    el("h2", {}, t("multi.title")), el("p", { class: "muted" }, t("multi.hint")),
+    el("ol", { class: "matches" }, options)));
+}
+
+function showNewCaller(caller) {
+  setTarget(null);
+  const hint = caller.valid ? t("unknown.hint") : t("unknown.invalid");
+  const name = el("input", { id: "new-name", name: "name", required: true, autocomplete: "off", maxlength: 256 });
+  const kindSelect = el("select", { id: "new-kind", name: "kind" },
+    el("option", { value: "person" }, t("kind.person")),
+    el("option", { value: "company" }, t("kind.company")));
+  const phone = el("input", { id: "new-phone", name: "phone", required: true, maxlength: 64 });
+  phone.value = caller.e164 || caller.raw || "";
+  const form = el("form", { class: "new-caller-form", id: "new-caller-form" },
+    el("label", {}, t("unknown.name"), name),
+    el("label", {}, t("unknown.kind"), kindSelect),
+    el("label", {}, t("unknown.phone"), phone),
+    el("button", { type: "submit", class: "primary" }, el("kbd", {}, "n"), " ", t("unknown.create")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const created = await api("/api/clients", { method: "POST", body: {
+        name: name.value, kind: kindSelect.value, phones: [phone.value],
+      } });
+      call.card = { ...call.card, matches: [created] };
+      chooseClient(created, false);
+      toast(t("unknown.created"), "ok");
+    } catch (error) {
+      toast(t("error.generic", { error: error.message }), "error");
+    }
+  });
+  view.card.replaceChildren(el("section", { class: "new-caller", id: "new-caller" },
+    el("h2", {}, t("unknown.title")),
+    el("p", { class: "big-number", id: "new-caller-number" }, caller.display || caller.raw || t("unknown.hidden")),
+    el("p", { class: "muted" }, hint),
+    form));
+}
+
+// ---- after-call note --------------------------------------------------------------------
+
+async function saveNote() {
+  if (!call || view.save.disabled) return;
+  view.save.disabled = true;
+  try {
+    await api(`/api/calls/${encodeURIComponent(call.linkedid)}/note`, { method: "POST", body: {
+      note: view.note.value, disposition: view.disposition.value, client_id: call.clientId,
+    } });
+    toast(t("note.saved"), "ok");
+    view.form.dataset.saved = call.linkedid;
+  } catch (error) {
+    toast(t("error.generic", { error: error.message }), "error");
+  } finally {
+    view.save.disabled = false;
+  }
+}
+
+view.form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  saveNote();
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    saveNote();
+    return;
+  }
+  if (typing(event) || event.ctrlKey || event.metaKey || event.altKey || !call) return;
+  if (event.key === "n" && $("new-name")) {
+    event.preventDefault();
+    $("new-name").focus();
+  } else if (/^[1-9]$/.test(event.key) && $("chooser")) {
+    const match = call.card.matches[Number(event.key) - 1];
+    if (match) chooseClient(match, true);
+  }
+});
+
+// ---- the socket, reconnecting with backoff ----------------------------------------------
+
+let backoff = 500;
+
+function connect() {
+  const scheme = window.location.protocol === "https:" ? "wss" : "ws";
+  const socket = new WebSocket(`${scheme}://${window.location.host}/ws/desk`);
+  socket.addEventListener("message", (event) => {
+    const message = JSON.parse(event.data);
+    if (message.type === "hello") {
+      backoff = 500;
+      view.banner.hidden = true;
+      document.body.dataset.socket = "ready";
+    } else if (message.type === "pop") {
+      onPop(message);
+    } else if (message.type === "call_state") {
+      onCallState(message);
+    }
+  });
+  socket.addEventListener("close", (event) => {
+    document.body.dataset.socket = "closed";
+    if (event.code === 4401) {
+      window.location.assign("/login");
+      return;
+    }
+    view.banner.hidden = false;
+    const delay = backoff + Math.random() * 250;
+    backoff = Math.min(backoff * 2, 15000);
+    setTimeout(connect, delay);
+  });
+}
+
+if (!page.operator.interface) toast(t("desk.no_interface"), "warn");
+connect();
