@@ -12,7 +12,8 @@ import asyncio
 import json
 import logging
 from collections import defaultdict
-from typing import Any, AsyncIterator, Protocol
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class Bus(Protocol):
 
 
 class _QueueSubscription:
-    def __init__(self, bus: "MemoryBus", topics: tuple[str, ...]) -> None:
+    def __init__(self, bus: MemoryBus, topics: tuple[str, ...]) -> None:
         self._bus = bus
         self.topics = topics
         self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
-from typing import Mapping
 
 
 class SettingsError(ValueError):
@@ -36,7 +36,7 @@ class Settings:
     sim_call_interval: float = 6.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> "Settings":
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from `CALLCARD_<FIELD>` variables; overrides win over the environment."""
         env = os.environ if env is None else env
         values: dict[str, object] = {}

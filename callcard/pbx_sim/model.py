@@ -1,0 +1,789 @@
+"""Pure PBX state: queues, members, simulated operators and callers, driven by a simulated clock.
+
+`Pbx` never awaits and never reads a clock: every method takes `now` (simulated epoch seconds)
+and returns the AMI events it causes, in the order Asterisk 22 emits them. The server owns time
+and sockets; tests can drive this class directly.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from callcard.pbx_sim import messages as m
+from callcard.pbx_sim.messages import Message
+
+NOT_INUSE, INUSE = 1, 2
+
+
+# --- configuration --------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class AgentBehaviour:
+    """How the simulated operator behind an interface acts: None = rings until answered via the API."""
+
+    answer_after: float | None = 0.0
+    talk: float = 4.0
+
+
+@dataclass(frozen=True)
+class MemberConfig:
+    interface: str
+    name: str
+    state_interface: str = ""
+    penalty: int = 0
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    name: str
+    members: tuple[MemberConfig, ...] = ()
+    strategy: str = "rrmemory"
+    timeout: float = 15.0
+    retry: float = 2.0
+    service_level: int = 20
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    """The PBX to simulate; durations are simulated seconds, `time_scale` speeds the clock up."""
+
+    queues: tuple[QueueConfig, ...]
+    agents: dict[str, AgentBehaviour] = field(default_factory=dict)
+    time_scale: float = 1.0
+    auth_failure_delay: float = 1.0
+    seed: int = 0
+
+
+def _operator(ext: int) -> MemberConfig:
+    return MemberConfig(f"Local/{ext}@agents/n", f"Operator {ext}")
+
+
+def default_config(time_scale: float = 1.0) -> PbxConfig:
+    """The PBX of the recordings: sales/support/collections, operators 101..106 talk 3..8 s."""
+    agents = {f"Local/{ext}@agents/n": AgentBehaviour(0.0, float(ext - 98)) for ext in range(101, 107)}
+    agents["Local/201@noanswer/n"] = AgentBehaviour(None, 0.0)
+    return PbxConfig(
+        queues=(
+            QueueConfig("sales", tuple(_operator(e) for e in (101, 102, 103))),
+            QueueConfig("support", (MemberConfig("Local/201@noanswer/n", "Support Ghost 201"),),
+                        strategy="ringall"),
+            QueueConfig("collections", tuple(_operator(e) for e in (104, 105))),
+        ),
+        agents=agents,
+        time_scale=time_scale,
+    )
+
+
+# --- runtime state --------------------------------------------------------------------
+
+@dataclass
+class Channel:
+    name: str
+    uniqueid: str
+    linkedid: str
+    context: str
+    exten: str
+    created: float
+    priority: int = 1
+    state: int = 0
+    cid_num: str = "<unknown>"
+    cid_name: str = "<unknown>"
+    con_num: str = "<unknown>"
+    con_name: str = "<unknown>"
+    variables: dict[str, str] = field(default_factory=dict)
+    application: str = ""
+    app_data: str = ""
+    answered: float | None = None
+    bridge: str = ""
+
+
+@dataclass
+class Member:
+    interface: str
+    name: str
+    state_interface: str
+    penalty: int
+    login_time: int
+    dynamic: bool = False
+    paused: bool = False
+    reason: str = ""
+    calls_taken: int = 0
+    last_call: int = 0
+    last_pause: int = 0
+    in_call: bool = False
+
+
+@dataclass
+class Ring:
+    """One member leg (a Local pair) rung for a caller; after answer it is the talking leg."""
+
+    member: Member
+    queue: str
+    one: Channel
+    two: Channel
+    started: float
+    answer_at: float | None
+    timeout_at: float
+    talk: float
+    answered: float | None = None
+    hangup_at: float | None = None
+
+
+@dataclass
+class Call:
+    """An inbound call: `outer` (;1) is the caller's phone, `inner` (;2) sits in the queue."""
+
+    outer: Channel
+    inner: Channel
+    give_up_at: float
+    queue: str = ""
+    joined: float = 0.0
+    original_position: int = 0
+    next_try: float = 0.0
+    rings: list[Ring] = field(default_factory=list)
+    talking: Ring | None = None
+    hold: int = 0
+    last_dest: str = ""
+
+    @property
+    def linkedid(self) -> str:
+        return self.outer.linkedid
+
+
+@dataclass
+class Queue:
+    name: str
+    strategy: str
+    timeout: float
+    retry: float
+    service_level: int
+    members: list[Member]
+    callers: list[Call] = field(default_factory=list)
+    holdtime: int = 0
+    talktime: int = 0
+    completed: int = 0
+    abandoned: int = 0
+    completed_in_sl: int = 0
+    abandoned_in_sl: int = 0
+    rr_next: int = 0
+
+    def member(self, interface: str) -> Member | None:
+        return next((x for x in self.members if x.interface == interface), None)
+
+
+# --- snapshot (the truth, for comparisons) --------------------------------------------
+
+@dataclass(frozen=True)
+class MemberState:
+    queue: str
+    interface: str
+    name: str
+    status: int
+    paused: bool
+    reason: str
+    penalty: int
+    in_call: bool
+    calls_taken: int
+
+
+@dataclass(frozen=True)
+class CallState:
+    linkedid: str
+    channel: str
+    caller_num: str
+    caller_name: str
+    queue: str
+    state: str
+    agent: str | None
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    waiting: dict[str, list[str]]
+    calls: list[CallState]
+    members: list[MemberState]
+    channels: list[str]
+
+
+class PbxError(Exception):
+    """An action the PBX refuses; the message is the AMI error text."""
+
+
+def local_parts(interface: str) -> tuple[str, str, str]:
+    """`Local/101@agents/n` -> (`Local/101@agents`, exten `101`, context `agents`)."""
+    base = interface.removesuffix("/n")
+    target = base.split("/", 1)[1] if "/" in base else base
+    exten, _, context = target.partition("@")
+    return base, exten, context or "default"
+
+
+class Pbx:
+    """The call/queue state machine; every mutating method returns the events it caused."""
+
+    def __init__(self, config: PbxConfig, start: float) -> None:
+        self.config = config
+        self.agents = dict(config.agents)
+        self.queues: dict[str, Queue] = {
+            q.name: Queue(q.name, q.strategy, q.timeout, q.retry, q.service_level,
+                          [self._member(mc, int(start)) for mc in q.members])
+            for q in config.queues
+        }
+        self.calls: dict[str, Call] = {}
+        self._seq = 0
+        self._local = 0
+        self._dispatched_at = start
+        self._rng = random.Random(config.seed)
+
+    @staticmethod
+    def _member(mc: MemberConfig, login: int, dynamic: bool = False) -> Member:
+        state = mc.state_interface or local_parts(mc.interface)[0]
+        return Member(mc.interface, mc.name, state, mc.penalty, login, dynamic=dynamic)
+
+    # --- clock-driven progress --------------------------------------------------------
+
+    def _due(self) -> list[tuple[float, Callable[[float], list[Message]]]]:
+        due: list[tuple[float, Callable[[float], list[Message]]]] = []
+        for call in self.calls.values():
+            due.append((call.give_up_at, lambda t, c=call: self._caller_gone(c, t, 16)))
+            if call.queue and not call.rings and call.talking is None and call.next_try > self._dispatched_at:
+                due.append((call.next_try, self._dispatch))
+            for ring in call.rings:
+                if ring.answered is None:
+                    if ring.answer_at is not None:
+                        due.append((ring.answer_at, lambda t, c=call, r=ring: self._answer(c, r, t)))
+                    due.append((ring.timeout_at, lambda t, c=call, r=ring: self._ring_timeout(c, r, t)))
+                elif ring.hangup_at is not None:
+                    due.append((ring.hangup_at, lambda t, c=call: self._agent_hangs_up(c, t)))
+        return due
+
+    def next_deadline(self) -> float | None:
+        """Simulated time of the next thing that will happen on its own (None: nothing pending)."""
+        return min((t for t, _ in self._due()), default=None)
+
+    def advance(self, now: float) -> list[Message]:
+        """Play out everything due up to `now`, each at its own exact simulated time."""
+        events: list[Message] = []
+        while True:
+            due = [d for d in self._due() if d[0] <= now]
+            if not due:
+                return events
+            t, step = min(due, key=lambda d: d[0])
+            events += step(t)
+
+    # --- channels ---------------------------------------------------------------------
+
+    def _uid(self, now: float) -> str:
+        uid = f"{int(now)}.{self._seq}"
+        self._seq += 1
+        return uid
+
+    def _pair(self, base: str, context: str, exten: str, now: float, linkedid: str | None,
+              ids: tuple[str, str] = ("", "")) -> tuple[Channel, Channel]:
+        tag = f"{self._local:08x}"
+        self._local += 1
+        uid1 = ids[0] or self._uid(now)
+        one = Channel(f"{base}-{tag};1", uid1, linkedid or uid1, context, exten, now)
+        uid2 = ids[1] or self._uid(now)
+        two = Channel(f"{base}-{tag};2", uid2, one.linkedid, context, exten, now, state=4)
+        return one, two
+
+    def find_channel(self, name: str) -> tuple[Call, Ring | None, Channel] | None:
+        for call in self.calls.values():
+            for ch in (call.outer, call.inner):
+                if ch.name == name:
+                    return call, None, ch
+            for ring in call.rings:
+                for ch in (ring.one, ring.two):
+                    if ch.name == name:
+                        return call, ring, ch
+        return None
+
+    def channels(self) -> list[Channel]:
+        out: list[Channel] = []
+        for call in self.calls.values():
+            out += [call.outer, call.inner]
+            for ring in call.rings:
+                out += [ring.one, ring.two]
+        return out
+
+    # --- member status ----------------------------------------------------------------
+
+    def _busy(self) -> set[str]:
+        return {r.member.state_interface for c in self.calls.values() for r in c.rings}
+
+    def status(self, member: Member) -> int:
+        """A Local state interface is INUSE (2) as soon as a leg exists, ringing included."""
+        return INUSE if member.state_interface in self._busy() else NOT_INUSE
+
+    def _status_changes(self, before: set[str]) -> list[Message]:
+        after = self._busy()
+        changed = before ^ after
+        events: list[Message] = []
+        for device in sorted(changed):
+            events.append(m.device_state_change(device, "INUSE" if device in after else "NOT_INUSE"))
+        for q in self.queues.values():
+            for mem in q.members:
+                if mem.state_interface in changed:
+                    events.append(m.queue_member_event("QueueMemberStatus", q.name, mem, self.status(mem)))
+        return events
+
+    # --- inbound call -----------------------------------------------------------------
+
+    def originate_inbound(self, now: float, caller_num: str, caller_name: str, patience: float,
+                          variables: list[tuple[str, str]], action_id: str | None = None,
+                          application: str = "Wait", data: str = "", async_: bool = True,
+                          ids: tuple[str, str] = ("", "")) -> tuple[Call, list[Message]]:
+        """`Originate Local/s@inbound` with CALLER/QUEUE variables, as the recorder places calls."""
+        one, two = self._pair("Local/s@inbound", "inbound", "s", now, None, ids)
+        call = Call(one, two, give_up_at=now + patience)
+        self.calls[call.linkedid] = call
+        ev: list[Message] = [m.cel(one, "CHAN_START", now), m.newchannel(one),
+                             m.cel(two, "CHAN_START", now), m.newchannel(two)]
+        one.application, one.app_data = "AppDial2", "(Outgoing Line)"
+        ev.append(m.newexten(one, "AppDial2", "(Outgoing Line)"))
+        for name, value in variables:
+            one.variables[name] = value
+            ev.append(m.var_set(one, name, value))
+        name = caller_name or caller_num
+        one.cid_num, one.cid_name = caller_num, name
+        ev.append(m.new_callerid(one))
+        one.con_num, one.con_name = caller_num, name
+        ev.append(m.new_connected_line(one))
+        for var, value in variables:
+            two.variables[var] = value
+            ev.append(m.var_set(two, var, value))
+        vars_ = dict(variables)
+        two.cid_num = vars_.get("CALLER", caller_num)
+        two.cid_name = vars_.get("CALLERNAME") or name
+        two.con_num, two.con_name = caller_num, name
+        ev += [m.new_callerid(two), m.new_connected_line(two), m.local_bridge(one, two, True),
+               m.dial_begin(None, one, "s@inbound")]
+        queue = vars_.get("QUEUE") or "sales"
+        ivr = vars_.get("IVR", "")
+        steps = [("NoOp", f"Inbound call CALLER={two.cid_num} QUEUE={vars_.get('QUEUE', '')} IVR={ivr}"),
+                 ("ExecIf", f"1?Set(CALLERID(num)={two.cid_num})"),
+                 ("ExecIf", (f"{int(bool(vars_.get('CALLERNAME')))}?Set(CALLERID(name)="
+                            f"{vars_.get('CALLERNAME', '')})")),
+                 ("Answer", "")]
+        for prio, (app, appdata) in enumerate(steps, start=1):
+            two.priority, two.application, two.app_data = prio, app, appdata
+            ev.append(m.newexten(two, app, appdata))
+        two.state, two.answered = 6, now
+        ev.append(m.newstate(two))
+        one.state, one.answered = 6, now
+        ev.append(m.newstate(one))
+        ev.append(m.cel(one, "ANSWER", now))
+        one.application, one.app_data = application, data
+        if async_:
+            ev.append(m.originate_response(action_id, True, one.name, application, data, 4, one.uniqueid,
+                                           one.cid_num, one.cid_name, one))
+        ev.append(m.dial_end(None, one, "ANSWER"))
+        ev += [m.device_state_change("Local/s@inbound", "INUSE")]
+        two.priority, two.application, two.app_data = 5, "GotoIf", f"{int(ivr == '1')}?ivr"
+        ev.append(m.newexten(two, "GotoIf", two.app_data))
+        two.priority, two.application, two.app_data = 6, "Set", f"QUEUE={queue}"
+        ev.append(m.newexten(two, "Set", two.app_data))
+        two.variables["QUEUE"] = queue
+        ev.append(m.var_set(two, "QUEUE", queue))
+        two.priority = 7
+        ev += self._enter_queue(call, queue, now)
+        return call, ev + self._dispatch(now)
+
+    def _enter_queue(self, call: Call, queue: str, now: float) -> list[Message]:
+        call.inner.application, call.inner.app_data = "Queue", f"{queue},tT"
+        ev = [m.newexten(call.inner, "Queue", call.inner.app_data)]
+        q = self.queues.get(queue)
+        if q is None:
+            ev += self._hangup_caller(call, now, 16)
+            del self.calls[call.linkedid]
+            return ev
+        q.callers.append(call)
+        call.queue, call.joined, call.next_try = queue, now, now
+        call.original_position = len(q.callers)
+        ev += [m.device_state_change(f"Queue:{queue}", "RINGING"),
+               m.queue_caller_join(call.inner, queue, len(q.callers), len(q.callers)),
+               m.moh_start(call.inner)]
+        return ev
+
+    # --- ringing members --------------------------------------------------------------
+
+    def _available(self, q: Queue) -> list[Member]:
+        busy = self._busy()
+        free = [x for x in q.members if not x.paused and x.state_interface not in busy]
+        if not free:
+            return []
+        low = min(x.penalty for x in free)
+        return [x for x in free if x.penalty == low]
+
+    def _pick(self, q: Queue) -> list[Member]:
+        free = self._available(q)
+        if q.strategy == "ringall" or not free:
+            return free
+        n = len(q.members)
+        for step in range(n):
+            idx = (q.rr_next + step) % n
+            if q.members[idx] in free:
+                q.rr_next = idx + 1
+                return [q.members[idx]]
+        return []
+
+    def _dispatch(self, now: float) -> list[Message]:
+        """Ring free members for waiting callers (autofill: several callers at once)."""
+        self._dispatched_at = max(self._dispatched_at, now)
+        ev: list[Message] = []
+        for q in self.queues.values():
+            for call in list(q.callers):
+                if call.rings or call.next_try > now:
+                    continue
+                for member in self._pick(q):
+                    ev += self._ring(call, q, member, now)
+        return ev
+
+    def _ring(self, call: Call, q: Queue, member: Member, now: float) -> list[Message]:
+        before = self._busy()
+        base, exten, context = local_parts(member.interface)
+        one, two = self._pair(base, context, exten, now, call.linkedid)
+        ev: list[Message] = [m.cel(one, "CHAN_START", now), m.cel(two, "CHAN_START", now),
+                             m.newchannel(one), m.newchannel(two)]
+        one.application, one.app_data = "AppQueue", "(Outgoing Line)"
+        ev.append(m.newexten(one, "AppQueue", "(Outgoing Line)"))
+        one.cid_num, one.cid_name = call.inner.cid_num, call.inner.cid_name
+        ev.append(m.new_callerid(one))
+        one.exten = "s"
+        one.con_num, one.con_name = call.inner.cid_num, call.inner.cid_name
+        ev.append(m.new_connected_line(one))
+        two.cid_num, two.cid_name = one.cid_num, one.cid_name
+        two.con_num, two.con_name = one.cid_num, one.cid_name
+        ev += [m.new_callerid(two), m.new_connected_line(two), m.local_bridge(one, two, False),
+               m.agent_called(call.inner, one, q.name, member),
+               m.dial_begin(call.inner, one, member.interface)]
+        behaviour = self.agents.get(member.interface, AgentBehaviour(None, 0.0))
+        answer_at = None if behaviour.answer_after is None else now + behaviour.answer_after
+        ring = Ring(member, q.name, one, two, now, answer_at, now + q.timeout, behaviour.talk)
+        call.rings.append(ring)
+        call.last_dest = one.name
+        if behaviour.answer_after == 0:
+            ev += self._answer_legs(ring, now) + self._status_changes(before)
+            return ev + self._connect(call, ring, now)
+        two.application, two.app_data = "Ringing", ""
+        ev.append(m.newexten(two, "Ringing", ""))
+        one.state = 5
+        ev.append(m.newstate(one))
+        ev += self._status_changes(before)
+        return ev + [m.dial_state(call.inner, one, "RINGING")]
+
+    def _answer_legs(self, ring: Ring, now: float) -> list[Message]:
+        ring.two.priority, ring.two.application, ring.two.app_data = 2, "Answer", ""
+        ring.two.state = ring.one.state = 6
+        ring.two.answered = ring.one.answered = now
+        return [m.newexten(ring.two, "Answer", ""), m.newstate(ring.two), m.cel(ring.two, "ANSWER", now),
+                m.newstate(ring.one)]
+
+    def _answer(self, call: Call, ring: Ring, now: float) -> list[Message]:
+        return self._answer_legs(ring, now) + self._connect(call, ring, now)
+
+    def _connect(self, call: Call, ring: Ring, now: float) -> list[Message]:
+        q = self.queues[call.queue]
+        ring.answered = now
+        ring.hangup_at = now + ring.talk
+        ring.two.priority, ring.two.application, ring.two.app_data = 3, "Wait", f"{ring.talk:g}"
+        before = self._busy()
+        ev = [m.dial_end(call.inner, ring.one, "ANSWER")]
+        for other in [r for r in call.rings if r is not ring]:
+            ev += [m.dial_end(call.inner, other.one, "CANCEL")] + self._drop_legs(call, other, now, 0)
+        ev += self._status_changes(before)
+        ev.append(m.moh_stop(call.inner))
+        position = q.callers.index(call) + 1
+        q.callers.remove(call)
+        ev.append(m.queue_caller_leave(call.inner, q.name, position, len(q.callers)))
+        call.hold = int(now) - int(call.joined)
+        call.talking = ring
+        q.holdtime = (q.holdtime * 3 + call.hold) >> 2
+        ring.member.in_call = True
+        ev.append(m.agent_connect(call.inner, ring.one, q.name, ring.member, call.hold,
+                                  int(now) - int(ring.started)))
+        bridge = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+        ring.one.bridge = call.inner.bridge = bridge
+        ev += [m.bridge_create(bridge), m.bridge_enter(bridge, 1, ring.one),
+               m.cel(ring.one, "BRIDGE_ENTER", now), m.bridge_enter(bridge, 2, call.inner),
+               m.cel(call.inner, "BRIDGE_ENTER", now), m.newexten(ring.two, "Wait", ring.two.app_data)]
+        return ev
+
+    def _ring_timeout(self, call: Call, ring: Ring, now: float) -> list[Message]:
+        before = self._busy()
+        ms = round((now - ring.started) * 1000)
+        ev = [m.agent_ring_no_answer(call.inner, ring.one, ring.queue, ring.member, ms),
+              m.dial_end(call.inner, ring.one, "NOANSWER"), m.dial_end(call.inner, ring.one, "CANCEL")]
+        ev += self._drop_legs(call, ring, now, 0) + self._status_changes(before)
+        if not call.rings:
+            call.next_try = now + self.queues[call.queue].retry
+        return ev
+
+    def _drop_legs(self, call: Call, ring: Ring, now: float, cause: int) -> list[Message]:
+        """Hang up an unanswered member leg pair (cancelled or rang out)."""
+        call.rings.remove(ring)
+        ev = [m.hangup_request(ring.two, cause), m.hangup(ring.one, cause),
+              m.cel(ring.one, "HANGUP", now), m.cel(ring.one, "CHAN_END", now),
+              m.soft_hangup_request(ring.two, 16), m.hangup(ring.two, cause),
+              m.cel(ring.two, "HANGUP", now), m.cel(ring.two, "CHAN_END", now),
+              m.cdr(ring.two, call.inner.cid_num, _caller_id(call), "", "FAILED", now)]
+        return ev
+
+    # --- call endings -----------------------------------------------------------------
+
+    def _leave_waiting(self, call: Call, now: float) -> list[Message]:
+        """A waiting caller leaves without being served: counted as abandoned, as app_queue does."""
+        q = self.queues[call.queue]
+        ev = [m.moh_stop(call.inner)]
+        for ring in list(call.rings):
+            ev += [m.dial_end(call.inner, ring.one, "CANCEL"), m.dial_end(call.inner, ring.one, "CANCEL")]
+            ev += self._drop_legs(call, ring, now, 0)
+        position = q.callers.index(call) + 1
+        q.callers.remove(call)
+        hold = int(now) - int(call.joined)
+        q.abandoned += 1
+        q.abandoned_in_sl += hold <= q.service_level
+        ev += [m.queue_caller_abandon(call.inner, q.name, position, call.original_position, hold),
+               m.device_state_change(f"Queue:{q.name}", "NOT_INUSE"),
+               m.queue_caller_leave(call.inner, q.name, position, len(q.callers))]
+        call.queue = ""
+        return ev
+
+    def _complete(self, call: Call, now: float, reason: str, with_dest: bool) -> list[Message]:
+        ring = call.talking
+        assert ring is not None
+        q = self.queues[ring.queue]
+        talk = int(now) - int(ring.answered or now)
+        q.completed += 1
+        q.completed_in_sl += call.hold <= q.service_level
+        q.talktime = talk if q.completed == 1 else (q.talktime * 3 + talk) >> 2
+        ring.member.calls_taken += 1
+        ring.member.last_call = int(now)
+        ring.member.in_call = False
+        call.talking = None
+        call.queue = ""
+        return [m.agent_complete(call.inner, ring.one if with_dest else None, q.name, ring.member,
+                                 call.hold, talk, reason)]
+
+    def _release_agent(self, call: Call, ring: Ring, now: float, first: bool) -> list[Message]:
+        """Tear down a bridged member leg pair; `first` when the operator is the one hanging up."""
+        bridge = ring.one.bridge
+        ev = [m.soft_hangup_request(ring.two, 16), m.hangup_request(ring.one, 16), m.hangup(ring.two, 16),
+              m.cel(ring.two, "HANGUP", now), m.cel(ring.two, "CHAN_END", now),
+              m.bridge_leave(bridge, 1 if first else 0, ring.one), m.hangup(ring.one, 16),
+              m.cel(ring.one, "HANGUP", now), m.cel(ring.one, "CHAN_END", now)]
+        if not first:
+            ev.append(m.bridge_destroy(bridge))
+        ring.one.bridge = ""
+        call.rings.remove(ring)
+        ring.two.application, ring.two.app_data = "Hangup", ""
+        ev.append(m.cdr(ring.two, call.inner.cid_num, _caller_id(call), "", "ANSWERED", now))
+        return ev
+
+    def _agent_hangs_up(self, call: Call, now: float) -> list[Message]:
+        ring = call.talking
+        assert ring is not None
+        before = self._busy()
+        ev = self._release_agent(call, ring, now, first=True)
+        ev += self._complete(call, now, "agent", with_dest=False)
+        ev += self._hangup_caller(call, now, 16, answered_by=ring.one.name)
+        del self.calls[call.linkedid]
+        return ev + self._status_changes(before) + self._dispatch(now)
+
+    def _hangup_caller(self, call: Call, now: float, cause: int, answered_by: str = "") -> list[Message]:
+        inner, outer = call.inner, call.outer
+        ev = [m.cdr(inner, inner.cid_num, _caller_id(call), answered_by or call.last_dest,
+                    "ANSWERED" if answered_by else "NO ANSWER", now),
+              m.cdr(outer, inner.cid_num, _caller_id(call), "", "ANSWERED", now)]
+        if inner.bridge:
+            ev.append(m.bridge_leave(inner.bridge, 0, inner))
+        ev += [m.soft_hangup_request(inner, 16), m.hangup_request(outer, 16), m.hangup(inner, cause),
+               m.cel(inner, "HANGUP", now), m.cel(inner, "CHAN_END", now)]
+        if inner.bridge:
+            ev.append(m.bridge_destroy(inner.bridge))
+            inner.bridge = ""
+        ev += [m.hangup(outer, cause), m.cel(outer, "HANGUP", now), m.cel(outer, "CHAN_END", now),
+               m.cel(outer, "LINKEDID_END", now), m.device_state_change("Local/s@inbound", "NOT_INUSE")]
+        return ev
+
+    def _caller_gone(self, call: Call, now: float, cause: int) -> list[Message]:
+        """The caller hangs up: abandon while waiting, AgentComplete(caller) while talking."""
+        before = self._busy()
+        ring = call.talking
+        if ring is None:
+            ev = self._leave_waiting(call, now) if call.queue else []
+            ev += self._hangup_caller(call, now, cause)
+        else:
+            ev = [m.bridge_leave(call.inner.bridge, 1, call.inner)]
+            call.inner.bridge = ""
+            ev += self._complete(call, now, "caller", with_dest=True)
+            ev += self._hangup_caller(call, now, cause, answered_by=ring.one.name)
+            ev += self._release_agent(call, ring, now, first=False)
+        del self.calls[call.linkedid]
+        return ev + self._status_changes(before) + self._dispatch(now)
+
+    # --- actions and the control API --------------------------------------------------
+
+    def hangup(self, now: float, channel: str, cause: int) -> list[Message]:
+        """AMI Hangup: raises PbxError('No such channel') for unknown names."""
+        found = self.find_channel(channel)
+        if found is None:
+            raise PbxError("No such channel")
+        call, ring, _ = found
+        if ring is None:
+            return self._caller_gone(call, now, cause)
+        if ring.answered is not None:
+            return self._agent_hangs_up(call, now)
+        before = self._busy()
+        ev = [m.dial_end(call.inner, ring.one, "BUSY")] + self._drop_legs(call, ring, now, cause)
+        ev += self._status_changes(before)
+        if not call.rings:
+            call.next_try = now + self.queues[call.queue].retry
+        return ev
+
+    def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message]:
+        """Blind transfer of a caller (;2) to `[queues] <queue>`: leave the queue or agent, join the other."""
+        found = self.find_channel(channel)
+        if found is None:
+            raise PbxError(f"Channel does not exist: {channel}")
+        call, ring, ch = found
+        if ring is not None or ch is not call.inner or context != "queues" or exten not in self.queues:
+            raise PbxError("Redirect failed")
+        before = self._busy()
+        if call.talking is not None:
+            talking = call.talking
+            ev = [m.bridge_leave(call.inner.bridge, 1, call.inner)]
+            call.inner.bridge = ""
+            ev += self._complete(call, now, "transfer", with_dest=True)
+            ev += self._release_agent(call, talking, now, first=False)
+        elif call.queue:
+            ev = self._leave_waiting(call, now)
+        else:
+            ev = []
+        ev += self._status_changes(before)
+        call.inner.context, call.inner.exten, call.inner.priority = "queues", exten, 1
+        return ev + self._enter_queue(call, exten, now) + self._dispatch(now)
+
+    def answer(self, now: float, interface: str) -> list[Message]:
+        """The human operator behind `interface` picks up the ringing leg."""
+        for call in self.calls.values():
+            for ring in call.rings:
+                if ring.member.interface == interface and ring.answered is None:
+                    return self._answer(call, ring, now)
+        raise PbxError(f"{interface} is not ringing")
+
+    def hangup_agent(self, now: float, interface: str) -> list[Message]:
+        """The operator hangs up: ends the talk (Reason agent) or rejects a ringing leg."""
+        for call in self.calls.values():
+            for ring in call.rings:
+                if ring.member.interface == interface:
+                    return self.hangup(now, ring.two.name, 16) + self._dispatch(now)
+        raise PbxError(f"{interface} has no call")
+
+    def _members(self, interface: str, queue: str | None) -> list[tuple[Queue, Member]]:
+        if queue is not None and queue not in self.queues:
+            return []
+        queues = [self.queues[queue]] if queue is not None else list(self.queues.values())
+        return [(q, x) for q in queues if (x := q.member(interface)) is not None]
+
+    def pause(self, now: float, interface: str, paused: bool, queue: str | None, reason: str) -> list[Message]:
+        """QueuePause; without a queue the interface is paused in every queue it is in."""
+        found = self._members(interface, queue)
+        if not found:
+            raise PbxError("Interface not found")
+        ev: list[Message] = []
+        for q, member in found:
+            member.paused, member.reason = paused, reason if paused else ""
+            if paused:
+                member.last_pause = int(now)
+            ev.append(m.queue_member_event("QueueMemberPause", q.name, member, self.status(member)))
+        return ev + self._dispatch(now)
+
+    def add_member(self, now: float, queue: str, interface: str, name: str, state_interface: str,
+                   penalty: int, paused: bool) -> list[Message]:
+        q = self.queues.get(queue)
+        if q is None:
+            raise PbxError("Unable to add interface to queue: No such queue")
+        if q.member(interface) is not None:
+            raise PbxError("Unable to add interface: Already there")
+        member = self._member(MemberConfig(interface, name or interface, state_interface, penalty),
+                              int(now), dynamic=True)
+        member.paused = paused
+        q.members.append(member)
+        return [m.queue_member_event("QueueMemberAdded", q.name, member, self.status(member))] + \
+            self._dispatch(now)
+
+    def remove_member(self, queue: str, interface: str) -> list[Message]:
+        q = self.queues.get(queue)
+        if q is None:
+            raise PbxError("Unable to remove interface from queue: No such queue")
+        member = q.member(interface)
+        if member is None:
+            raise PbxError("Unable to remove interface: Not there")
+        if not member.dynamic:
+            raise PbxError("Unable to remove interface: Not dynamic")
+        q.members.remove(member)
+        return [m.queue_member_event("QueueMemberRemoved", q.name, member, self.status(member))]
+
+    def set_penalty(self, interface: str, penalty: int, queue: str | None) -> list[Message]:
+        found = self._members(interface, queue)
+        if not found or penalty < 0:
+            raise PbxError("Invalid interface, queuename or penalty")
+        ev: list[Message] = []
+        for q, member in found:
+            member.penalty = penalty
+            ev.append(m.queue_member_event("QueueMemberPenalty", q.name, member, self.status(member)))
+        return ev
+
+    # --- list actions -----------------------------------------------------------------
+
+    def queue_status(self, now: float, action_id: str | None, queue: str, member: str) -> list[Message]:
+        items: list[Message] = []
+        for q in self.queues.values():
+            if queue and q.name != queue:
+                continue
+            sl = 100 * q.completed_in_sl / q.completed if q.completed else 0.0
+            total = q.completed + q.abandoned
+            sl2 = 100 * (q.completed_in_sl + q.abandoned_in_sl) / total if total else 0.0
+            items.append(m.queue_params(action_id, q.name, q.strategy, len(q.callers), q.holdtime,
+                                        q.talktime, q.completed, q.abandoned, q.service_level, sl, sl2))
+            for x in q.members:
+                if not member or member in (x.interface, x.name):
+                    items.append(m.queue_member_item(action_id, q.name, x, self.status(x)))
+            for pos, call in enumerate(q.callers, start=1):
+                items.append(m.queue_entry(action_id, q.name, pos, call.inner, int(now) - int(call.joined)))
+        return items
+
+    def queue_summary(self, now: float, action_id: str | None, queue: str) -> list[Message]:
+        items: list[Message] = []
+        for q in self.queues.values():
+            if queue and q.name != queue:
+                continue
+            available = sum(1 for x in q.members if not x.paused and self.status(x) == NOT_INUSE)
+            longest = max((int(now) - int(c.joined) for c in q.callers), default=0)
+            items.append(m.queue_summary(action_id, q.name, len(q.members), available, len(q.callers),
+                                         q.holdtime, q.talktime, longest))
+        return items
+
+    def snapshot(self) -> Snapshot:
+        calls = []
+        for call in self.calls.values():
+            state = "talking" if call.talking else "ringing" if call.rings else "queued" if call.queue else "up"
+            agent = (call.talking or (call.rings[0] if call.rings else None))
+            calls.append(CallState(call.linkedid, call.inner.name, call.inner.cid_num, call.inner.cid_name,
+                                   call.queue or (call.talking.queue if call.talking else ""), state,
+                                   agent.member.interface if agent else None))
+        members = [MemberState(q.name, x.interface, x.name, self.status(x), x.paused, x.reason, x.penalty,
+                               x.in_call, x.calls_taken)
+                   for q in self.queues.values() for x in q.members]
+        return Snapshot(
+            waiting={q.name: [c.linkedid for c in q.callers] for q in self.queues.values()},
+            calls=calls, members=members, channels=[ch.name for ch in self.channels()],
+        )
+
+
+def _caller_id(call: Call) -> str:
+    return f'"{call.inner.cid_name}" <{call.inner.cid_num}>'

@@ -1,0 +1,92 @@
+"""Run callcard's parts in one process: web app, AMI bridge, call logger, desk pops.
+
+Consumers subscribe to the bus before the bridge connects, so the first call event of
+a run is never published into the void.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import uvicorn
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from agent_desk.app import create_app
+from agent_desk.pops import DeskPopper
+from ami_bridge.service import Bridge
+from callcard.bus import Bus, make_bus
+from callcard.settings import Settings
+from crm_core.call_log import CallLogger
+from crm_core.db import make_engine, make_sessionmaker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stack:
+    """The running parts, for the CLI and for end-to-end tests."""
+
+    settings: Settings
+    engine: Engine
+    sessions: sessionmaker[Session]
+    bus: Bus
+    bridge: Bridge
+    server: uvicorn.Server
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+    @property
+    def desk_url(self) -> str:
+        return f"http://{self.settings.http_host}:{self.settings.http_port}/desk"
+
+
+class AmiDialer:
+    """Click-to-call through the bridge's AMI client: ring the operator's phone, then dial out."""
+
+    def __init__(self, bridge: Bridge) -> None:
+        self._bridge = bridge
+
+    async def click_to_call(self, operator_interface: str, number_e164: str) -> str:
+        return await self._bridge.commands.originate(
+            operator_interface, context="outbound", exten=number_e164, caller_id=number_e164
+        )
+
+
+async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
+    """Start every part; returns once the web server accepts connections."""
+    engine = make_engine(settings.database_url)
+    sessions = make_sessionmaker(engine)
+    bus = make_bus(settings.bus_url)
+    bridge = Bridge(settings, bus)
+    app = create_app(settings, sessions, bus, dialer=AmiDialer(bridge))
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off"
+    )
+    stack = Stack(settings, engine, sessions, bus, bridge, uvicorn.Server(config))
+    logger = CallLogger(sessions, settings.default_region)
+    popper = DeskPopper(sessions, bus, settings.default_region)
+    stack.tasks.append(asyncio.create_task(logger.run(bus, stack.stop), name="call-logger"))
+    stack.tasks.append(asyncio.create_task(popper.run(stack.stop), name="desk-popper"))
+    await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
+    stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
+    if with_web:
+        stack.tasks.append(asyncio.create_task(stack.server.serve(), name="web"))
+        while not stack.server.started:
+            await asyncio.sleep(0.02)
+    return stack
+
+
+async def stop_stack(stack: Stack) -> None:
+    stack.stop.set()
+    stack.server.should_exit = True
+    done, pending = await asyncio.wait(stack.tasks, timeout=5)
+    for task in pending:
+        task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("%s stopped with %r", task.get_name(), task.exception())
+    await stack.bus.close()
+    stack.engine.dispose()
