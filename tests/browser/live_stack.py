@@ -1,0 +1,76 @@
+"""The whole product against the PBX simulator, in a background thread, for end-to-end tests.
+
+Everything is the real thing: the simulator speaks AMI over TCP, the bridge logs in to it,
+the call logger and desk popper consume the bus, uvicorn serves the desk. Only Asterisk
+is simulated, because Debian has none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import threading
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+from callcard.pbx_sim.model import PbxConfig
+from callcard.pbx_sim.server import PbxSimulator
+from callcard.runtime import Stack, start_stack, stop_stack
+from callcard.settings import Settings
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.migrate import upgrade
+from crm_core.seed import seed_demo
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class LiveStack:
+    def __init__(self, database_url: str, config: PbxConfig) -> None:
+        upgrade(database_url)
+        engine = make_engine(database_url)
+        with make_sessionmaker(engine)() as session:
+            self.passwords = seed_demo(session).passwords
+            session.commit()
+        engine.dispose()
+        self.database_url = database_url
+        self.config = config
+        self.sim: PbxSimulator
+        self.stack: Stack
+        self._ready = threading.Event()
+        self._thread = threading.Thread(target=asyncio.run, args=(self._main(),), daemon=True)
+
+    async def _main(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._done = asyncio.Event()
+        self.sim = PbxSimulator(self.config)
+        await self.sim.start("127.0.0.1", 0)
+        settings = Settings(database_url=self.database_url, ami_port=self.sim.port,
+                            http_port=free_port(), secret_key="e2e-tests", default_language="ru")
+        self.stack = await start_stack(settings)
+        await asyncio.wait_for(self.stack.bridge.client.connected.wait(), 10)
+        self._ready.set()
+        await self._done.wait()
+        await stop_stack(self.stack)
+        await self.sim.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.stack.settings.http_port}"
+
+    def start(self) -> None:
+        self._thread.start()
+        assert self._ready.wait(20), "the stack did not come up"
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run a coroutine (e.g. a simulator action) on the stack's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self._done.set)
+        self._thread.join(15)

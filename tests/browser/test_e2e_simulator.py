@@ -1,0 +1,109 @@
+"""End to end: the simulator rings op1, the card pops in op1's Chromium before anyone answers,
+op2's desk stays quiet, the note is saved on the call and the call is listed."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from live_stack import LiveStack
+from playwright.sync_api import Browser, Page, expect
+from sqlalchemy import select
+
+from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.models import Call, Interaction
+from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
+
+OP1 = "Local/101@agents/n"
+OP2 = "Local/102@agents/n"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    """sales rings only op1 and support only op2; both wait for the test to pick up."""
+    config = PbxConfig(
+        queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),
+                QueueConfig("support", (MemberConfig(OP2, "op2"),))),
+        agents={OP1: AgentBehaviour(answer_after=None), OP2: AgentBehaviour(answer_after=None)},
+    )
+    stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'callcard.db'}", config)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def open_desk(browser: Browser, live: LiveStack, login: str) -> Page:
+    page = browser.new_context(base_url=live.url).new_page()
+    page.goto("/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", live.passwords[login])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/desk")
+    page.wait_for_selector("body[data-socket=ready]")
+    return page
+
+
+def call_row(live: LiveStack, linkedid: str) -> Call | None:
+    engine = make_engine(live.database_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            call = session.scalar(select(Call).where(Call.linkedid == linkedid))
+            if call is not None:
+                notes = session.scalars(select(Interaction).where(Interaction.call_id == call.id)).all()
+                call.notes_seen = [(n.note, n.client_id) for n in notes]  # type: ignore[attr-defined]
+                call.operator_login = call.operator.login if call.operator else None  # type: ignore[attr-defined]
+            return call
+    finally:
+        engine.dispose()
+
+
+def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser, live: LiveStack) -> None:
+    op1 = open_desk(browser, live, "op1")
+    op2 = open_desk(browser, live, "op2")
+
+    linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
+
+    expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
+    expect(op1.locator("#call-state")).to_have_text("Звонит")
+    ringing = [c for c in live.sim.snapshot().calls if c.linkedid == linkedid]
+    assert [c.state for c in ringing] == ["ringing"], "the card must pop while the phone still rings"
+
+    live.run(live.sim.answer(OP1))
+    expect(op1.locator("#call-state")).to_have_text("Разговор")
+    live.run(live.sim.hangup_agent(OP1))
+    expect(op1.locator("#call-state")).to_have_text("Завершён")
+
+    op1.fill("#note", "Клиент уточнил баланс")
+    op1.select_option("#disposition", "consulted")
+    op1.press("#note", "Control+Enter")
+    expect(op1.locator("#toast")).to_have_text("Заметка сохранена.")
+
+    call = call_row(live, linkedid)
+    assert call is not None
+    assert (call.outcome, call.operator_login, call.caller_e164, call.queue) == (
+        "answered", "op1", KNOWN_NUMBER, "sales")
+    assert call.disposition == "consulted"
+    assert call.notes_seen == [("Клиент уточнил баланс", call.client_id)]  # type: ignore[attr-defined]
+    assert call.client_id is not None
+
+    op1.goto("/calls")
+    row = op1.locator(f'tr[data-linkedid="{linkedid}"]')
+    expect(row).to_contain_text(KNOWN_NAME)
+    expect(row).to_contain_text("Консультация")
+
+    # op2 was logged in the whole time and was never rung: nothing may have popped there
+    expect(op2.locator("#client-name")).to_have_count(0)
+
+
+def test_abandoned_simulated_call_is_logged_with_its_wait(browser: Browser, live: LiveStack) -> None:
+    op2 = open_desk(browser, live, "op2")
+    linkedid = live.run(live.sim.place_call("+79990001122", "", queue="support", patience=3))
+    expect(op2.locator("#new-caller-number")).to_have_text("+7 999 000-11-22", timeout=10_000)
+    expect(op2.locator("#call-state")).to_have_text("Звонящий положил трубку", timeout=15_000)
+    op2.goto("/calls")
+    row = op2.locator(f'tr[data-linkedid="{linkedid}"]')
+    expect(row).to_be_visible()
+    call = call_row(live, linkedid)
+    assert call is not None
+    assert (call.outcome, call.wait_seconds, call.operator_login) == ("abandoned", 3, None)
