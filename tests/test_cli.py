@@ -1,0 +1,56 @@
+"""The admin's commands: clear errors, exit codes, and the database they leave behind."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from callcard.cli import main
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.models import Operator
+from crm_core.passwords import verify_password
+
+
+@pytest.fixture
+def sqlite_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    monkeypatch.setenv("CALLCARD_DATABASE_URL", url)
+    return url
+
+
+def test_migrate_then_create_user_stores_a_hashed_password(
+    sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "s3cret-enough")
+    assert main(["create-user", "ivanova", "--name", "Ирина Иванова", "--interface", "PJSIP/105"]) == 0
+    assert "created operator ivanova on PJSIP/105" in capsys.readouterr().out
+    engine = make_engine(sqlite_env)
+    with make_sessionmaker(engine)() as session:
+        op = session.scalar(select(Operator).where(Operator.login == "ivanova"))
+        assert op is not None and (op.name, op.interface, op.role) == ("Ирина Иванова", "PJSIP/105", "operator")
+        assert op.password_hash != "s3cret-enough" and verify_password(op.password_hash, "s3cret-enough")
+    engine.dispose()
+
+
+def test_duplicate_user_and_short_password_are_clear_errors(
+    sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "short")
+    assert main(["create-user", "petrov"]) == 2
+    assert "password must be at least 8 characters" in capsys.readouterr().err
+    monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "long-enough-1")
+    assert main(["create-user", "petrov"]) == 0
+    assert main(["create-user", "petrov"]) == 2
+    assert "user 'petrov' already exists" in capsys.readouterr().err
+
+
+def test_bad_setting_is_reported_without_a_traceback(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CALLCARD_AMI_PORT", "not-a-port")
+    assert main(["migrate"]) == 2
+    assert "CALLCARD_AMI_PORT='not-a-port' is not a valid int" in capsys.readouterr().err
