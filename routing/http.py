@@ -1,0 +1,156 @@
+"""Routing over HTTP: the desk's transfer API and the admin's rule editor at /admin/routing.
+
+A transfer goes through the one command door (the bridge's AMI Redirect) and is recorded,
+so the operator who handed the call over can still write its note on the same Call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import quote
+
+from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from agent_desk.auth import CurrentOperator, api_writer, csrf_ok, page_operator, session_language
+from agent_desk.i18n import translate
+from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from ami_bridge.client import AmiDisconnected, AmiError
+from ami_bridge.service import CallNotLive
+from crm_core.models import Call, Department
+from routing import rules, service
+from routing.models import BlockedNumber, CallTransfer, DidRoute
+
+router = APIRouter()
+SUPERVISING = ("supervisor", "admin")
+
+
+def _t(request: Request, key: str, **values: object) -> str:
+    return translate(session_language(request), key, **values)
+
+
+class TransferIn(BaseModel):
+    department: str = Field(min_length=1, max_length=32)
+
+
+class TransferOut(BaseModel):
+    linkedid: str
+    department: str
+    queue: str
+
+
+@router.post("/api/calls/{linkedid}/transfer", response_model=TransferOut, tags=["desk"])
+async def transfer(
+    request: Request, operator: Annotated[CurrentOperator, Depends(api_writer)], linkedid: str, body: TransferIn
+) -> TransferOut:
+    """Blind-transfer the caller to a department's queue; their desks pop the same card."""
+    desk = request.app.state.desk
+    if desk.transferrer is None:
+        raise HTTPException(503, _t(request, "api.no_dialer"))
+    with desk.sessions() as session:
+        call = session.scalar(select(Call).where(Call.linkedid == linkedid))
+        dept = session.scalar(select(Department).where(Department.code == body.department))
+        if call is None or dept is None:
+            raise HTTPException(404, _t(request, "api.not_found"))
+        if call.operator_id not in (None, operator.id) and operator.role not in SUPERVISING:
+            raise HTTPException(403, _t(request, "api.not_your_call"))
+        if call.status == "ended":
+            raise HTTPException(409, _t(request, "api.no_call"))
+        if not dept.queue:
+            raise HTTPException(409, _t(request, "api.no_queue"))
+        if dept.queue == call.queue:
+            raise HTTPException(409, _t(request, "api.same_queue"))
+        dept_id, queue, dept_name = dept.id, dept.queue, dept.name
+    try:
+        await desk.transferrer.transfer_to_queue(linkedid, queue)
+    except CallNotLive:
+        raise HTTPException(409, _t(request, "api.no_call")) from None
+    except (AmiError, AmiDisconnected) as exc:
+        raise HTTPException(502, _t(request, "api.pbx_refused", error=str(exc))) from None
+    with desk.sessions.begin() as session:
+        session.add(CallTransfer(linkedid=linkedid, from_operator_id=operator.id, to_department_id=dept_id,
+                                 queue=queue))
+    return TransferOut(linkedid=linkedid, department=dept_name, queue=queue)
+
+
+# --- /admin/routing ------------------------------------------------------------------------
+
+
+def _admin(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)]) -> CurrentOperator:
+    if operator.role != "admin":
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    return operator
+
+
+Admin = Annotated[CurrentOperator, Depends(_admin)]
+
+
+def _page_data(request: Request) -> dict[str, Any]:
+    with request.app.state.desk.sessions() as session:
+        rule_set = service.load_rule_set(session)
+        stored_order = [code for code in rules.RULE_CODES if code in rule_set.order]
+        ranked = list(rule_set.order) + [c for c in rules.RULE_CODES if c not in stored_order]
+        return {
+            "rules": [{"code": c, "enabled": c in rule_set.order} for c in ranked],
+            "settings": service.load_settings(session),
+            "departments": [(d.code, d.name) for d in session.scalars(select(Department).order_by(Department.code))],
+            "routes": [(r.kind, r.number, r.department.code)
+                       for r in session.scalars(select(DidRoute).order_by(DidRoute.kind, DidRoute.number))],
+            "blocked": [(b.e164, b.reason) for b in session.scalars(select(BlockedNumber).order_by(BlockedNumber.e164))],
+        }
+
+
+@router.get("/admin/routing", response_class=HTMLResponse, include_in_schema=False)
+def routing_page(request: Request, operator: Admin, error: str = "") -> HTMLResponse:
+    return _render(request, "routing.html", operator, active="routing", error=error[:300], **_page_data(request))
+
+
+def _apply(request: Request, csrf: str, change: Any) -> RedirectResponse:
+    """Run one admin edit in a transaction; a refused edit comes back as the page's error line."""
+    if not csrf_ok(request, csrf):
+        raise HTTPException(403, _t(request, "api.csrf"))
+    try:
+        with request.app.state.desk.sessions.begin() as session:
+            change(session)
+    except service.RoutingConfigError as exc:
+        return RedirectResponse(f"/admin/routing?error={quote(str(exc))}", status_code=303)
+    return RedirectResponse("/admin/routing", status_code=303)
+
+
+@router.post("/admin/routing/rules", include_in_schema=False)
+def save_rules(
+    request: Request, operator: Admin, csrf: Annotated[str, Form()] = "",
+    order: Annotated[str, Form(max_length=200)] = "", enabled: Annotated[list[str] | None, Form()] = None,
+) -> RedirectResponse:
+    codes = [c.strip() for c in order.split(",") if c.strip()]
+    return _apply(request, csrf, lambda s: service.save_rules(s, codes, set(enabled or [])))
+
+
+@router.post("/admin/routing/settings", include_in_schema=False)
+async def save_settings(request: Request, operator: Admin) -> RedirectResponse:
+    form = await request.form()
+    values = {s.key: str(form.get(s.key, ""))[:64] for s in service.SETTINGS}
+    return _apply(request, str(form.get("csrf", "")), lambda s: service.save_settings(s, values))
+
+
+@router.post("/admin/routing/numbers", include_in_schema=False)
+def save_number(
+    request: Request, operator: Admin, csrf: Annotated[str, Form()] = "",
+    kind: Annotated[str, Form(max_length=8)] = "did", number: Annotated[str, Form(max_length=64)] = "",
+    department: Annotated[str, Form(max_length=32)] = "",
+) -> RedirectResponse:
+    return _apply(request, csrf, lambda s: service.set_number_route(s, kind, number, department or None))
+
+
+@router.post("/admin/routing/blocked", include_in_schema=False)
+def save_blocked(
+    request: Request, operator: Admin, csrf: Annotated[str, Form()] = "",
+    number: Annotated[str, Form(max_length=64)] = "", reason: Annotated[str, Form(max_length=256)] = "",
+    remove: Annotated[str, Form(max_length=20)] = "",
+) -> RedirectResponse:
+    region = request.app.state.desk.settings.default_region
+    if remove:
+        return _apply(request, csrf, lambda s: service.unblock_number(s, remove))
+    return _apply(request, csrf, lambda s: service.block_number(s, number, reason, region))

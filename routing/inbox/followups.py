@@ -1,0 +1,110 @@
+"""Follow-up rules: a missed or abandoned call from a known number becomes a callback task, and
+overdue requests are escalated to the head of their department's desk.
+
+The follow-up consumer reads CALLS_TOPIC like the call logger and is idempotent by Linkedid
+(one callback per call however often ENDED is replayed). The escalator wakes up every
+`every` seconds; both run the database work off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
+from callcard.bus import CALLS_TOPIC, Bus, desk_topic
+from crm_core.cards import clients_for_number
+from crm_core.models import Department
+from crm_core.phones import try_normalize
+from routing.inbox import service
+
+log = logging.getLogger(__name__)
+
+FOLLOW_UP_OUTCOMES = {Outcome.MISSED: "missed call", Outcome.ABANDONED: "abandoned call"}
+
+
+class FollowUps:
+    """Turns missed and abandoned inbound calls from known clients into callback requests."""
+
+    def __init__(self, sessions: sessionmaker[Session], region: str = "RU") -> None:
+        self._sessions = sessions
+        self._region = region
+
+    def apply(self, event: CallEvent) -> bool:
+        """True when this event created a callback task."""
+        why = FOLLOW_UP_OUTCOMES.get(event.outcome) if event.outcome is not None else None
+        if event.kind is not CallEventKind.ENDED or why is None or event.direction != "inbound":
+            return False
+        e164 = try_normalize(event.caller_num, self._region) if event.caller_num else None
+        if e164 is None:
+            return False
+        with self._sessions.begin() as session:
+            matches = clients_for_number(session, e164)
+            if len(matches) != 1:
+                return False  # unknown or shared number: nobody to call back by name
+            dept_id = session.scalar(select(Department.id).where(Department.queue == event.queue)) \
+                if event.queue else None
+            now = datetime.fromtimestamp(event.at, tz=UTC)
+            return service.create_callback_for_call(
+                session, event.linkedid, matches[0].client_id, dept_id, e164, now, why)
+
+    async def run(self, bus: Bus, stop: asyncio.Event) -> None:
+        subscription = await bus.subscribe(CALLS_TOPIC)
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                getting = asyncio.ensure_future(subscription.get())
+                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not getting.done():
+                    getting.cancel()
+                    break
+                try:
+                    await asyncio.to_thread(self.apply, CallEvent.from_dict(getting.result()))
+                except Exception:  # one bad event must not stop the follow-ups of every later call
+                    log.exception("follow-ups: could not handle %.200r", getting.result())
+        finally:
+            stopping.cancel()
+            await subscription.close()
+
+
+def escalation_message(item: service.Escalation) -> dict[str, object]:
+    return {
+        "type": "escalation",
+        "request_id": item.request_id,
+        "department": item.department,
+        "subject": item.subject,
+        "due_at": item.due_at.isoformat(),
+    }
+
+
+async def escalate_once(sessions: sessionmaker[Session], bus: Bus, now: datetime) -> int:
+    """Escalate what is overdue now and push each notice to its department head's desk topic."""
+
+    def work() -> list[service.Escalation]:
+        with sessions.begin() as session:
+            return service.escalate_overdue(session, now)
+
+    found = await asyncio.to_thread(work)
+    for item in found:
+        await bus.publish(desk_topic(item.head_id), escalation_message(item))
+    return len(found)
+
+
+async def run_escalations(
+    sessions: sessionmaker[Session], bus: Bus, stop: asyncio.Event, every: float = 60.0,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    while not stop.is_set():
+        try:
+            await escalate_once(sessions, bus, clock())
+        except Exception:
+            log.exception("escalations: this round failed; retrying in %.0f s", every)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass

@@ -1,0 +1,182 @@
+"""Requests over HTTP: the department inbox page, the desk's request API and the public web form.
+
+The public form needs no login, so it is small by construction: a size cap on every field,
+a honeypot field that people leave empty and bots fill, and a per-address rate limit.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from datetime import UTC, datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import HTMLResponse
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from agent_desk.auth import CurrentOperator, api_operator, api_writer, page_operator
+from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from crm_core.models import Department, Operator, as_utc
+from crm_core.models import Request as RequestRow
+from routing.inbox import intake, service
+
+router = APIRouter()
+Reader = Annotated[CurrentOperator, Depends(api_operator)]
+Writer = Annotated[CurrentOperator, Depends(api_writer)]
+Kind = Annotated[str, Field(pattern="^(" + "|".join(service.REQUEST_TYPES) + ")$")]
+WEB_FORM_PER_MINUTE = 5
+
+
+class RequestIn(BaseModel):
+    kind: Kind = "question"
+    subject: str = Field(min_length=1, max_length=256)
+    body: str = Field("", max_length=intake.MAX_BODY)
+    client_id: int | None = None
+
+
+class StatusIn(BaseModel):
+    status: str = Field(pattern="^(open|in_progress|closed)$")
+    follow_up_minutes: int | None = Field(None, ge=1, le=60 * 24 * 90)
+
+
+class CommentIn(BaseModel):
+    text: str = Field(min_length=1, max_length=4000)
+
+
+class AssignIn(BaseModel):
+    operator_id: int
+
+
+class WebFormIn(BaseModel):
+    name: str = Field("", max_length=128)
+    email: str = Field("", max_length=256)
+    phone: str = Field("", max_length=32)
+    kind: Kind = "question"
+    subject: str = Field("", max_length=256)
+    message: str = Field(min_length=1, max_length=4000)
+    website: str = Field("", max_length=256)  # honeypot: hidden in the form, only bots fill it
+
+
+def _row(request: RequestRow, now: datetime) -> dict[str, Any]:
+    due = as_utc(request.due_at) if request.due_at else None
+    return {
+        "id": request.id, "kind": request.kind, "subject": request.subject, "status": request.status,
+        "source": request.source, "client_id": request.client_id, "contact": request.contact,
+        "department_id": request.department_id, "assignee_id": request.assignee_id,
+        "due_at": due.isoformat() if due else None,
+        "overdue": bool(due and due < now and request.status != "closed"),
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _call(request: Request, work: Any) -> Any:
+    with request.app.state.desk.sessions.begin() as session:
+        try:
+            return work(session)
+        except service.RequestError as exc:
+            raise HTTPException(422, str(exc)) from None
+
+
+@router.post("/api/requests", status_code=201, tags=["requests"])
+def create(request: Request, operator: Writer, body: RequestIn) -> dict[str, Any]:
+    now = _now()
+    return _call(request, lambda s: _row(service.create_request(
+        s, body.kind, body.subject, now, body=body.body, client_id=body.client_id, author_id=operator.id), now))
+
+
+@router.get("/api/requests/{request_id}", tags=["requests"])
+def show(request: Request, operator: Reader, request_id: int) -> dict[str, Any]:
+    with request.app.state.desk.sessions() as session:
+        row = session.get(RequestRow, request_id)
+        if row is None:
+            raise HTTPException(404)
+        events = [{"at": as_utc(e.at).isoformat(), "kind": e.kind, "value": e.value, "text": e.text,
+                   "author_id": e.author_id} for e in service.history(session, request_id)]
+        return {**_row(row, _now()), "body": row.body, "history": events}
+
+
+@router.post("/api/requests/{request_id}/status", tags=["requests"])
+def status(request: Request, operator: Writer, request_id: int, body: StatusIn) -> dict[str, Any]:
+    follow_up = timedelta(minutes=body.follow_up_minutes) if body.follow_up_minutes else None
+    created = _call(request, lambda s: service.change_status(s, request_id, body.status, operator.id, _now(),
+                                                             follow_up))
+    return {"id": request_id, "status": body.status, "follow_up_id": created.id if created else None}
+
+
+@router.post("/api/requests/{request_id}/comment", status_code=201, tags=["requests"])
+def add_comment(request: Request, operator: Writer, request_id: int, body: CommentIn) -> dict[str, Any]:
+    _call(request, lambda s: service.comment(s, request_id, operator.id, body.text, _now()))
+    return {"id": request_id}
+
+
+@router.post("/api/requests/{request_id}/assign", tags=["requests"])
+def assign(request: Request, operator: Writer, request_id: int, body: AssignIn) -> dict[str, Any]:
+    _call(request, lambda s: service.assign(s, request_id, body.operator_id, operator.id, _now()))
+    return {"id": request_id, "assignee_id": body.operator_id}
+
+
+@router.get("/requests", response_class=HTMLResponse, include_in_schema=False)
+def inbox_page(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)],
+               department: str = "") -> HTMLResponse:
+    """The inbox of one of the operator's departments (any department for supervisors and admins)."""
+    now = _now()
+    with request.app.state.desk.sessions() as session:
+        me = session.get(Operator, operator.id)
+        mine = [d for d in (me.departments if me else [])]
+        if operator.role in ("supervisor", "admin"):
+            mine = list(session.scalars(select(Department).order_by(Department.code)))
+        mine += [d for d in session.scalars(select(Department).where(Department.head_id == operator.id))
+                 if d not in mine]
+        chosen = next((d for d in mine if d.code == department), mine[0] if mine else None)
+        rows = [_row(r, now) for r in service.inbox(session, chosen.id)] if chosen else []
+        tabs = [(d.code, d.name) for d in mine]
+    return _render(request, "inbox.html", operator, active="requests", rows=rows, tabs=tabs,
+                   chosen=chosen.code if chosen else "")
+
+
+class _RateLimit:
+    """At most `limit` submissions per client address per minute, in this process."""
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: dict[str, deque[float]] = defaultdict(deque)
+
+    def allow(self, key: str) -> bool:
+        now = time.monotonic()
+        seen = self._seen[key]
+        while seen and seen[0] < now - 60:
+            seen.popleft()
+        if len(seen) >= self._limit:
+            return False
+        seen.append(now)
+        return True
+
+
+def _limit_of(request: Request) -> _RateLimit:
+    """One limiter per app, so two apps in one process (tests) do not share counts."""
+    state = request.app.state
+    if not hasattr(state, "web_form_limit"):
+        state.web_form_limit = _RateLimit(WEB_FORM_PER_MINUTE)
+    return state.web_form_limit
+
+
+@router.post("/public/requests", status_code=202, tags=["public"])
+def web_form(request: Request, body: WebFormIn) -> dict[str, str]:
+    """The site's contact form; answers the same to bots (honeypot) as to people, files only people."""
+    if not (body.email.strip() or body.phone.strip()):
+        raise HTTPException(422, "an e-mail or a phone number is required")
+    if not _limit_of(request).allow(request.client.host if request.client else "?"):
+        raise HTTPException(429, "too many requests; try again in a minute")
+    if body.website:
+        return {"status": "accepted"}
+    incoming = intake.Incoming(subject=body.subject or body.message[:80], body=f"{body.name}\n\n{body.message}".strip(),
+                               email=body.email.strip(), phone=body.phone.strip(), kind=body.kind)
+    region = request.app.state.desk.settings.default_region
+    with request.app.state.desk.sessions.begin() as session:
+        intake.file_request(session, incoming, "web", _now(), region)
+    return {"status": "accepted"}

@@ -1,0 +1,190 @@
+"""Requests to departments: typed, routed by type and client, with an SLA deadline and a history.
+
+Every change (status, assignment, comment, escalation) is a RequestEvent, so the inbox can
+show who did what when. Times are passed in (`now`), which keeps SLA tests exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from crm_core.db import insert_or_ignore
+from crm_core.models import Client, Department, Operator, Request, as_utc
+from routing.inbox.models import RequestEvent
+
+
+@dataclass(frozen=True)
+class RequestType:
+    department: str  # department code that handles it by default
+    sla: timedelta
+
+
+REQUEST_TYPES = {
+    "question": RequestType("service", timedelta(hours=8)),
+    "complaint": RequestType("service", timedelta(hours=4)),
+    "order": RequestType("sales", timedelta(hours=2)),
+    "service": RequestType("service", timedelta(hours=24)),
+    "callback": RequestType("sales", timedelta(minutes=15)),  # "call back within 15 minutes"
+}
+STATUSES = ("open", "in_progress", "closed")
+
+
+class RequestError(ValueError):
+    """A change the request cannot take (unknown type or status, closed already)."""
+
+
+def department_for(session: Session, kind: str, client: Client | None) -> Department | None:
+    """A debtor's request goes to collections, a managed client's to the manager's department,
+    anyone else's to the type's department."""
+    code = REQUEST_TYPES[kind].department
+    if client is not None and client.debt_open:
+        code = "collections"
+    elif client is not None and client.manager is not None and client.manager.departments:
+        code = client.manager.departments[0].code
+    return session.scalar(select(Department).where(Department.code == code))
+
+
+def create_request(
+    session: Session,
+    kind: str,
+    subject: str,
+    now: datetime,
+    *,
+    body: str = "",
+    source: str = "desk",
+    client_id: int | None = None,
+    contact: str = "",
+    author_id: int | None = None,
+    department_id: int | None = None,
+    due_at: datetime | None = None,
+) -> Request:
+    if kind not in REQUEST_TYPES:
+        raise RequestError(f"unknown request type {kind!r}; one of {', '.join(REQUEST_TYPES)}")
+    client = session.get(Client, client_id) if client_id is not None else None
+    if department_id is None:
+        dept = department_for(session, kind, client)
+        department_id = dept.id if dept is not None else None
+    request = Request(
+        kind=kind, subject=subject[:256], body=body, source=source, client_id=client_id, contact=contact[:256],
+        department_id=department_id, created_at=now, due_at=due_at or now + REQUEST_TYPES[kind].sla,
+        assignee_id=client.manager_id if client is not None and not client.debt_open else None,
+    )
+    session.add(request)
+    session.flush()
+    session.add(RequestEvent(request_id=request.id, at=now, author_id=author_id, kind="created", value=kind))
+    return request
+
+
+def create_callback_for_call(
+    session: Session, linkedid: str, client_id: int, department_id: int | None, caller: str, now: datetime,
+    why: str,
+) -> bool:
+    """The callback task of a missed call, once per Linkedid however often the event comes."""
+    sla = REQUEST_TYPES["callback"].sla
+    if department_id is None:
+        dept = department_for(session, "callback", session.get(Client, client_id))
+        department_id = dept.id if dept is not None else None
+    if session.scalar(select(Request.id).where(Request.linkedid == linkedid)) is not None:
+        return False
+    insert_or_ignore(  # a concurrent consumer inserting the same Linkedid is not an error
+        session, Request, ["linkedid"], linkedid=linkedid, kind="callback", subject=f"Перезвонить: {caller} ({why})",
+        body="", source="call", client_id=client_id, contact=caller, department_id=department_id, status="open",
+        created_at=now, due_at=now + sla,
+    )
+    request_id = session.scalar(select(Request.id).where(Request.linkedid == linkedid))
+    session.add(RequestEvent(request_id=request_id, at=now, kind="created", value="callback", text=why))
+    return True
+
+
+def change_status(
+    session: Session, request_id: int, status: str, author_id: int | None, now: datetime,
+    follow_up_in: timedelta | None = None,
+) -> Request | None:
+    """Move a request on; closing it may schedule a follow-up call, returned as a new callback request."""
+    if status not in STATUSES:
+        raise RequestError(f"unknown status {status!r}")
+    request = _get(session, request_id)
+    if request.status == "closed":
+        raise RequestError("the request is closed already")
+    request.status = status
+    session.add(RequestEvent(request_id=request.id, at=now, author_id=author_id, kind="status", value=status))
+    if status != "closed":
+        return None
+    request.closed_at = now
+    if follow_up_in is None:
+        return None
+    return create_request(
+        session, "callback", f"Follow-up: {request.subject}"[:256], now, source="follow_up",
+        client_id=request.client_id, contact=request.contact, author_id=author_id,
+        department_id=request.department_id, due_at=now + follow_up_in,
+    )
+
+
+def assign(session: Session, request_id: int, assignee_id: int, author_id: int | None, now: datetime) -> None:
+    request = _get(session, request_id)
+    if session.get(Operator, assignee_id) is None:
+        raise RequestError(f"no operator {assignee_id}")
+    request.assignee_id = assignee_id
+    session.add(RequestEvent(request_id=request.id, at=now, author_id=author_id, kind="assigned",
+                             value=str(assignee_id)))
+
+
+def comment(session: Session, request_id: int, author_id: int | None, text: str, now: datetime) -> None:
+    text = text.strip()
+    if not text:
+        raise RequestError("an empty comment")
+    _get(session, request_id)
+    session.add(RequestEvent(request_id=request_id, at=now, author_id=author_id, kind="comment", text=text))
+
+
+def inbox(session: Session, department_id: int, include_closed: bool = False) -> list[Request]:
+    """The department's requests, the most urgent first."""
+    query = select(Request).where(Request.department_id == department_id)
+    if not include_closed:
+        query = query.where(Request.status != "closed")
+    return list(session.scalars(query.order_by(Request.due_at, Request.id)))
+
+
+def history(session: Session, request_id: int) -> list[RequestEvent]:
+    return list(session.scalars(select(RequestEvent).where(RequestEvent.request_id == request_id)
+                                .order_by(RequestEvent.at, RequestEvent.id)))
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """An overdue request and the head of department whose desk must hear about it."""
+
+    request_id: int
+    head_id: int
+    department: str
+    subject: str
+    due_at: datetime
+
+
+def escalate_overdue(session: Session, now: datetime) -> list[Escalation]:
+    """Mark every newly overdue open request escalated; each is reported once."""
+    rows = session.execute(
+        select(Request, Department)
+        .join(Department, Request.department_id == Department.id)
+        .where(Request.status != "closed", Request.escalated_at.is_(None), Request.due_at < now)
+        .order_by(Request.due_at)
+    ).all()
+    found = []
+    for request, dept in rows:
+        request.escalated_at = now
+        session.add(RequestEvent(request_id=request.id, at=now, kind="escalated",
+                                 value=str(dept.head_id or "")))
+        if dept.head_id is not None:
+            found.append(Escalation(request.id, dept.head_id, dept.name, request.subject, as_utc(request.due_at)))
+    return found
+
+
+def _get(session: Session, request_id: int) -> Request:
+    request = session.get(Request, request_id)
+    if request is None:
+        raise RequestError(f"no request {request_id}")
+    return request
