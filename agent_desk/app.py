@@ -22,6 +22,9 @@ from agent_desk.auth import LoginRequired, csrf_token, session_language
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
 from callcard.bus import Bus
 from callcard.settings import Settings
+from ivr import http as ivr_http
+from routing import http as routing_http
+from routing.inbox import http as inbox_http
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web_static"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -33,6 +36,12 @@ class Dialer(Protocol):
     async def click_to_call(self, operator_interface: str, number_e164: str) -> str: ...
 
 
+class Transferrer(Protocol):
+    """The one door for transfers: move a live call's caller to another queue."""
+
+    async def transfer_to_queue(self, linkedid: str, queue: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class DeskContext:
     """What routes reach through `request.app.state.desk`."""
@@ -42,6 +51,7 @@ class DeskContext:
     bus: Bus
     dialer: Dialer | None
     templates: Jinja2Templates
+    transferrer: Transferrer | None = None
 
 
 def _template_globals(request: Request) -> dict[str, object]:
@@ -57,13 +67,17 @@ def _template_globals(request: Request) -> dict[str, object]:
 
 
 def create_app(
-    settings: Settings, sessions: sessionmaker[Session], bus: Bus, dialer: Dialer | None = None
+    settings: Settings,
+    sessions: sessionmaker[Session],
+    bus: Bus,
+    dialer: Dialer | None = None,
+    transferrer: Transferrer | None = None,
 ) -> FastAPI:
     """Build the desk app; the caller owns the bus and the engine and closes them."""
     app = FastAPI(title="callcard desk", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_globals])
     templates.env.autoescape = True
-    app.state.desk = DeskContext(settings, sessions, bus, dialer, templates)
+    app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -80,5 +94,8 @@ def create_app(
     app.include_router(http.router)
     app.include_router(pages.router)
     app.include_router(ws.router)
+    app.include_router(routing_http.router)
+    app.include_router(inbox_http.router)
+    app.include_router(ivr_http.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app

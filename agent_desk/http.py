@@ -16,9 +16,11 @@ from sqlalchemy.orm import Session
 from agent_desk import schemas
 from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
 from agent_desk.i18n import OUTCOMES, translate
+from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from crm_core import cards, clients
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
+from routing.models import CallTransfer
 
 router = APIRouter(prefix="/api", tags=["desk"])
 
@@ -93,7 +95,10 @@ def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn
     """The after-call note, logged against the one client the operator chose (or none)."""
     with _session(request) as session:
         handled_by = session.scalar(select(Call.operator_id).where(Call.linkedid == linkedid))
-        if handled_by not in (None, operator.id) and operator.role not in SUPERVISING:
+        handed_over = session.scalar(
+            select(CallTransfer.id).where(CallTransfer.linkedid == linkedid, CallTransfer.from_operator_id == operator.id)
+        )
+        if handled_by not in (None, operator.id) and handed_over is None and operator.role not in SUPERVISING:
             raise HTTPException(403, _t(request, "api.not_your_call"))
         try:
             clients.save_call_note(
@@ -107,7 +112,11 @@ def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn
     return schemas.NoteOut(linkedid=linkedid, client_id=body.client_id, disposition=body.disposition)
 
 
-@router.post("/dial", response_model=schemas.DialOut, responses={503: {"description": "no telephony"}})
+@router.post(
+    "/dial",
+    response_model=schemas.DialOut,
+    responses={502: {"description": "the PBX refused the call"}, 503: {"description": "no telephony"}},
+)
 async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> schemas.DialOut:
     """Click-to-call: the operator's phone rings first, then Asterisk dials the client."""
     dialer = request.app.state.desk.dialer
@@ -119,7 +128,12 @@ async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> sche
         number = normalize_phone(body.number, request.app.state.desk.settings.default_region)
     except PhoneError as exc:
         raise HTTPException(422, str(exc)) from None
-    action_id = await dialer.click_to_call(operator.interface, number)
+    try:
+        action_id = await dialer.click_to_call(operator.interface, number)
+    except (AmiTimeout, AmiDisconnected):  # the PBX is away: worth retrying, nothing was dialled
+        raise HTTPException(503, _t(request, "api.pbx_unavailable")) from None
+    except AmiError as exc:  # Asterisk answered `Response: Error`: its message says why
+        raise HTTPException(502, translate(session_language(request), "api.dial_refused", error=str(exc))) from None
     return schemas.DialOut(number=number, action_id=action_id)
 
 

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from sqlalchemy import select
 
 from agent_desk import schemas
 from agent_desk.auth import (
@@ -27,6 +28,7 @@ from agent_desk.auth import (
 from agent_desk.http import call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from crm_core import clients
+from crm_core.models import Department
 
 router = APIRouter(include_in_schema=False)
 PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
@@ -101,7 +103,14 @@ def logout(request: Request, csrf: Annotated[str, Form(max_length=128)] = "") ->
 
 @router.get("/desk", response_class=HTMLResponse)
 def desk(request: Request, operator: PageOperator) -> HTMLResponse:
-    return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS)
+    with request.app.state.desk.sessions() as session:
+        departments = session.execute(
+            select(Department.code, Department.name, Department.queue)
+            .where(Department.queue != "")
+            .order_by(Department.code)
+        ).all()
+    return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
+                   departments=departments)
 
 
 @router.get("/calls", response_class=HTMLResponse)

@@ -16,6 +16,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from agent_desk import live
 from ami_bridge.events import CallEvent, CallEventKind
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic
 from crm_core.cards import caller_card
@@ -30,6 +31,7 @@ _STATE_KINDS = {
     CallEventKind.ANSWERED,
     CallEventKind.ENDED,
     CallEventKind.ABANDONED,
+    CallEventKind.TRANSFERRED,
 }
 
 
@@ -67,6 +69,7 @@ class DeskPopper:
                 try:
                     event = CallEvent.from_dict(getting.result())
                     for topic, message in await self.handle(event):
+                        await live.remember(self._bus, topic, message)  # before publishing: see live.py
                         await self._bus.publish(topic, message)
                 except Exception:
                     log.exception("desk popper: could not handle %r", getting.result())
@@ -126,6 +129,8 @@ class DeskPopper:
         if call is None:
             return []
         targets = call.rung
+        if event.kind is CallEventKind.TRANSFERRED:
+            call.rung = {}  # the call is the next queue's now; its card stays for their pop
         if event.kind is CallEventKind.RING_STOPPED and event.interface in call.rung:
             targets = {event.interface: call.rung[event.interface]}
         deliveries: list[Delivery] = []
@@ -137,6 +142,7 @@ class DeskPopper:
                 "outcome": event.outcome.value if event.outcome else None,
                 "wait_seconds": event.wait_seconds,
                 "talk_seconds": event.talk_seconds,
+                "at": event.at,
                 "mine": event.kind is not CallEventKind.ANSWERED or interface == event.interface,
             }
             deliveries.append((desk_topic(operator_id), message))

@@ -1,7 +1,8 @@
 """`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
 
 The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
-filter. A ping every PING_SECONDS keeps proxies from closing an idle desk.
+filter. Right after `hello` it replays the operator's live calls (`live.py`), so a reload
+mid-call shows the same call. A ping every PING_SECONDS keeps proxies from closing an idle desk.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from agent_desk import live
 from agent_desk.auth import socket_operator
 from callcard.bus import desk_topic
 
@@ -50,6 +52,8 @@ async def desk_socket(websocket: WebSocket) -> None:
 
     async def forward() -> None:
         await send({"type": "hello", "operator_id": operator.id})
+        for message in await live.live_messages(bus, desk_topic(operator.id)):  # read after subscribing
+            await send(message)
         while True:
             await send(await sub.get())
 

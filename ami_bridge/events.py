@@ -17,6 +17,7 @@ class CallEventKind(StrEnum):
     RING_STOPPED = "ring_stopped"  # that agent did not (or no longer may) answer
     ANSWERED = "answered"  # an agent took the call
     ABANDONED = "abandoned"  # caller hung up while waiting in a queue
+    TRANSFERRED = "transferred"  # the caller moved to another queue (carries the new one); the call goes on
     ENDED = "ended"  # every channel of the call is gone; carries the outcome
 
 

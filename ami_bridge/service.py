@@ -35,6 +35,10 @@ class BridgeCounters:
     resyncs: int = 0
 
 
+class CallNotLive(LookupError):
+    """A command named a call the bridge does not see (ended, or never queued)."""
+
+
 class Bridge:
     """Owns one AMI client and one tracker; publishes every CallEvent on CALLS_TOPIC."""
 
@@ -64,6 +68,22 @@ class Bridge:
     def commands(self) -> AmiCommands:
         """The narrow door for commands to Asterisk."""
         return self.client
+
+    async def transfer_to_queue(self, linkedid: str, queue: str) -> None:
+        """Blind-transfer the caller of a live call: Redirect their channel to `[queues] <queue>`.
+
+        The tracker is told first (the Redirect reply comes before the events it causes), so
+        the old queue's QueueCallerAbandon is read as a transfer; a refused Redirect undoes that.
+        """
+        channel = self.tracker.caller_channel(linkedid)
+        if channel is None:
+            raise CallNotLive(f"call {linkedid!r} is not live or has no caller in a queue")
+        self.tracker.expect_redirect(linkedid)
+        try:
+            await self.client.redirect(channel, "queues", queue)
+        except Exception:
+            self.tracker.cancel_redirect(linkedid)
+            raise
 
     @property
     def counters(self) -> BridgeCounters:

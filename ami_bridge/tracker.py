@@ -80,7 +80,11 @@ class _Call:
     abandoned: bool = False
     failure: Outcome | None = None
     awaiting_originate: bool = False  # our Originate: end only once OriginateResponse told how it went
+    agent_first: bool = False  # click-to-call: the operator's phone is the originated leg
+    customer_legs: set[str] = field(default_factory=set)  # click-to-call: channels dialled to the customer
     all_gone: bool = False
+    caller_channel: str = ""  # the channel that sits in the queue: the one a transfer redirects
+    transferring: bool = False  # a Redirect out of the queue is under way: its abandon is no abandon
 
     @property
     def outcome(self) -> Outcome:
@@ -100,6 +104,7 @@ class CallTracker:
         self._channel_call: dict[str, str] = {}  # Uniqueid -> call key (Linkedid when first seen)
         self._gone: OrderedDict[str, None] = OrderedDict()  # hung-up Uniqueids: never re-adopt
         self._outbound: dict[str, str] = {}  # our Originate ActionID -> pre-assigned ChannelId
+        self._click_to_call: dict[str, tuple[str, str]] = {}  # ChannelId -> (operator interface, number)
         self._handlers: dict[str, Callable[[AmiMessage], list[CallEvent]]] = {
             "newchannel": self._on_newchannel,
             "queuecallerjoin": self._on_queue_join,
@@ -118,9 +123,35 @@ class CallTracker:
     def active_calls(self) -> list[str]:
         return list(self._calls)
 
+    def caller_channel(self, linkedid: str) -> str | None:
+        """The caller's channel of a live call (the one in the queue), for Redirect; None if unknown."""
+        call = self._calls.get(linkedid)
+        return call.caller_channel or None if call is not None else None
+
+    def expect_redirect(self, linkedid: str) -> bool:
+        """We are about to Redirect this call's caller to another queue: the QueueCallerAbandon
+        that Asterisk sends for the old queue is a transfer, not the caller giving up."""
+        call = self._calls.get(linkedid)
+        if call is None:
+            return False
+        call.transferring = True
+        return True
+
+    def cancel_redirect(self, linkedid: str) -> None:
+        """The Redirect failed: a later abandon is a real one again."""
+        call = self._calls.get(linkedid)
+        if call is not None:
+            call.transferring = False
+
     def expect_outbound(self, action_id: str, channel_id: str) -> None:
         """Record an Originate we sent, so its call is outbound and its failure is reported."""
         self._outbound[action_id] = channel_id
+
+    def expect_click_to_call(self, channel_id: str, interface: str, number: str) -> None:
+        """The Originate with this ChannelId rings the operator's `interface` first, then dials the
+        customer's `number`. AMI alone cannot tell this from a dialler call (customer first, then
+        the operator): both are a first leg that answers and dials the other end."""
+        self._click_to_call[channel_id] = (normalize_interface(interface), number)
 
     def feed(self, msg: AmiMessage) -> list[CallEvent]:
         name = msg.event.lower()
@@ -252,15 +283,33 @@ class CallTracker:
         call.direction = "outbound"
         call.awaiting_originate = True
         call.did = msg.get("Exten") if msg.get("Exten") != "s" else ""
+        click_to_call = self._click_to_call.pop(uniqueid, None)
+        if click_to_call is not None:
+            return self._start_click_to_call(call, msg.get("Channel"), *click_to_call)
+        if call.did:  # `Local/<number>@outbound`: the customer is the first leg
+            call.caller_num, call.caller_name = call.did, ""
         return [self._offer(call)]
+
+    def _start_click_to_call(self, call: _Call, channel: str, interface: str, number: str) -> list[CallEvent]:
+        """The operator's phone rings with the customer's card; the customer is the caller of record."""
+        call.agent_first = True
+        call.did = call.caller_num = number
+        call.caller_name = ""
+        call.interface = interface
+        call.rings[channel] = _Ring(interface, "")
+        return [self._offer(call), self._event(call, CallEventKind.RINGING)]
 
     def _on_queue_join(self, msg: AmiMessage) -> list[CallEvent]:
         call = self._call_of(msg)
         if call is None:
             return []
         call.queue = msg.get("Queue")
+        call.caller_channel = msg.get("Channel") or call.caller_channel
         self._learn_caller(call, msg)
         call.abandoned = False
+        if call.transferring and call.offered:
+            call.transferring = False
+            return self._stop_rings(call) + [self._event(call, CallEventKind.TRANSFERRED)]
         return [self._offer(call)]
 
     def _on_agent_called(self, msg: AmiMessage) -> list[CallEvent]:
@@ -310,6 +359,8 @@ class CallTracker:
         if call is None:
             return []
         call.talk_seconds = _seconds(msg.get("TalkTime"))
+        if msg.get("Reason").lower() == "transfer":
+            call.transferring = True  # the caller goes on to another queue or extension
         if msg.get("Interface"):
             call.interface = normalize_interface(msg.get("Interface"))
             call.member_name = msg.get("MemberName") or call.member_name
@@ -321,6 +372,8 @@ class CallTracker:
         if call is None:
             return []
         call.queue = msg.get("Queue") or call.queue
+        if call.transferring:
+            return self._stop_rings(call)  # redirected out of the queue: QueueCallerJoin follows
         call.wait_seconds = _seconds(msg.get("HoldTime"))
         call.abandoned = True
         self._learn_caller(call, msg)
@@ -331,6 +384,9 @@ class CallTracker:
         call = self._call_of(msg)
         dest = msg.get("DestChannel")
         if call is None or call.queue or not dest:
+            return []
+        if call.agent_first:  # the operator's answered leg dials the customer: no desk rings
+            call.customer_legs.add(dest)
             return []
         events = []
         if not call.offered:
@@ -344,6 +400,8 @@ class CallTracker:
     def _on_dial_end(self, msg: AmiMessage) -> list[CallEvent]:
         call = self._call_of(msg)
         dest = msg.get("DestChannel")
+        if call is not None and dest in call.customer_legs:
+            return self._customer_dial_end(call, msg.get("DialStatus").upper())
         if call is None or dest not in call.rings:
             return []
         status = msg.get("DialStatus").upper()
@@ -357,6 +415,18 @@ class CallTracker:
         call.interface, call.member_name = ring.interface, ring.member_name
         if call.answered_at is not None:
             return []
+        call.answered_at = self._clock()
+        call.wait_seconds = max(0, round(call.answered_at - call.started))
+        return [self._event(call, CallEventKind.ANSWERED)]
+
+    def _customer_dial_end(self, call: _Call, status: str) -> list[CallEvent]:
+        """Click-to-call: the customer's answer is the call's answer, their refusal its outcome."""
+        if status != "ANSWER":
+            call.failure = _DIAL_STATUS_OUTCOME.get(status, call.failure)
+            return []
+        if call.answered_at is not None:
+            return []
+        call.rings.clear()  # the operator's phone was answered long ago: no RING_STOPPED
         call.answered_at = self._clock()
         call.wait_seconds = max(0, round(call.answered_at - call.started))
         return [self._event(call, CallEventKind.ANSWERED)]
@@ -379,15 +449,21 @@ class CallTracker:
         key = self._channel_call.get(uniqueid) or (uniqueid if uniqueid in self._calls else None)
         call = self._calls.get(key) if key else None
         events: list[CallEvent] = []
+        click_to_call = self._click_to_call.pop(channel_id, None)  # still here: no channel was ever made
         if call is None:
             call = _Call(linkedid=uniqueid or msg.action_id, started=self._clock(), direction="outbound")
             call.did = msg.get("Exten")
             self._learn_caller(call, msg)
+            if click_to_call is not None:
+                call.agent_first = True
+                call.interface, call.did = click_to_call
+                call.caller_num, call.caller_name = call.did, ""
             self._calls[call.linkedid] = call
             call.all_gone = True
         call.awaiting_originate = False
         if msg.response.lower() == "success":
-            if msg.get("Reason") == "4" and call.answered_at is None:
+            # Reason 4 is the first leg answering: the customer, unless the operator's phone rang first
+            if msg.get("Reason") == "4" and call.answered_at is None and not call.agent_first:
                 call.answered_at = self._clock()
                 call.wait_seconds = max(0, round(call.answered_at - call.started))
                 events.append(self._event(call, CallEventKind.ANSWERED))

@@ -4,6 +4,11 @@ Two backends chosen by URL: `memory://` (one process, the embedded default) and
 `redis://host:port/db` (several processes). Per-operator delivery is a topic of its
 own (`desk.<operator_id>`), so a desk subscribes to exactly its own messages and
 nothing is broadcast and filtered.
+
+Next to pub/sub each bus keeps a few current values by key and field (`keep`, `forget`,
+`kept`): what a late subscriber needs to catch up, such as the calls live on one desk. Redis
+keeps them in a hash that every process reads; memory:// in a dict. Entries expire after
+their TTL, so a value whose owner died never lingers for ever.
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
@@ -38,7 +44,16 @@ class Subscription(Protocol):
 class Bus(Protocol):
     async def publish(self, topic: str, message: dict[str, Any]) -> None: ...
     async def subscribe(self, *topics: str) -> Subscription: ...
+    async def keep(self, key: str, field: str, message: dict[str, Any], ttl: float) -> None: ...
+    async def forget(self, key: str, *fields: str) -> None: ...
+    async def kept(self, key: str) -> dict[str, dict[str, Any]]: ...
     async def close(self) -> None: ...
+
+
+def _unexpired(entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Kept entries are `{"until": epoch, "message": {...}}`; only live ones count."""
+    now = time.time()
+    return {f: e["message"] for f, e in entries.items() if e["until"] > now}
 
 
 class _QueueSubscription:
@@ -66,6 +81,7 @@ class MemoryBus:
 
     def __init__(self) -> None:
         self._subs: dict[str, set[_QueueSubscription]] = defaultdict(set)
+        self._kept: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         for sub in self._subs.get(topic, ()):
@@ -87,6 +103,19 @@ class MemoryBus:
 
     def subscriber_count(self, topic: str) -> int:
         return len(self._subs.get(topic, ()))
+
+    async def keep(self, key: str, field: str, message: dict[str, Any], ttl: float) -> None:
+        self._kept[key][field] = {"until": time.time() + ttl, "message": message}
+
+    async def forget(self, key: str, *fields: str) -> None:
+        entries = self._kept.get(key, {})
+        for field in fields:
+            entries.pop(field, None)
+        if not entries:
+            self._kept.pop(key, None)
+
+    async def kept(self, key: str) -> dict[str, dict[str, Any]]:
+        return _unexpired(self._kept.get(key, {}))
 
     async def close(self) -> None:
         self._subs.clear()
@@ -133,6 +162,20 @@ class RedisBus:
         pubsub = self._redis.pubsub()
         await pubsub.subscribe(*(self._prefix + t for t in topics))
         return _RedisSubscription(pubsub)
+
+    async def keep(self, key: str, field: str, message: dict[str, Any], ttl: float) -> None:
+        """One hash per key; its TTL follows the newest entry, each entry carries its own expiry."""
+        entry = json.dumps({"until": time.time() + ttl, "message": message}, ensure_ascii=False)
+        async with self._redis.pipeline(transaction=True) as pipe:
+            await pipe.hset(self._prefix + key, field, entry).expire(self._prefix + key, max(1, int(ttl))).execute()
+
+    async def forget(self, key: str, *fields: str) -> None:
+        if fields:
+            await self._redis.hdel(self._prefix + key, *fields)
+
+    async def kept(self, key: str) -> dict[str, dict[str, Any]]:
+        raw = await self._redis.hgetall(self._prefix + key)
+        return _unexpired({f.decode(): json.loads(v) for f, v in raw.items()})
 
     async def ping(self) -> None:
         await self._redis.ping()

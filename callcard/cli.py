@@ -1,4 +1,4 @@
-"""`callcard` command line: demo, serve, pbx-sim, migrate, seed, create-user."""
+"""`callcard` command line: demo, serve, ivr, pbx-sim, migrate, seed, create-user."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ import sys
 from dataclasses import replace
 
 from callcard.settings import Settings, SettingsError
+
+DEMO_IVR_SHARE = 0.4  # share of the demo's inbound calls that go through the IVR first
 
 
 class CliError(RuntimeError):
@@ -79,9 +81,30 @@ async def _serve(settings: Settings) -> None:
     from callcard.runtime import start_stack, stop_stack
 
     stack = await start_stack(settings)
-    print(f"callcard is up: {stack.desk_url}  (AMI {settings.ami_host}:{settings.ami_port})")
+    print(f"callcard is up: {stack.desk_url}  (AMI {settings.ami_host}:{settings.ami_port}, "
+          f"FastAGI IVR on {settings.agi_host}:{settings.agi_port})")
     await _wait_for_signal()
     await stop_stack(stack)
+
+
+def cmd_ivr(settings: Settings, _args: argparse.Namespace) -> None:
+    asyncio.run(_ivr(settings))
+
+
+async def _ivr(settings: Settings) -> None:
+    from crm_core.db import make_engine, make_sessionmaker
+    from ivr.server import FastAgiServer, IvrApplication
+
+    engine = make_engine(settings.database_url)
+    server = FastAgiServer(IvrApplication(make_sessionmaker(engine), settings.default_region))
+    try:
+        await server.start(settings.agi_host, settings.agi_port)
+    except OSError as exc:
+        raise CliError(f"cannot listen on {settings.agi_host}:{settings.agi_port}: {exc}") from None
+    print(f"FastAGI IVR on agi://{settings.agi_host}:{server.port}/ivr")
+    await _wait_for_signal()
+    await server.stop()
+    engine.dispose()
 
 
 def cmd_pbx_sim(settings: Settings, args: argparse.Namespace) -> None:
@@ -119,18 +142,22 @@ async def _demo(settings: Settings) -> None:
     from callcard.runtime import start_stack, stop_stack
     from crm_core.seed import demo_callers
 
-    sim = PbxSimulator(demo_config(), username=settings.ami_username, secret=settings.ami_secret)
+    agi_port = _free_port("127.0.0.1", settings.agi_port)
+    sim = PbxSimulator(demo_config(), username=settings.ami_username, secret=settings.ami_secret,
+                       agi_address=("127.0.0.1", agi_port))
     await sim.start("127.0.0.1", _free_port("127.0.0.1", settings.ami_port))
-    settings = replace(settings, ami_host="127.0.0.1", ami_port=sim.port,
-                       http_port=_free_port(settings.http_host, settings.http_port))
+    settings = replace(settings, ami_host="127.0.0.1", ami_port=sim.port, agi_host="127.0.0.1",
+                       agi_port=agi_port, http_port=_free_port(settings.http_host, settings.http_port))
     stack = await start_stack(settings)
     with stack.sessions() as session:
         callers = demo_callers(session)
     traffic = asyncio.create_task(
-        run_demo_traffic(sim, settings.sim_call_interval, random.Random(), callers), name="demo-traffic"
+        run_demo_traffic(sim, settings.sim_call_interval, random.Random(), callers, ivr_share=DEMO_IVR_SHARE),
+        name="demo-traffic",
     )
     print(f"\n  Desk:  {stack.desk_url}\n  PBX simulator (AMI) on 127.0.0.1:{sim.port}, "
-          f"a call every {settings.sim_call_interval:g} s.  Ctrl+C stops.\n")
+          f"a call every {settings.sim_call_interval:g} s, {DEMO_IVR_SHARE:.0%} of them through the IVR "
+          f"(FastAGI on 127.0.0.1:{agi_port}).  Ctrl+C stops.\n")
     await _wait_for_signal()
     traffic.cancel()
     await stop_stack(stack)
@@ -160,12 +187,31 @@ async def _wait_for_signal() -> None:
     await stop.wait()
 
 
+def cmd_requests(settings: Settings, args: argparse.Namespace) -> None:
+    from datetime import UTC, datetime
+    from pathlib import Path
+
+    from crm_core.db import make_engine, make_sessionmaker
+    from routing.inbox.intake import import_eml_dir
+
+    directory = Path(args.directory)
+    if not directory.is_dir():
+        raise CliError(f"{directory} is not a directory")
+    engine = make_engine(settings.database_url)
+    try:
+        created = import_eml_dir(make_sessionmaker(engine), directory, datetime.now(UTC), settings.default_region)
+    finally:
+        engine.dispose()
+    print(f"{len(created)} request(s) filed from {directory}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcard", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="migrate, seed, start the PBX simulator and everything else")
-    sub.add_parser("serve", help="web app + AMI bridge + call logger against CALLCARD_AMI_*")
+    sub.add_parser("serve", help="web app + AMI bridge + call logger + FastAGI IVR against CALLCARD_AMI_*")
+    sub.add_parser("ivr", help="run the FastAGI IVR server alone on CALLCARD_AGI_HOST:CALLCARD_AGI_PORT")
     sim = sub.add_parser("pbx-sim", help="run the PBX simulator alone (AMI over TCP)")
     sim.add_argument("--host", default="127.0.0.1")
     sim.add_argument("--port", type=int, default=5038)
@@ -177,12 +223,16 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--name", default="")
     user.add_argument("--role", choices=["operator", "supervisor", "admin"], default="operator")
     user.add_argument("--interface", default="", help="Asterisk device, e.g. PJSIP/101")
+    requests = sub.add_parser("requests", help="department requests")
+    requests_sub = requests.add_subparsers(dest="requests_command", required=True)
+    eml = requests_sub.add_parser("import-eml", help="file every *.eml in DIR as a request (renamed *.eml.done)")
+    eml.add_argument("directory")
     return parser
 
 
 COMMANDS = {
-    "demo": cmd_demo, "serve": cmd_serve, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
-    "seed": cmd_seed, "create-user": cmd_create_user,
+    "demo": cmd_demo, "serve": cmd_serve, "ivr": cmd_ivr, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
+    "seed": cmd_seed, "create-user": cmd_create_user, "requests": cmd_requests,
 }
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import uuid
 from dataclasses import dataclass, field
 
 import uvicorn
@@ -21,6 +22,8 @@ from callcard.bus import Bus, make_bus
 from callcard.settings import Settings
 from crm_core.call_log import CallLogger
 from crm_core.db import make_engine, make_sessionmaker
+from ivr.server import FastAgiServer, IvrApplication
+from routing.inbox.followups import FollowUps, run_escalations
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +40,7 @@ class Stack:
     server: uvicorn.Server
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    agi: FastAgiServer | None = None  # the IVR, None when its port could not be bound
 
     @property
     def desk_url(self) -> str:
@@ -50,8 +54,13 @@ class AmiDialer:
         self._bridge = bridge
 
     async def click_to_call(self, operator_interface: str, number_e164: str) -> str:
+        """The tracker is told first which end is the operator: the events cannot say (see
+        CallTracker.expect_click_to_call), and the call must be logged under the customer's number."""
+        channel_id = f"callcard-{uuid.uuid4().hex}"
+        self._bridge.tracker.expect_click_to_call(channel_id, operator_interface, number_e164)
         return await self._bridge.commands.originate(
-            operator_interface, context="outbound", exten=number_e164, caller_id=number_e164
+            operator_interface, context="outbound", exten=number_e164, caller_id=number_e164,
+            channel_id=channel_id,
         )
 
 
@@ -61,7 +70,7 @@ async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
     sessions = make_sessionmaker(engine)
     bus = make_bus(settings.bus_url)
     bridge = Bridge(settings, bus)
-    app = create_app(settings, sessions, bus, dialer=AmiDialer(bridge))
+    app = create_app(settings, sessions, bus, dialer=AmiDialer(bridge), transferrer=bridge)
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off"
     )
@@ -70,6 +79,12 @@ async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
     popper = DeskPopper(sessions, bus, settings.default_region)
     stack.tasks.append(asyncio.create_task(logger.run(bus, stack.stop), name="call-logger"))
     stack.tasks.append(asyncio.create_task(popper.run(stack.stop), name="desk-popper"))
+    follow_ups = FollowUps(sessions, settings.default_region)
+    stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
+    stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))
+    stack.agi = await _start_ivr(settings, sessions)
+    if stack.agi is not None:
+        stack.tasks.append(asyncio.create_task(stack.agi.serve_until(stack.stop), name="fastagi"))
     await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
     stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
     if with_web:
@@ -77,6 +92,18 @@ async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
         while not stack.server.started:
             await asyncio.sleep(0.02)
     return stack
+
+
+async def _start_ivr(settings: Settings, sessions: sessionmaker[Session]) -> FastAgiServer | None:
+    """The FastAGI IVR; a busy port is logged, not fatal: Asterisk's AGI() then falls through
+    to Queue(${QUEUE}) and everything else keeps working."""
+    server = FastAgiServer(IvrApplication(sessions, settings.default_region))
+    try:
+        await server.start(settings.agi_host, settings.agi_port)
+    except OSError as exc:
+        log.error("FastAGI IVR not started on %s:%s: %s", settings.agi_host, settings.agi_port, exc)
+        return None
+    return server
 
 
 async def stop_stack(stack: Stack) -> None:

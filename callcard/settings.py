@@ -32,6 +32,9 @@ class Settings:
     default_language: str = "ru"
     # Phone numbers
     default_region: str = "RU"
+    # FastAGI IVR server (Asterisk's AGI(agi://host:port/ivr) connects here)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
 

@@ -94,21 +94,34 @@ class CallLogger:
             call.queue = _clean(event.queue, 64)
         if call.queue and call.department_id is None:
             call.department_id = session.scalar(select(Department.id).where(Department.queue == call.queue))
+        if (event.direction == "outbound" and event.interface and not call.agent_interface
+                and event.kind not in (CallEventKind.RINGING, CallEventKind.RING_STOPPED)):
+            # click-to-call: the operator who dialled owns the call even when the customer never answers
+            call.agent_interface = _clean(event.interface, 128)
+            call.operator_id = session.scalar(select(Operator.id).where(Operator.interface == call.agent_interface))
 
         if event.kind is CallEventKind.ANSWERED:
-            if call.answered_at is None or at < as_utc(call.answered_at):
+            # answered_at is the first answer; the operator is the latest one (after a transfer,
+            # the colleague who took the call over owns it now).
+            first_answer = call.answered_at is None
+            if first_answer or at < as_utc(call.answered_at):
                 call.answered_at = at
-                if event.interface:
-                    call.agent_interface = _clean(event.interface, 128)
-                    call.operator_id = session.scalar(
-                        select(Operator.id).where(Operator.interface == call.agent_interface)
-                    )
+            if event.interface and (first_answer or at > as_utc(call.answered_at)):
+                call.agent_interface = _clean(event.interface, 128)
+                call.operator_id = session.scalar(
+                    select(Operator.id).where(Operator.interface == call.agent_interface)
+                )
             if event.wait_seconds is not None:
                 call.wait_seconds = event.wait_seconds
             elif call.wait_seconds is None:
                 call.wait_seconds = _seconds(call.started_at, at)
             if call.status != "ended":
                 call.status = "talking"
+        elif event.kind is CallEventKind.TRANSFERRED and event.queue:
+            call.queue = _clean(event.queue, 64)
+            call.department_id = session.scalar(select(Department.id).where(Department.queue == call.queue))
+            if call.status == "talking":
+                call.status = "ringing"
         elif event.kind is CallEventKind.ABANDONED:
             call.outcome = call.outcome or Outcome.ABANDONED.value
             if event.wait_seconds is not None:

@@ -60,10 +60,13 @@ class Department(Base):
     code: Mapped[str] = mapped_column(String(32), unique=True)  # sales / service / collections
     name: Mapped[str] = mapped_column(String(128))
     queue: Mapped[str] = mapped_column(String(64), default="")  # Asterisk queue name
+    # Who hears about the department's overdue requests (escalations go to their desk).
+    head_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
 
     operators: Mapped[list[Operator]] = relationship(
         secondary=operator_departments, back_populates="departments"
     )
+    head: Mapped[Operator | None] = relationship(foreign_keys=[head_id])
 
 
 class Operator(Base):
@@ -98,6 +101,8 @@ class Client(Base):
     city: Mapped[str] = mapped_column(String(128), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    # Minimal "open debt" flag for routing debtors to collections, until issue 5 brings the Debt table.
+    debt_open: Mapped[bool] = mapped_column(default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     manager: Mapped[Operator | None] = relationship()
@@ -174,6 +179,7 @@ class Call(Base):
     status: Mapped[str] = mapped_column(String(16), default="ringing")  # ringing/talking/ended
     outcome: Mapped[str | None] = mapped_column(String(16))  # answered/abandoned/missed/busy/failed
     disposition: Mapped[str] = mapped_column(String(32), default="")  # what the operator picked
+    ivr_path: Mapped[str] = mapped_column(String(256), default="")  # menu steps taken: main>2>service
 
     department: Mapped[Department | None] = relationship()
     operator: Mapped[Operator | None] = relationship()
@@ -197,15 +203,30 @@ class Interaction(Base):
 
 
 class Request(Base):
-    """A client's request to a department (minimal for now: subject, department, status)."""
+    """A client's request to a department: typed, with an SLA deadline, an assignee and a history.
+
+    `client_id` is empty when a web form or an e-mail came from someone the CRM does not know;
+    the contact fields keep what they gave. `linkedid` makes a call's callback task unique.
+    """
 
     __tablename__ = "requests"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     department_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id", ondelete="SET NULL"))
     subject: Mapped[str] = mapped_column(String(256))
     status: Mapped[str] = mapped_column(String(16), default="open")  # open / in_progress / closed
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    kind: Mapped[str] = mapped_column(String(16), default="question")  # question/complaint/order/service/callback
+    body: Mapped[str] = mapped_column(Text, default="")
+    source: Mapped[str] = mapped_column(String(16), default="desk")  # desk / web / email / call
+    contact: Mapped[str] = mapped_column(String(256), default="")  # e-mail or phone given, as given
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    escalated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    linkedid: Mapped[str | None] = mapped_column(String(64), unique=True)
 
     department: Mapped[Department | None] = relationship()
+    client: Mapped[Client | None] = relationship()
+    assignee: Mapped[Operator | None] = relationship()

@@ -29,6 +29,7 @@ from crm_core.models import (
 )
 from crm_core.passwords import hash_password
 from crm_core.phones import normalize_phone, phone_kind
+from ivr.service import seed_default_menu
 
 KNOWN_NUMBER = "+73511234567"  # the caller of the inbound recordings: a known client
 KNOWN_NAME = "Иван Петров"
@@ -313,6 +314,7 @@ def seed_demo(session: Session, region: str = "RU", rng_seed: int = 1) -> SeedSu
     if _known_client(session) is None:
         _client_base(session, random.Random(rng_seed), region, departments, operators, summary)
     session.flush()
+    seed_default_menu(session)
     return summary
 
 

@@ -89,3 +89,16 @@ async def bus(request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
         b = RedisBus(REDIS_URL, prefix=f"callcard-test-{uuid.uuid4().hex[:8]}:")
     yield b
     await b.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def bus_pair(request: pytest.FixtureRequest) -> Iterator[tuple[MemoryBus | RedisBus, MemoryBus | RedisBus]]:
+    """Two clients of one bus, as two processes see it (memory:// has only the one). The test
+    closes them on the loop it used them on."""
+    if request.param == "memory":
+        bus = MemoryBus()
+        yield bus, bus
+        return
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"callcard-test-{uuid.uuid4().hex[:8]}:"
+    yield RedisBus(REDIS_URL, prefix=prefix), RedisBus(REDIS_URL, prefix=prefix)

@@ -49,3 +49,14 @@ def test_make_bus_picks_backend_by_url() -> None:
     assert isinstance(make_bus("redis://127.0.0.1:6379/0"), RedisBus)
     with pytest.raises(BusError, match="unsupported bus URL"):
         make_bus("amqp://localhost")
+
+
+async def test_kept_values_are_per_key_forgettable_and_expire(bus) -> None:  # type: ignore[no-untyped-def]
+    await bus.keep("live.desk.1", "a:pop", {"n": "Иван"}, ttl=60)
+    await bus.keep("live.desk.1", "b:pop", {"n": 2}, ttl=0.01)
+    await bus.keep("live.desk.2", "c:pop", {"n": 3}, ttl=60)
+    await asyncio.sleep(0.05)
+    assert await bus.kept("live.desk.1") == {"a:pop": {"n": "Иван"}}, "b expired"
+    await bus.forget("live.desk.1", "a:pop", "never-kept")
+    assert await bus.kept("live.desk.1") == {}
+    assert await bus.kept("live.desk.2") == {"c:pop": {"n": 3}}

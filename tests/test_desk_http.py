@@ -15,6 +15,7 @@ from starlette.websockets import WebSocketDisconnect
 
 from agent_desk.app import create_app
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
+from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.bus import MemoryBus, desk_topic
 from callcard.settings import Settings
 from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone
@@ -292,6 +293,32 @@ def test_click_to_call_without_telephony_is_503(sessions, people) -> None:  # ty
         response = http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": token})
     assert response.status_code == 503
     assert "Звонок из CRM недоступен" in response.json()["detail"]
+
+
+class FailingDialer:
+    """A dialer whose AMI action fails the way ami_bridge.client reports it (op1 reads Russian)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def click_to_call(self, operator_interface: str, number_e164: str) -> str:
+        raise self.error
+
+
+@pytest.mark.parametrize(("error", "status", "message"), [
+    (AmiError("Originate failed"), 502, "АТС отказала в звонке: Originate failed"),
+    (AmiTimeout("no reply to Originate within 5s"), 503, "АТС сейчас недоступна"),
+    (AmiDisconnected("AMI connection lost"), 503, "АТС сейчас недоступна"),
+])
+def test_click_to_call_failing_at_the_pbx_says_why(
+    sessions, people, error: Exception, status: int, message: str  # type: ignore[no-untyped-def]
+) -> None:
+    app = create_app(Settings(secret_key="s", default_language="en"), sessions, MemoryBus(), FailingDialer(error))
+    with TestClient(app, raise_server_exceptions=False) as http:
+        token = log_in(http, "op1")
+        response = http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": token})
+    assert response.status_code == status
+    assert response.json()["detail"].startswith(message)
 
 
 def test_hostile_names_are_text_in_server_rendered_pages(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]

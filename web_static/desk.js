@@ -9,6 +9,7 @@ const view = {
   state: $("call-state"), timer: $("call-timer"), caller: $("caller-line"), queue: $("call-queue"),
   card: $("card-area"), form: $("note-form"), note: $("note"), disposition: $("disposition"),
   save: $("save-note"), target: $("note-target"), banner: $("connection"),
+  transfer: $("transfer-form"), transferTo: $("transfer-department"),
 };
 
 let call = null; // {linkedid, queue, callerNum, callerName, card, state, since, clientId, mine}
@@ -21,7 +22,8 @@ function setState(state, { restartTimer = false, frozenSeconds = null } = {}) {
   view.state.textContent = t(`state.${state}`);
   view.state.className = `call-state state-${state}`;
   document.body.dataset.callState = state;
-  if (restartTimer) call.since = Date.now();
+  showTransfer(state === "talking");
+  if (restartTimer) call.since = restartTimer === true ? Date.now() : restartTimer;
   clearInterval(ticker);
   ticker = null;
   if (state === "ringing" || state === "talking") {
@@ -32,6 +34,9 @@ function setState(state, { restartTimer = false, frozenSeconds = null } = {}) {
     view.timer.textContent = formatSeconds(frozenSeconds);
   }
 }
+
+// A message replayed after a reload started its timer back then, not now (server time, in s).
+const sinceOf = (message) => (message.replayed && message.at ? message.at * 1000 : true);
 
 function onPop(message) {
   call = {
@@ -48,7 +53,7 @@ function onPop(message) {
   view.note.value = "";
   view.disposition.selectedIndex = 0;
   view.save.disabled = false;
-  setState("ringing", { restartTimer: true });
+  setState("ringing", { restartTimer: sinceOf(message) });
   const matches = message.card.matches;
   if (matches.length === 1) chooseClient(matches[0], false);
   else if (matches.length === 0) showNewCaller(caller);
@@ -62,10 +67,13 @@ function onCallState(message) {
       if (call.state === "ringing") setState("ring_stopped");
       break;
     case "answered":
-      setState(message.mine ? "talking" : "answered_elsewhere", { restartTimer: true });
+      setState(message.mine ? "talking" : "answered_elsewhere", { restartTimer: sinceOf(message) });
       break;
     case "abandoned":
       setState("abandoned", { frozenSeconds: message.wait_seconds });
+      break;
+    case "transferred":
+      setState("transferred", { frozenSeconds: (Date.now() - call.since) / 1000 });
       break;
     case "ended":
       if (call.state === "talking") setState("ended", { frozenSeconds: message.talk_seconds });
@@ -173,12 +181,47 @@ document.addEventListener("keydown", (event) => {
     return;
   }
   if (typing(event) || event.ctrlKey || event.metaKey || event.altKey || !call) return;
-  if (event.key === "n" && $("new-name")) {
+  if (event.key === "t" && !view.transfer.hidden) {
+    event.preventDefault();
+    view.transferTo.focus();
+  } else if (event.key === "n" && $("new-name")) {
     event.preventDefault();
     $("new-name").focus();
   } else if (/^[1-9]$/.test(event.key) && $("chooser")) {
     const match = call.card.matches[Number(event.key) - 1];
     if (match) chooseClient(match, true);
+  }
+});
+
+// ---- transfer to another department ------------------------------------------------------
+
+function showTransfer(visible) {
+  view.transfer.hidden = !visible;
+  if (!visible) return;
+  const other = [...view.transferTo.options].find((option) => option.dataset.queue !== call.queue);
+  if (other) view.transferTo.value = other.value;
+}
+
+async function transfer() {
+  if (!call || view.transfer.hidden) return;
+  const department = view.transferTo.value;
+  try {
+    const done = await api(`/api/calls/${encodeURIComponent(call.linkedid)}/transfer`, {
+      method: "POST", body: { department } });
+    toast(t("transfer.done", { department: done.department }), "ok");
+  } catch (error) {
+    toast(t("transfer.failed", { error: error.message }), "error");
+  }
+}
+
+view.transfer.addEventListener("submit", (event) => {
+  event.preventDefault();
+  transfer();
+});
+view.transferTo.addEventListener("keydown", (event) => {
+  if (event.key === "Enter") {
+    event.preventDefault();
+    transfer();
   }
 });
 
@@ -199,6 +242,8 @@ function connect() {
       onPop(message);
     } else if (message.type === "call_state") {
       onCallState(message);
+    } else if (message.type === "escalation") {
+      toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
     }
   });
   socket.addEventListener("close", (event) => {

@@ -59,7 +59,8 @@ def ping(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
 
 
 def originate(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
-    """Only `Local/s@inbound` is wired (an inbound caller); other destinations cannot be reached."""
+    """`Local/s@inbound` is an inbound caller; Context/Exten originates are the outbound calls of
+    `outbound.py` (Async only); other destinations cannot be reached."""
     channel = req.get("Channel")
     if not channel:
         return _error(aid, "Channel not specified")
@@ -67,6 +68,8 @@ def originate(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
     num, name = parse_caller_id(req.get("CallerID"))
     application, data = req.get("Application"), req.get("Data")
     variables = parse_variables(req.get_all("Variable"))
+    if not application and req.get("Exten"):
+        return _originate_exten(pbx, now, req, aid, async_, (num, name), variables)
     if channel.lower() != "local/s@inbound":
         if not async_:
             return _error(aid, "Originate failed")
@@ -82,6 +85,21 @@ def originate(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
                                       async_, (req.get("ChannelId"), req.get("OtherChannelId")))
     return Outcome([m.response("Success", aid, "Originate successfully queued")], events,
                    reply_after_events=not async_)
+
+
+def _originate_exten(pbx: Pbx, now: float, req: Request, aid: str | None, async_: bool,
+                     caller: tuple[str, str], variables: list[tuple[str, str]]) -> Outcome:
+    """Click-to-call or dialler Originate; one the dialplan cannot place fails with Reason 0."""
+    if not async_:
+        return _error(aid, "Originate failed")
+    channel, context, exten = req.get("Channel"), req.get("Context"), req.get("Exten")
+    timeout_ms = req.get("Timeout")
+    timeout = int(timeout_ms) / 1000 if timeout_ms.isdigit() and int(timeout_ms) > 0 else 30.0
+    events = pbx.outbound.originate(now, aid, channel, context, exten, caller, variables, timeout,
+                                    (req.get("ChannelId"), req.get("OtherChannelId")))
+    if events is None:
+        events = [m.originate_response_exten(aid, False, channel, context, exten, 0, "<unknown>", *caller, None)]
+    return Outcome([m.response("Success", aid, "Originate successfully queued")], events)
 
 
 def hangup(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:

@@ -17,7 +17,8 @@ Message = list[tuple[str, str]]
 
 CHANNEL_VARS = ("CRM_CALL_ID", "QUEUE", "IVR")
 STATE_DESC = {0: "Down", 4: "Ring", 5: "Ringing", 6: "Up"}
-CAUSE_TXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 19: "No user responding"}
+CAUSE_TXT = {0: "Unknown", 16: "Normal Clearing", 17: "User busy", 18: "No user responding",
+             19: "User alerting, no answer", 34: "Circuit/channel congestion"}
 VERSION = "Asterisk 22.10.1 built by root @ vm on a x86_64 running Linux on 2026-11-23 00:34:13 UTC"
 
 
@@ -178,6 +179,17 @@ def originate_response(action_id: str | None, ok: bool, channel: str, applicatio
             ("CallerIDName", cid_name or "<unknown>")]
     if chan is not None:
         msg += [(f"ChanVariable({chan.name})", f"{v}={chan.variables.get(v, '')}") for v in CHANNEL_VARS]
+    return msg
+
+
+def originate_response_exten(action_id: str | None, ok: bool, channel: str, context: str, exten: str,
+                             reason: int, uniqueid: str, cid_num: str, cid_name: str,
+                             chan: Channel | None) -> Message:
+    """An Originate to Context/Exten: Asterisk's manager.c writes Context and Exten where the
+    application form has Application and Data; the rest is laid out the same."""
+    msg = originate_response(action_id, ok, channel, "", "", reason, uniqueid, cid_num, cid_name, chan)
+    at = msg.index(("Application", ""))
+    msg[at:at + 2] = [("Context", context), ("Exten", exten)]
     return msg
 
 
@@ -385,3 +397,14 @@ def request_bad_format(now: float, account: str, session_id: str, local: str, re
         ("EventTV", _tv(now)), ("Severity", "Error"), ("Service", "AMI"), ("EventVersion", "1")],
         _security(session_id, local, remote),
         [("RequestType", f"Action: {action}"), ("SessionTV", _tv(session_start)), ("AccountID", account)])
+
+
+# --- FastAGI ------------------------------------------------------------------------
+
+def agi_exec(ch: Channel, event: str, command_id: str, command: str, code: str = "",
+             result: str = "") -> Message:
+    """AGIExecStart (no code) or AGIExecEnd, with the recording's header order."""
+    tail: Message = [("CommandId", command_id), ("Command", command)]
+    if event == "AGIExecEnd":
+        tail += [("ResultCode", code), ("Result", result)]
+    return _event(event, "agi", channel_block(ch), tail)

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callcard.pbx_sim import messages as m
+from callcard.pbx_sim.agi import AgiLeg, AgiStep
 from callcard.pbx_sim.messages import Message
+from callcard.pbx_sim.outbound import OutboundCalls
 
 NOT_INUSE, INUSE = 1, 2
 
@@ -147,6 +149,7 @@ class Call:
     talking: Ring | None = None
     hold: int = 0
     last_dest: str = ""
+    agi: AgiLeg | None = None  # set while the inner channel runs AGI() (IVR=1)
 
     @property
     def linkedid(self) -> str:
@@ -236,6 +239,7 @@ class Pbx:
         self._local = 0
         self._dispatched_at = start
         self._rng = random.Random(config.seed)
+        self.outbound = OutboundCalls(self)
 
     @staticmethod
     def _member(mc: MemberConfig, login: int, dynamic: bool = False) -> Member:
@@ -257,7 +261,7 @@ class Pbx:
                     due.append((ring.timeout_at, lambda t, c=call, r=ring: self._ring_timeout(c, r, t)))
                 elif ring.hangup_at is not None:
                     due.append((ring.hangup_at, lambda t, c=call: self._agent_hangs_up(c, t)))
-        return due
+        return due + self.outbound.due()
 
     def next_deadline(self) -> float | None:
         """Simulated time of the next thing that will happen on its own (None: nothing pending)."""
@@ -286,7 +290,7 @@ class Pbx:
         self._local += 1
         uid1 = ids[0] or self._uid(now)
         one = Channel(f"{base}-{tag};1", uid1, linkedid or uid1, context, exten, now)
-        uid2 = ids[1] or self._uid(now)
+        uid2 = ids[1] or (f"{ids[0]};2" if ids[0] else self._uid(now))  # Asterisk's default for ;2
         two = Channel(f"{base}-{tag};2", uid2, one.linkedid, context, exten, now, state=4)
         return one, two
 
@@ -307,12 +311,12 @@ class Pbx:
             out += [call.outer, call.inner]
             for ring in call.rings:
                 out += [ring.one, ring.two]
-        return out
+        return out + self.outbound.channels()
 
     # --- member status ----------------------------------------------------------------
 
     def _busy(self) -> set[str]:
-        return {r.member.state_interface for c in self.calls.values() for r in c.rings}
+        return {r.member.state_interface for c in self.calls.values() for r in c.rings} | self.outbound.busy()
 
     def status(self, member: Member) -> int:
         """A Local state interface is INUSE (2) as soon as a leg exists, ringing included."""
@@ -335,8 +339,10 @@ class Pbx:
     def originate_inbound(self, now: float, caller_num: str, caller_name: str, patience: float,
                           variables: list[tuple[str, str]], action_id: str | None = None,
                           application: str = "Wait", data: str = "", async_: bool = True,
-                          ids: tuple[str, str] = ("", "")) -> tuple[Call, list[Message]]:
-        """`Originate Local/s@inbound` with CALLER/QUEUE variables, as the recorder places calls."""
+                          ids: tuple[str, str] = ("", ""), agi: AgiLeg | None = None
+                          ) -> tuple[Call, list[Message]]:
+        """`Originate Local/s@inbound` with CALLER/QUEUE variables, as the recorder places calls;
+        with IVR=1 and an `agi` leg the call stops in AGI() until `agi_done`."""
         one, two = self._pair("Local/s@inbound", "inbound", "s", now, None, ids)
         call = Call(one, two, give_up_at=now + patience)
         self.calls[call.linkedid] = call
@@ -384,6 +390,10 @@ class Pbx:
         ev += [m.device_state_change("Local/s@inbound", "INUSE")]
         two.priority, two.application, two.app_data = 5, "GotoIf", f"{int(ivr == '1')}?ivr"
         ev.append(m.newexten(two, "GotoIf", two.app_data))
+        if ivr == "1" and agi is not None:
+            call.agi = agi
+            two.priority, two.application, two.app_data = 10, "AGI", agi.request
+            return call, ev + [m.newexten(two, "AGI", agi.request)]
         two.priority, two.application, two.app_data = 6, "Set", f"QUEUE={queue}"
         ev.append(m.newexten(two, "Set", two.app_data))
         two.variables["QUEUE"] = queue
@@ -391,6 +401,41 @@ class Pbx:
         two.priority = 7
         ev += self._enter_queue(call, queue, now)
         return call, ev + self._dispatch(now)
+
+    # --- FastAGI (IVR=1) ---------------------------------------------------------------
+
+    def agi_command(self, now: float, linkedid: str, leg: AgiLeg, command: str) -> AgiStep:
+        """Asterisk's reply to one AGI command; on a hung-up channel HANGUP, then 511."""
+        call = self.calls.get(linkedid)
+        if call is None or call.agi is not leg:
+            return AgiStep(leg.dead(), now)
+        return leg.execute(call.inner, now, command)
+
+    def agi_finish(self, now: float, linkedid: str, step: AgiStep) -> list[Message]:
+        """The command's end: AGIExecEnd, and the hangup the AGI asked for."""
+        call = self.calls.get(linkedid)
+        if call is None:
+            return []
+        return step.end_events + (self._caller_gone(call, now, 16) if step.hangup else [])
+
+    def agi_done(self, now: float, linkedid: str, status: str) -> list[Message]:
+        """The AGI script closed the socket (SUCCESS) or nobody listened (FAILURE): on to Queue(${QUEUE})."""
+        call = self.calls.get(linkedid)
+        if call is None or call.agi is None:
+            return []
+        call.agi = None
+        two = call.inner
+        queue = two.variables.get("QUEUE") or "sales"
+        two.variables["AGISTATUS"] = status
+        ev = [m.var_set(two, "AGISTATUS", status)]
+        for prio, app, data in ((11, "NoOp", f"AGISTATUS={status} QUEUE={queue}"), (12, "Goto", "queue"),
+                                (6, "Set", f"QUEUE={queue}")):
+            two.priority, two.application, two.app_data = prio, app, data
+            ev.append(m.newexten(two, app, data))
+        two.variables["QUEUE"] = queue
+        ev.append(m.var_set(two, "QUEUE", queue))
+        two.priority = 7
+        return ev + self._enter_queue(call, queue, now) + self._dispatch(now)
 
     def _enter_queue(self, call: Call, queue: str, now: float) -> list[Message]:
         call.inner.application, call.inner.app_data = "Queue", f"{queue},tT"
@@ -629,6 +674,9 @@ class Pbx:
 
     def hangup(self, now: float, channel: str, cause: int) -> list[Message]:
         """AMI Hangup: raises PbxError('No such channel') for unknown names."""
+        outbound = self.outbound.hangup(now, channel)
+        if outbound is not None:
+            return outbound
         found = self.find_channel(channel)
         if found is None:
             raise PbxError("No such channel")
@@ -673,6 +721,9 @@ class Pbx:
             for ring in call.rings:
                 if ring.member.interface == interface and ring.answered is None:
                     return self._answer(call, ring, now)
+        outbound = self.outbound.answer(now, interface)
+        if outbound is not None:
+            return outbound
         raise PbxError(f"{interface} is not ringing")
 
     def hangup_agent(self, now: float, interface: str) -> list[Message]:
@@ -681,6 +732,9 @@ class Pbx:
             for ring in call.rings:
                 if ring.member.interface == interface:
                     return self.hangup(now, ring.two.name, 16) + self._dispatch(now)
+        outbound = self.outbound.hangup_agent(now, interface)
+        if outbound is not None:
+            return outbound
         raise PbxError(f"{interface} has no call")
 
     def _members(self, interface: str, queue: str | None) -> list[tuple[Queue, Member]]:
@@ -776,6 +830,10 @@ class Pbx:
             calls.append(CallState(call.linkedid, call.inner.name, call.inner.cid_num, call.inner.cid_name,
                                    call.queue or (call.talking.queue if call.talking else ""), state,
                                    agent.member.interface if agent else None))
+        for out, state in self.outbound.states():
+            agent_party = out.agent
+            calls.append(CallState(out.linkedid, out.first.one.name, out.customer_number, "", "", state,
+                                   agent_party.interface if agent_party else None))
         members = [MemberState(q.name, x.interface, x.name, self.status(x), x.paused, x.reason, x.penalty,
                                x.in_call, x.calls_taken)
                    for q in self.queues.values() for x in q.members]

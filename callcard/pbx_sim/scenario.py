@@ -11,6 +11,8 @@ from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, Queu
 from callcard.pbx_sim.server import PbxSimulator
 
 DEMO_QUEUES = ("sales", "support")
+# What demo callers press in the IVR: a department, the operator, nothing (timeout) or a wrong key.
+DEMO_IVR_KEYS = ("1", "2", "3", "0", "", "9")
 DEMO_OPERATORS = {"op1": 101, "op2": 102, "op3": 103, "op4": 104}
 
 
@@ -53,10 +55,13 @@ def plan_call(rng: random.Random, callers: Sequence[tuple[str, str]], queues: Se
 
 async def run_demo_traffic(sim: PbxSimulator, interval: float, rng: random.Random,
                            callers: Sequence[tuple[str, str]],
-                           queues: Sequence[str] = DEMO_QUEUES) -> None:
-    """Place an inbound call every `interval` real seconds until cancelled."""
+                           queues: Sequence[str] = DEMO_QUEUES, ivr_share: float = 0.0) -> None:
+    """Place an inbound call every `interval` real seconds until cancelled; `ivr_share` of them
+    go through the FastAGI IVR first, pressing one of DEMO_IVR_KEYS."""
     targets = [q for q in queues if q in sim.queue_names()] or sim.queue_names()
     while True:
         plan = plan_call(rng, callers, targets)
-        await sim.place_call(plan.number, plan.name, queue=plan.queue, patience=plan.patience)
+        ivr = ivr_share > 0 and rng.random() < ivr_share
+        await sim.place_call(plan.number, plan.name, queue=plan.queue, patience=plan.patience, ivr=ivr,
+                             dtmf=rng.choice(DEMO_IVR_KEYS) if ivr else "")
         await asyncio.sleep(interval)

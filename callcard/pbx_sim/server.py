@@ -11,11 +11,13 @@ import asyncio
 import itertools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.actions import run_action
+from callcard.pbx_sim.agi import AgiLeg, key_script
+from callcard.pbx_sim.fastagi import drive_agi
 from callcard.pbx_sim.messages import Message
 from callcard.pbx_sim.model import AgentBehaviour, Pbx, PbxConfig, Snapshot, default_config
 from callcard.pbx_sim.wire import Request, RequestParser
@@ -69,7 +71,7 @@ class PbxSimulator:
     """A PBX that the AMI bridge cannot tell from the recorded Asterisk 22."""
 
     def __init__(self, config: PbxConfig | None = None, *, username: str = "crm",
-                 secret: str = "crm-secret") -> None:
+                 secret: str = "crm-secret", agi_address: tuple[str, int] | None = None) -> None:
         self.config = config or default_config()
         self.time_scale = self.config.time_scale
         self.username, self.secret = username, secret
@@ -83,6 +85,8 @@ class PbxSimulator:
         self._wake = asyncio.Event()
         self._ids = itertools.count(1)
         self._handlers: set[asyncio.Task[object]] = set()
+        self.agi_address = agi_address  # where AGI(agi://host:port/ivr) connects for IVR=1 calls
+        self._agi_sessions: set[asyncio.Task[None]] = set()
 
     def now(self) -> float:
         """Simulated wall-clock time: it runs `time_scale` times faster than the real one."""
@@ -98,6 +102,9 @@ class PbxSimulator:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        for task in list(self._agi_sessions):
+            task.cancel()
+        await asyncio.gather(*self._agi_sessions, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             self.drop_connections()
@@ -129,24 +136,42 @@ class PbxSimulator:
 
     async def place_call(self, caller_num: str, caller_name: str = "", queue: str = "sales",
                          patience: float = 30.0, did: str = "",
-                         variables: dict[str, str] | None = None) -> str:
-        """An inbound caller, as the recorder's `Originate Local/s@inbound`; returns the Linkedid."""
+                         variables: dict[str, str] | None = None, ivr: bool = False,
+                         dtmf: str | Sequence[tuple[float, str]] = "") -> str:
+        """An inbound caller, as the recorder's `Originate Local/s@inbound`; returns the Linkedid.
+
+        With `ivr` (or IVR=1 in `variables`) and an `agi_address` the call runs the FastAGI IVR
+        first; `dtmf` scripts the caller's keys: "12" presses one digit a second, a list of
+        (seconds after the previous press, digits) sets the timing. `patience` also ends the
+        call mid-menu."""
         if queue not in self.pbx.queues:
             raise ValueError(f"no queue {queue!r}; queues are {', '.join(self.pbx.queues)}")
         pairs = [("CALLER", caller_num), ("QUEUE", queue), *(variables or {}).items()]
         if did:
             pairs.append(("DID", did))
+        if ivr:
+            pairs.append(("IVR", "1"))
         linkedid = ""
+        leg: AgiLeg | None = None
 
         def originate(now: float) -> list[Message]:
-            nonlocal linkedid
+            nonlocal linkedid, leg
+            if self.agi_address is not None and dict(pairs).get("IVR") == "1":
+                host, port = self.agi_address
+                leg = AgiLeg(f"agi://{host}:{port}/ivr", did, key_script(dtmf, now), now + patience,
+                             140395214186176 + next(self._ids))
             call, events = self.pbx.originate_inbound(
                 now, caller_num, caller_name, patience, pairs, f"pbx-sim-call-{next(self._ids)}",
-                "Wait", f"{patience:g}")
+                "Wait", f"{patience:g}", agi=leg)
             linkedid = call.linkedid
             return events
 
         self._apply(originate)
+        if leg is not None and self.agi_address is not None:
+            task = asyncio.create_task(drive_agi(self.pbx, self._apply, self.now, self.time_scale,
+                                                 self.agi_address, linkedid, leg), name=f"agi-{linkedid}")
+            self._agi_sessions.add(task)
+            task.add_done_callback(self._agi_sessions.discard)
         return linkedid
 
     def set_agent(self, interface: str, answer_after: float | None, talk: float = 4.0) -> None:

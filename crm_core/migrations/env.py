@@ -5,6 +5,9 @@ from __future__ import annotations
 from alembic import context
 
 from crm_core.models import Base
+from ivr import models as _ivr_models  # noqa: F401  (registers the IVR tables)
+from routing import models as _routing_models  # noqa: F401  (registers the routing tables)
+from routing.inbox import models as _inbox_models  # noqa: F401  (registers request_events)
 
 connection = context.config.attributes["connection"]
 context.configure(
