@@ -21,7 +21,7 @@ def demo_config(time_scale: float = 1.0) -> PbxConfig:
     (so the caller card pops while ringing) and talk long enough to be watched."""
     member = {op: MemberConfig(f"Local/{ext}@agents/n", op) for op, ext in DEMO_OPERATORS.items()}
     agents = {
-        f"Local/{ext}@agents/n": AgentBehaviour(answer_after=3.0 + i, talk=25.0 + 5 * i)
+        f"Local/{ext}@agents/n": AgentBehaviour(answer_after=3.0 + i, talk=12.0 + 4 * i)
         for i, ext in enumerate(DEMO_OPERATORS.values())
     }
     return PbxConfig(
