@@ -1,0 +1,492 @@
+"""LiveState: the supervisor wall's picture of queues and agents, built only from QueueEvents.
+
+Pure: `apply(event)` and `figures(now)` never await and never touch the database, so a
+recorded trace replays through it in a line. Today's counters survive a restart because
+the wall service seeds them from today's Call rows (`seed`); live things (callers waiting,
+rings, calls, members) are replaced wholesale by the snapshot that follows every AMI login.
+
+Definitions (also in the README), per queue, over today (local midnight to now):
+- answered: AgentConnect; abandoned: QueueCallerAbandon; hold = their HoldTime.
+- service level = answered with hold <= T / (answered + abandoned with hold > T), in %;
+  abandons within T are left out (the caller gave up before we owed an answer). None if 0/0.
+- abandon rate = abandoned / (answered + abandoned), in %.
+- ASA = mean hold of answered calls; AHT = mean TalkTime of completed calls (wrap-up not included).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, tzinfo
+from typing import Any
+
+from ami_bridge.events import QueueEvent
+from ami_bridge.tracker import normalize_interface
+
+DEFAULT_SERVICE_SECONDS = 20
+INTERVAL_SECONDS = 15 * 60
+OFFLINE_STATUSES = {4, 5}  # AST_DEVICE_INVALID, AST_DEVICE_UNAVAILABLE
+BUSY_STATUSES = {2, 3, 7, 8}  # in use, busy, ringing while in use, on hold
+RINGING_STATUS = 6
+AGENT_STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "offline")
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Per-queue targets and colour limits; data, so a supervisor can edit them later."""
+
+    service_seconds: int | None = None  # T; None: the queue's own ServiceLevel, else 20
+    service_level_target: float = 80.0  # % below it is red, within 10 points amber
+    longest_wait_warn: int = 30  # seconds
+    longest_wait_alert: int = 60
+    abandon_rate_warn: float = 5.0  # %
+    abandon_rate_alert: float = 10.0
+    wrapup_seconds: int = 0  # after a call the agent counts as wrap-up this long
+
+
+@dataclass(frozen=True)
+class OperatorRef:
+    id: int
+    login: str
+    name: str
+
+
+@dataclass(frozen=True)
+class SeedCall:
+    """Today's Call row, as the seed needs it (epoch seconds)."""
+
+    linkedid: str
+    queue: str
+    interface: str
+    started: float
+    answered: float | None
+    ended: float | None
+    wait: int | None
+    talk: int | None
+    outcome: str | None
+
+
+@dataclass
+class _Member:
+    name: str
+    status: int | None = None
+    paused: bool = False
+    reason: str = ""
+    penalty: int | None = None
+
+
+@dataclass
+class _Waiting:
+    queue: str
+    caller_num: str
+    caller_name: str
+    joined: float
+    position: int | None
+
+
+@dataclass
+class _Call:
+    linkedid: str
+    queue: str
+    caller_num: str
+    caller_name: str
+    since: float
+
+
+@dataclass
+class _Agent:
+    interface: str
+    name: str = ""
+    call: _Call | None = None
+    rings: dict[str, _Call] = field(default_factory=dict)
+    wrapup_until: float | None = None
+    state: str = "offline"
+    since: float = 0.0
+    reason: str = ""
+    handled: int = 0
+    talk: int = 0
+    paused_for: float = 0.0  # paused seconds today, closed periods
+    paused_since: float | None = None
+
+
+@dataclass
+class _Tally:
+    answered: int = 0
+    abandoned: int = 0
+    answered_in_sl: int = 0
+    abandoned_after_t: int = 0
+    hold_sum: int = 0
+    completed: int = 0
+    talk_sum: int = 0
+
+    def figures(self) -> dict[str, Any]:
+        offered = self.answered + self.abandoned
+        sl_base = self.answered + self.abandoned_after_t
+        return {
+            "answered": self.answered,
+            "abandoned": self.abandoned,
+            "service_level": _pct(self.answered_in_sl, sl_base),
+            "abandon_rate": _pct(self.abandoned, offered),
+            "asa": round(self.hold_sum / self.answered, 1) if self.answered else None,
+            "aht": round(self.talk_sum / self.completed, 1) if self.completed else None,
+        }
+
+
+def _pct(part: int, whole: int) -> float | None:
+    return round(100 * part / whole, 1) if whole else None
+
+
+def _level(value: float | None, warn: float, alert: float, *, higher_is_worse: bool = True) -> str:
+    if value is None:
+        return "ok"
+    if not higher_is_worse:
+        value, warn, alert = -value, -warn, -alert
+    return "alert" if value >= alert else "warn" if value >= warn else "ok"
+
+
+class LiveState:
+    """Apply QueueEvents in bus order; read `figures(now)` for the wall."""
+
+    def __init__(self, thresholds: dict[str, Thresholds] | None = None, *, tz: tzinfo | None = None,
+                 default: Thresholds = Thresholds()) -> None:
+        self.thresholds = dict(thresholds or {})
+        self.default = default
+        self._tz = tz
+        self.operators: dict[str, OperatorRef] = {}  # normalised interface -> operator
+        self.clients: dict[str, dict[str, Any] | None] = {}  # caller number -> card summary (None: unknown)
+        self._queue_sl: dict[str, int] = {}  # the queue's own ServiceLevel from QueueParams
+        self._members: dict[str, dict[str, _Member]] = {}  # queue -> interface -> member
+        self._waiting: dict[str, _Waiting] = {}  # Linkedid -> caller in a queue
+        self._agents: dict[str, _Agent] = {}
+        self._stale_calls: dict[str, _Call] = {}  # calls live before the last resync, by interface
+        self._day_start = 0.0
+        self._day_end = 0.0
+        self._reset_day(0.0)
+
+    # --- configuration -------------------------------------------------------------------
+
+    def set_operators(self, operators: dict[str, OperatorRef]) -> None:
+        self.operators = dict(operators)
+        for interface, op in operators.items():
+            self._agent(interface, op.name)
+
+    def service_seconds(self, queue: str) -> int:
+        own = self.thresholds.get(queue, self.default).service_seconds
+        return own if own is not None else self._queue_sl.get(queue) or DEFAULT_SERVICE_SECONDS
+
+    def _limits(self, queue: str) -> Thresholds:
+        return self.thresholds.get(queue, self.default)
+
+    # --- today -----------------------------------------------------------------------------
+
+    def day_start(self, at: float) -> float:
+        """Local midnight before `at` (or in `tz`), as epoch seconds."""
+        local = datetime.fromtimestamp(at, self._tz) if self._tz else datetime.fromtimestamp(at).astimezone()
+        return local.replace(hour=0, minute=0, second=0, microsecond=0).timestamp()
+
+    def _reset_day(self, at: float) -> None:
+        self._day_start = self.day_start(at)
+        self._day_end = self.day_start(self._day_start + 26 * 3600)  # next midnight, on 23 h and 25 h days too
+        self._tallies: dict[str, _Tally] = {}
+        self._intervals: dict[int, _Tally] = {}
+        self._counted: set[tuple[str, str, str]] = set()  # (what, queue, linkedid): count once
+        for agent in self._agents.values():
+            agent.handled = agent.talk = 0
+            agent.paused_for = 0.0
+            if agent.paused_since is not None:
+                agent.paused_since = self._day_start
+
+    def _roll(self, at: float) -> None:
+        if at >= self._day_end:
+            self._reset_day(at)
+
+    def _count(self, what: str, queue: str, linkedid: str) -> bool:
+        key = (what, queue, linkedid)
+        if key in self._counted:
+            return False
+        self._counted.add(key)
+        return True
+
+    def _tally(self, queue: str) -> _Tally:
+        return self._tallies.setdefault(queue, _Tally())
+
+    def _interval(self, at: float) -> _Tally:
+        return self._intervals.setdefault(int((at - self._day_start) // INTERVAL_SECONDS), _Tally())
+
+    def _answered(self, queue: str, linkedid: str, hold: int | None, at: float) -> None:
+        if not self._count("answered", queue, linkedid):
+            return
+        in_sl = hold is not None and hold <= self.service_seconds(queue)
+        for tally in (self._tally(queue), self._interval(at)):
+            tally.answered += 1
+            tally.answered_in_sl += in_sl
+            tally.hold_sum += hold or 0
+
+    def _abandoned(self, queue: str, linkedid: str, hold: int | None, at: float) -> None:
+        if not self._count("abandoned", queue, linkedid):
+            return
+        late = hold is not None and hold > self.service_seconds(queue)
+        for tally in (self._tally(queue), self._interval(at)):
+            tally.abandoned += 1
+            tally.abandoned_after_t += late
+
+    def _completed(self, queue: str, linkedid: str, talk: int | None, interface: str) -> None:
+        if not self._count("completed", queue, linkedid):
+            return
+        tally = self._tally(queue)
+        tally.completed += 1
+        tally.talk_sum += talk or 0
+        if interface:
+            agent = self._agent(interface)
+            agent.handled += 1
+            agent.talk += talk or 0
+
+    def seed(self, calls: Iterable[SeedCall], now: float) -> None:
+        """Today's counters from the call log, so a restart keeps them (pause time is not logged)."""
+        self._roll(now)
+        for call in calls:
+            if not call.queue or call.started < self._day_start:
+                continue
+            if call.answered is not None:
+                self._answered(call.queue, call.linkedid, call.wait, call.answered)
+                if call.ended is not None:
+                    self._completed(call.queue, call.linkedid, call.talk, normalize_interface(call.interface))
+            elif call.outcome == "abandoned":
+                self._abandoned(call.queue, call.linkedid, call.wait, call.ended or call.started)
+
+    # --- events ----------------------------------------------------------------------------
+
+    def _agent(self, interface: str, name: str = "") -> _Agent:
+        agent = self._agents.get(interface)
+        if agent is None:
+            agent = self._agents[interface] = _Agent(interface)
+        if name and not agent.name:
+            agent.name = name
+        return agent
+
+    def apply(self, event: QueueEvent) -> None:
+        self._roll(event.at)
+        handler = getattr(self, f"_on_{event.kind.value}")
+        handler(event)
+        if event.interface and not event.snapshot and event.interface in self._agents:
+            self._refresh(self._agents[event.interface], event.at)
+
+    def _on_resync(self, event: QueueEvent) -> None:
+        self._stale_calls = {a.interface: a.call for a in self._agents.values() if a.call is not None}
+        self._members.clear()
+        self._waiting.clear()
+        for agent in self._agents.values():
+            agent.call = None
+            agent.rings.clear()
+
+    def _on_queue(self, event: QueueEvent) -> None:
+        self._members.setdefault(event.queue, {})
+        if event.service_level:
+            self._queue_sl[event.queue] = event.service_level
+
+    def _on_member(self, event: QueueEvent) -> None:
+        member = self._members.setdefault(event.queue, {}).setdefault(event.interface, _Member(event.member_name))
+        member.name = event.member_name or member.name
+        if event.status is not None:
+            member.status = event.status
+        if event.paused is not None:
+            member.paused, member.reason = event.paused, event.reason if event.paused else ""
+        if event.penalty is not None:
+            member.penalty = event.penalty
+        self._agent(event.interface, event.member_name)
+
+    _on_member_added = _on_member_status = _on_member_paused = _on_member_penalty = _on_member
+
+    def _on_member_removed(self, event: QueueEvent) -> None:
+        self._members.get(event.queue, {}).pop(event.interface, None)
+
+    def _on_caller_joined(self, event: QueueEvent) -> None:
+        self._members.setdefault(event.queue, {})
+        self._waiting[event.linkedid] = _Waiting(event.queue, event.caller_num, event.caller_name,
+                                                 event.at - (event.holdtime or 0), event.position)
+
+    def _caller_gone(self, linkedid: str, at: float) -> None:
+        self._waiting.pop(linkedid, None)
+        for agent in self._agents.values():
+            if agent.rings.pop(linkedid, None) is not None:
+                self._refresh(agent, at)
+
+    def _on_caller_left(self, event: QueueEvent) -> None:
+        self._caller_gone(event.linkedid, event.at)
+
+    def _on_caller_abandoned(self, event: QueueEvent) -> None:
+        self._abandoned(event.queue, event.linkedid, event.holdtime, event.at)
+        self._caller_gone(event.linkedid, event.at)
+
+    def _call(self, event: QueueEvent) -> _Call:
+        return _Call(event.linkedid, event.queue, event.caller_num, event.caller_name, event.at)
+
+    def _on_agent_ringing(self, event: QueueEvent) -> None:
+        self._agent(event.interface, event.member_name).rings[event.linkedid] = self._call(event)
+
+    def _on_agent_ring_no_answer(self, event: QueueEvent) -> None:
+        self._agent(event.interface).rings.pop(event.linkedid, None)
+
+    def _on_agent_connected(self, event: QueueEvent) -> None:
+        self._caller_gone(event.linkedid, event.at)  # ringall: the other members' rings are cancelled
+        agent = self._agent(event.interface, event.member_name)
+        call = self._call(event)
+        stale = self._stale_calls.get(event.interface)
+        if event.snapshot and stale is not None and stale.linkedid == event.linkedid:
+            call = replace(call, since=stale.since, queue=call.queue or stale.queue)
+        agent.call, agent.wrapup_until = call, None
+        if not event.snapshot:
+            self._answered(event.queue, event.linkedid, event.holdtime, event.at)
+
+    def _on_agent_completed(self, event: QueueEvent) -> None:
+        agent = self._agent(event.interface, event.member_name)
+        if agent.call is not None and agent.call.linkedid == event.linkedid:
+            agent.call = None
+        wrapup = self._limits(event.queue).wrapup_seconds
+        agent.wrapup_until = event.at + wrapup if wrapup else None
+        self._completed(event.queue, event.linkedid, event.talktime, event.interface)
+
+    # --- derived ---------------------------------------------------------------------------
+
+    def _agent_members(self, interface: str) -> list[tuple[str, _Member]]:
+        return [(q, ms[interface]) for q, ms in self._members.items() if interface in ms]
+
+    def _state(self, agent: _Agent, now: float) -> tuple[str, str]:
+        """(state, pause reason) across the agent's queues; see AGENT_STATES for the order of precedence."""
+        members = [m for _, m in self._agent_members(agent.interface)]
+        if not members or all(m.status in OFFLINE_STATUSES for m in members):
+            return "offline", ""
+        statuses = {m.status for m in members}
+        if agent.call is not None:
+            return "on_call", ""
+        if agent.rings or RINGING_STATUS in statuses:
+            return "ringing", ""
+        if statuses & BUSY_STATUSES:
+            return "on_call", ""
+        if agent.wrapup_until is not None and now < agent.wrapup_until:
+            return "wrap_up", ""
+        paused = [m for m in members if m.paused]
+        if paused:
+            return "paused", paused[0].reason
+        return "available", ""
+
+    def _refresh(self, agent: _Agent, now: float) -> None:
+        state, reason = self._state(agent, now)
+        if (state, reason) != (agent.state, agent.reason):
+            wrapped_up = agent.state == "wrap_up" and agent.wrapup_until is not None and now >= agent.wrapup_until
+            agent.since = agent.wrapup_until if wrapped_up and agent.wrapup_until is not None else now
+            agent.state, agent.reason = state, reason
+        paused = any(m.paused for _, m in self._agent_members(agent.interface))
+        if paused and agent.paused_since is None:
+            agent.paused_since = now
+        elif not paused and agent.paused_since is not None:
+            agent.paused_for += max(0.0, now - agent.paused_since)
+            agent.paused_since = None
+
+    def unknown_numbers(self) -> set[str]:
+        """Caller numbers on the wall whose card summary is not looked up yet."""
+        live = {w.caller_num for w in self._waiting.values()}
+        live |= {a.call.caller_num for a in self._agents.values() if a.call is not None}
+        return {n for n in live if n and n not in self.clients}
+
+    def learn_clients(self, cards: dict[str, dict[str, Any] | None]) -> None:
+        """Card summaries by caller number; numbers no longer on the wall are dropped."""
+        live = {w.caller_num for w in self._waiting.values()}
+        live |= {a.call.caller_num for a in self._agents.values() if a.call is not None}
+        self.clients = {n: c for n, c in {**self.clients, **cards}.items() if n in live}
+
+    def figures(self, now: float) -> dict[str, Any]:
+        """The wall as JSON-able data; times are epoch seconds, durations whole seconds."""
+        self._roll(now)
+        for agent in self._agents.values():
+            self._refresh(agent, now)
+        queues = [self._queue_figures(q, now) for q in sorted(self._members)]
+        totals = _Tally()
+        for tally in self._tallies.values():
+            for name in vars(totals):
+                setattr(totals, name, getattr(totals, name) + getattr(tally, name))
+        return {
+            "at": now,
+            "day_start": self._day_start,
+            "queues": queues,
+            "agents": [self._agent_figures(a, now) for a in sorted(self._agents.values(),
+                                                                      key=lambda a: (a.name, a.interface))],
+            "totals": {**totals.figures(), "waiting": len(self._waiting),
+                       "longest_wait": max((q["longest_wait"] for q in queues), default=0)},
+            "intervals": [
+                {"start": self._day_start + i * INTERVAL_SECONDS, **t.figures()}
+                for i, t in sorted(self._intervals.items())
+            ],
+        }
+
+    def _queue_figures(self, queue: str, now: float) -> dict[str, Any]:
+        limits = self._limits(queue)
+        waiting = sorted(((lid, w) for lid, w in self._waiting.items() if w.queue == queue),
+                         key=lambda item: item[1].joined)
+        counts = dict.fromkeys(AGENT_STATES, 0)
+        reasons: dict[str, int] = {}
+        members = []
+        for interface, member in sorted(self._members[queue].items()):
+            agent = self._agents[interface]
+            state = agent.state
+            if state in ("available", "paused"):
+                state = "paused" if member.paused else "available"
+            counts[state] += 1
+            if state == "paused":
+                reasons[member.reason] = reasons.get(member.reason, 0) + 1
+            members.append({"interface": interface, "name": self._name(agent), "state": state,
+                            "paused": member.paused, "reason": member.reason, "penalty": member.penalty})
+        longest = max((round(now - w.joined) for _, w in waiting), default=0)
+        figures = self._tallies.get(queue, _Tally()).figures()
+        return {
+            "name": queue,
+            "service_seconds": self.service_seconds(queue),
+            "waiting": [{"linkedid": lid, "caller_num": w.caller_num, "caller_name": w.caller_name,
+                         "client": self.clients.get(w.caller_num), "joined": w.joined,
+                         "wait": round(now - w.joined)} for lid, w in waiting],
+            "longest_wait": longest,
+            **figures,
+            "agents": {"logged_in": len(members) - counts["offline"], **counts},
+            "paused_reasons": reasons,
+            "members": members,
+            "thresholds": asdict(limits) | {"service_seconds": self.service_seconds(queue)},
+            "alerts": {
+                "longest_wait": _level(longest, limits.longest_wait_warn, limits.longest_wait_alert),
+                "abandon_rate": _level(figures["abandon_rate"], limits.abandon_rate_warn,
+                                       limits.abandon_rate_alert),
+                "service_level": _level(figures["service_level"], limits.service_level_target,
+                                        limits.service_level_target - 10, higher_is_worse=False),
+            },
+        }
+
+    def _name(self, agent: _Agent) -> str:
+        op = self.operators.get(agent.interface)
+        return op.name if op else agent.name or agent.interface
+
+    def _agent_figures(self, agent: _Agent, now: float) -> dict[str, Any]:
+        op = self.operators.get(agent.interface)
+        call = agent.call
+        talking = round(now - call.since) if call else 0
+        paused = agent.paused_for + (now - agent.paused_since if agent.paused_since is not None else 0)
+        return {
+            "interface": agent.interface,
+            "name": self._name(agent),
+            "operator_id": op.id if op else None,
+            "login": op.login if op else None,
+            "state": agent.state,
+            "reason": agent.reason,
+            "since": agent.since,
+            "for": round(now - agent.since) if agent.since else 0,
+            "queues": [q for q, _ in self._agent_members(agent.interface)],
+            "call": None if call is None else {
+                "linkedid": call.linkedid, "queue": call.queue, "caller_num": call.caller_num,
+                "caller_name": call.caller_name, "client": self.clients.get(call.caller_num),
+                "since": call.since, "talk": talking,
+            },
+            "rings": [{"linkedid": r.linkedid, "queue": r.queue, "caller_num": r.caller_num,
+                       "caller_name": r.caller_name} for r in agent.rings.values()],
+            "handled_today": agent.handled,
+            "talk_today": agent.talk + talking,
+            "pause_today": round(paused),
+        }
+

@@ -1,0 +1,165 @@
+"""The wall service: QueueEvents from the bus into LiveState, the wall snapshot back onto the bus.
+
+One instance runs next to the bridge. It publishes the snapshot on WALL_TOPIC at most once
+per `min_interval` while something changes (and every `heartbeat` regardless, so the kept
+copy never expires under a quiet wall), and keeps the latest under WALL_KEY so any web
+worker can hand it to a wall that has just connected. Database work (today's seed,
+operators, caller cards) runs in a thread, never on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ami_bridge.events import QueueEvent
+from ami_bridge.tracker import normalize_interface
+from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription
+from crm_core.cards import clients_for_number
+from crm_core.models import Call, Client, Operator, as_utc
+from crm_core.phones import try_normalize
+from routing.live import LiveState, OperatorRef, SeedCall, Thresholds
+
+log = logging.getLogger(__name__)
+
+SNAPSHOT_FIELD = "snapshot"
+OPERATORS_REFRESH_SECONDS = 60.0
+
+
+async def kept_wall(bus: Bus) -> dict[str, Any] | None:
+    """The latest wall snapshot any worker kept, or None when no wall service runs."""
+    return (await bus.kept(WALL_KEY)).get(SNAPSHOT_FIELD)
+
+
+def _epoch(value: datetime | None) -> float | None:
+    return as_utc(value).timestamp() if value is not None else None
+
+
+class WallService:
+    """Owns one LiveState; see the module docstring for what it publishes and keeps."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        bus: Bus,
+        *,
+        region: str = "RU",
+        thresholds: dict[str, Thresholds] | None = None,
+        min_interval: float = 0.5,
+        heartbeat: float = 5.0,
+        ttl: float = 30.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.sessions = sessions
+        self.bus = bus
+        self.region = region
+        self.state = LiveState(thresholds)
+        self.min_interval = min_interval
+        self.heartbeat = heartbeat
+        self.ttl = ttl
+        self.clock = clock
+        self.published = 0
+        self._dirty = asyncio.Event()
+        self._operators_at = 0.0
+
+    # --- database (threads) ------------------------------------------------------------
+
+    def _operators(self) -> dict[str, OperatorRef]:
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Operator.id, Operator.login, Operator.name, Operator.interface)
+                .where(Operator.active.is_(True), Operator.interface.is_not(None))
+            ).all()
+        return {normalize_interface(r.interface): OperatorRef(r.id, r.login, r.name) for r in rows}
+
+    def _today(self, now: float) -> list[SeedCall]:
+        since = datetime.fromtimestamp(self.state.day_start(now), UTC)
+        with self.sessions() as session:
+            rows = session.scalars(select(Call).where(Call.started_at >= since, Call.queue != "")).all()
+            return [
+                SeedCall(c.linkedid, c.queue, c.agent_interface, _epoch(c.started_at) or now,
+                         _epoch(c.answered_at), _epoch(c.ended_at), c.wait_seconds, c.talk_seconds, c.outcome)
+                for c in rows
+            ]
+
+    def _cards(self, numbers: set[str]) -> dict[str, dict[str, Any] | None]:
+        """Name and segment of the client behind each number (the first of several), None if unknown."""
+        found: dict[str, dict[str, Any] | None] = {}
+        with self.sessions() as session:
+            for number in numbers:
+                e164 = try_normalize(number, self.region)
+                matches = clients_for_number(session, e164) if e164 else []
+                client = session.get(Client, matches[0].client_id) if matches else None
+                found[number] = None if client is None else {
+                    "id": client.id, "name": client.name, "segment": client.segment, "matches": len(matches),
+                }
+        return found
+
+    # --- running -----------------------------------------------------------------------
+
+    async def start(self) -> Subscription:
+        """Subscribe, then seed today's figures: events arriving meanwhile wait in the subscription."""
+        sub = await self.bus.subscribe(QUEUES_TOPIC)
+        now = self.clock()
+        operators, today = await asyncio.gather(asyncio.to_thread(self._operators),
+                                                asyncio.to_thread(self._today, now))
+        self.state.set_operators(operators)
+        self._operators_at = now
+        self.state.seed(today, now)
+        return sub
+
+    async def run(self, stop: asyncio.Event) -> None:
+        sub = await self.start()
+        try:
+            async with asyncio.TaskGroup() as group:
+                consumer = group.create_task(self._consume(sub))
+                publisher = group.create_task(self._publish_forever())
+                await stop.wait()
+                consumer.cancel()
+                publisher.cancel()
+        finally:
+            await sub.close()
+
+    async def _consume(self, sub: Subscription) -> None:
+        while True:
+            message = await sub.get()
+            try:
+                self.state.apply(QueueEvent.from_dict(message))
+            except Exception:
+                log.exception("wall: could not apply queue event %r", message.get("kind"))
+            self._dirty.set()
+
+    async def _publish_forever(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._dirty.wait(), self.heartbeat)
+            except TimeoutError:
+                pass
+            self._dirty.clear()
+            try:
+                await self.publish()
+            except Exception:
+                log.exception("wall: could not publish the snapshot")
+            await asyncio.sleep(self.min_interval)  # changes meanwhile go out together, right after
+
+    async def publish(self) -> dict[str, Any]:
+        """Look up new callers' cards, then publish and keep one snapshot."""
+        now = self.clock()
+        if now - self._operators_at >= OPERATORS_REFRESH_SECONDS:
+            self.state.set_operators(await asyncio.to_thread(self._operators))
+            self._operators_at = now
+        numbers = self.state.unknown_numbers()
+        if numbers:
+            self.state.learn_clients(await asyncio.to_thread(self._cards, numbers))
+        snapshot = {"type": "wall", **self.state.figures(self.clock())}
+        await self.bus.publish(WALL_TOPIC, snapshot)
+        await self.bus.keep(WALL_KEY, SNAPSHOT_FIELD, snapshot, self.ttl)
+        self.published += 1
+        return snapshot

@@ -1,0 +1,85 @@
+"""The supervisor wall in Chromium against the whole stack and the PBX simulator: the figures move
+as a call queues, rings, is answered and ends; an operator gets 403 on the page and 4403 on the socket."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from live_stack import LiveStack
+from playwright.sync_api import Browser, Page, expect
+
+from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
+from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
+
+OP1 = "Local/101@agents/n"
+OP2 = "Local/102@agents/n"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    config = PbxConfig(
+        queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),
+                QueueConfig("support", (MemberConfig(OP2, "op2"),))),
+        agents={OP1: AgentBehaviour(answer_after=None), OP2: AgentBehaviour(answer_after=None)},
+    )
+    stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('wall') / 'callcard.db'}", config)
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def log_in(browser: Browser, live: LiveStack, login: str) -> Page:
+    page = browser.new_context(base_url=live.url, viewport={"width": 1400, "height": 900}).new_page()
+    page.goto("/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", live.passwords[login])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/desk")
+    return page
+
+
+def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> None:
+    wall = log_in(browser, live, "super1")
+    wall.goto("/wall")
+    wall.wait_for_selector("body[data-socket=ready]")
+    sales = wall.locator('#wall-big [data-queue="sales"]')
+    expect(sales.locator('[data-figure="waiting"] .value')).to_have_text("0")
+    expect(sales.locator('[data-count="available"] b')).to_have_text("1")
+    answered = int(sales.locator('[data-figure="answered"] .value').inner_text())  # seeded from today's calls
+
+    linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
+    expect(sales.locator('[data-figure="waiting"] .value')).to_have_text("1", timeout=5_000)
+    expect(sales.locator('[data-count="ringing"] b')).to_have_text("1")
+    expect(sales.locator(f'.callers [data-linkedid="{linkedid}"]')).to_contain_text(KNOWN_NAME)
+
+    live.run(live.sim.answer(OP1))
+    expect(sales.locator('[data-figure="waiting"] .value')).to_have_text("0", timeout=5_000)
+    expect(sales.locator('[data-count="on_call"] b')).to_have_text("1")
+    expect(sales.locator('[data-figure="answered"] .value')).to_have_text(str(answered + 1))
+
+    wall.click("#view-toggle")
+    agent = wall.locator('#agents-table [data-interface="Local/101@agents"]')
+    expect(agent.locator("[data-state]")).to_have_attribute("data-state", "on_call")
+    expect(agent).to_contain_text(KNOWN_NAME)
+    live.run(live.sim.hangup_agent(OP1))
+    expect(agent.locator("[data-state]")).to_have_attribute("data-state", "available", timeout=5_000)
+    expect(wall.locator('#queues-table [data-queue="sales"] td').nth(4)).to_have_text(str(answered + 1))
+    wall.click("#view-toggle")
+    expect(sales.locator('[data-count="available"] b')).to_have_text("1")
+    wall.context.close()
+
+
+def test_operator_can_open_neither_the_wall_nor_its_socket(browser: Browser, live: LiveStack) -> None:
+    op = log_in(browser, live, "op1")
+    response = op.goto("/wall")
+    assert response is not None and response.status == 403
+    assert op.request.get("/api/wall").status == 403
+    outcome = op.evaluate("""() => new Promise((resolve) => {
+        const socket = new WebSocket(`ws://${location.host}/ws/wall`);
+        let messages = 0;
+        socket.onmessage = () => { messages += 1; };
+        socket.onclose = (event) => resolve({code: event.code, messages});
+    })""")
+    assert outcome == {"code": 4403, "messages": 0}
+    op.context.close()
