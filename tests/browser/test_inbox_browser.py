@@ -1,0 +1,66 @@
+"""The department inbox in Chromium: op1 (sales) opens a sales request, takes it, hands it to a
+colleague of the department, comments and closes it; every step shows in its history and lands
+in the database. op3 (service) does not see it at all."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from live_desk import LiveDesk
+from playwright.sync_api import Page, expect
+from sqlalchemy import select
+
+from crm_core.models import Department, Operator, Request
+from routing.inbox import service
+from routing.inbox.models import RequestEvent
+
+
+def test_inbox_actions_change_status_assign_comment_with_history(
+    new_desk_page: Callable[[str], Page], live_desk: LiveDesk
+) -> None:
+    with live_desk.sessions.begin() as session:
+        sales = session.scalar(select(Department.id).where(Department.code == "sales"))
+        request = service.create_request(session, "callback", "Перезвонить незнакомцу", datetime.now(UTC),
+                                         contact="+73517654321", department_id=sales, source="call")
+        request_id = request.id
+        op1_id, op2_id = (session.scalar(select(Operator.id).where(Operator.login == login))
+                          for login in ("op1", "op2"))
+
+    op3 = new_desk_page("op3")
+    op3.goto("/requests?department=sales")
+    expect(op3.locator(f'tr[data-request-id="{request_id}"]')).to_have_count(0)
+
+    page = new_desk_page("op1")
+    page.goto("/requests?department=sales")
+    row = page.locator(f'tr[data-request-id="{request_id}"]')
+    expect(row.locator(".request-status")).to_have_text("Открыто")
+    row.locator("button.request-open").click()
+    expect(page.locator("#request-title")).to_have_text(f"#{request_id} Перезвонить незнакомцу")
+    expect(page.locator("#request-history li")).to_have_count(1)
+
+    page.select_option("#request-status", "in_progress")
+    page.click("#status-go")
+    expect(row.locator(".request-status")).to_have_text("В работе")
+    page.click("#assign-me")
+    expect(page.locator("#request-assignee")).to_have_text("Анна Смирнова")
+    page.select_option("#assign-to", str(op2_id))
+    page.click("#assign-go")
+    expect(page.locator("#request-assignee")).to_have_text("Дмитрий Козлов")
+    page.fill("#request-comment", "Звонил, не дозвонился")
+    page.click("#comment-go")
+    expect(page.locator("#request-history li")).to_have_count(5)
+    expect(page.locator("#request-history li").last).to_contain_text("Звонил, не дозвонился")
+    expect(page.locator('#request-history li[data-kind="assigned"]').last).to_contain_text("Дмитрий Козлов")
+    page.select_option("#request-status", "closed")
+    page.click("#status-go")
+    expect(row.locator(".request-status")).to_have_text("Закрыто")
+
+    with live_desk.sessions() as session:
+        row_db = session.get(Request, request_id)
+        assert (row_db.status, row_db.assignee_id) == ("closed", op2_id)
+        steps = session.execute(select(RequestEvent.kind, RequestEvent.value, RequestEvent.author_id)
+                                .where(RequestEvent.request_id == request_id).order_by(RequestEvent.id)).all()
+    assert [tuple(s) for s in steps] == [
+        ("created", "callback", None), ("status", "in_progress", op1_id), ("assigned", str(op1_id), op1_id),
+        ("assigned", str(op2_id), op1_id), ("comment", "", op1_id), ("status", "closed", op1_id)]

@@ -1,0 +1,74 @@
+// The department inbox: open a request, change its status, assign it (to me or a colleague of
+// the department), comment; the history shows every step. The server checks who may do what.
+
+import { api, el, label, page, t, toast } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+let current = null;
+
+function historyLine(event) {
+  const when = event.at.slice(0, 16).replace("T", " ");
+  const what = {
+    created: () => t("requests.event.created"),
+    status: () => `${t("requests.event.status")}: ${label("requests.status", event.value)}`,
+    assigned: () => `${t("requests.event.assigned")}: ${event.assignee}`,
+    comment: () => `${t("requests.event.comment")}: ${event.text}`,
+    escalated: () => t("requests.event.escalated"),
+  }[event.kind];
+  return el("li", { dataset: { kind: event.kind } }, `${when} · ${event.author || "—"} · `,
+    what ? what() : event.kind);
+}
+
+function show(request) {
+  current = request;
+  $("request-detail").hidden = false;
+  $("request-title").textContent = `#${request.id} ${request.subject}`;
+  $("request-body").textContent = request.body || request.contact || "";
+  $("request-assignee").textContent = request.assignee || "—";
+  $("request-status").value = request.status;
+  $("assign-to").replaceChildren(...request.colleagues.map((person) =>
+    el("option", { value: person.id, selected: person.id === request.assignee_id }, person.name)));
+  $("request-history").replaceChildren(...request.history.map(historyLine));
+  const row = document.querySelector(`tr[data-request-id="${request.id}"] .request-status`);
+  if (row) row.textContent = label("requests.status", request.status);
+}
+
+async function open(id) {
+  try {
+    show(await api(`/api/requests/${id}`));
+  } catch (error) {
+    toast(error.message, "error");
+  }
+}
+
+async function act(path, body, done) {
+  if (!current) return;
+  try {
+    await api(`/api/requests/${current.id}/${path}`, { method: "POST", body });
+    toast(done, "ok");
+    await open(current.id);
+  } catch (error) {
+    toast(t("requests.failed", { error: error.message }), "error");
+  }
+}
+
+for (const button of document.querySelectorAll("button.request-open")) {
+  button.addEventListener("click", () => open(button.dataset.requestId));
+}
+$("status-form")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  act("status", { status: $("request-status").value }, t("requests.saved"));
+});
+$("assign-me")?.addEventListener("click", () => {
+  act("assign", { operator_id: page.operator.id }, t("requests.saved"));
+});
+$("assign-form")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  act("assign", { operator_id: Number($("assign-to").value) }, t("requests.saved"));
+});
+$("comment-form")?.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const text = $("request-comment").value.trim();
+  if (!text) return;
+  act("comment", { text }, t("requests.saved")).then(() => { $("request-comment").value = ""; });
+});
