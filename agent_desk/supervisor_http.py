@@ -1,0 +1,287 @@
+"""Supervisor actions and reports over HTTP: REST under /api/supervisor, pages under /supervisor.
+
+Supervisors and admins only (operators get 403, and an operator's attempt at an action is
+audited as refused); state changes need the page's CSRF token like every other /api write.
+Routes are thin: `supervisor.SupervisorActions` acts and audits, `reports` computes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import asdict
+from datetime import date, datetime, timedelta
+from typing import Annotated, Any, Literal
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import BaseModel, Field
+from sqlalchemy import select
+
+from agent_desk import reports
+from agent_desk.auth import (
+    CSRF_HEADER,
+    CurrentOperator,
+    api_operator,
+    csrf_ok,
+    page_operator,
+    session_language,
+)
+from agent_desk.i18n import translate
+from agent_desk.pages import _render
+from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
+from crm_core import agents
+from crm_core.audit import OK, REFUSED, Actor, recent, record
+from crm_core.models import Department
+from routing.wall import kept_wall
+
+log = logging.getLogger(__name__)
+
+router = APIRouter()
+SUPERVISING = ("supervisor", "admin")
+QUEUE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
+MAX_PERIOD_DAYS = 366
+LIVE_WAIT_SECONDS = 0.5
+
+
+def _t(request: Request, key: str, **values: object) -> str:
+    return translate(session_language(request), key, **values)
+
+
+def _actor(operator: CurrentOperator) -> Actor:
+    return Actor(operator.id, operator.login)
+
+
+def supervisor_reader(request: Request) -> CurrentOperator:
+    """Logged in (401) as a supervisor or admin (403)."""
+    operator = api_operator(request)
+    if operator.role not in SUPERVISING:
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    return operator
+
+
+def supervisor_writer(request: Request) -> CurrentOperator:
+    """As `supervisor_reader`, plus the CSRF header; a wrong role is audited as a refused attempt."""
+    operator = api_operator(request)
+    if operator.role not in SUPERVISING:
+        record(request.app.state.desk.sessions, _actor(operator), "forbidden", request.url.path,
+               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow supervisor actions")
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    if not csrf_ok(request, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, _t(request, "api.csrf"))
+    return operator
+
+
+Reader = Annotated[CurrentOperator, Depends(supervisor_reader)]
+Writer = Annotated[CurrentOperator, Depends(supervisor_writer)]
+AgentId = Annotated[int, Path(ge=1)]
+
+
+class PauseIn(BaseModel):
+    queue: str | None = Field(None, pattern=QUEUE_NAME)  # None: every queue of the agent
+    reason: str = Field("", max_length=256)
+
+
+class UnpauseIn(BaseModel):
+    queue: str | None = Field(None, pattern=QUEUE_NAME)
+
+
+class MemberIn(BaseModel):
+    queue: str = Field(pattern=QUEUE_NAME)
+    penalty: int = Field(0, ge=0, le=100)
+
+
+class SpyIn(BaseModel):
+    mode: Literal["listen", "whisper", "barge"]
+
+
+class ActionOut(BaseModel):
+    message: str
+    details: dict[str, Any]
+
+
+def _actions(request: Request) -> SupervisorActions:
+    desk = request.app.state.desk
+    return SupervisorActions(desk.sessions, desk.supervision)
+
+
+async def _act(request: Request, action: Any) -> ActionOut:
+    """Await one action; a refusal or PBX error is the HTTP error with the clear message."""
+    try:
+        done: ActionDone = await action
+    except ActionProblem as problem:
+        raise HTTPException(problem.status, problem.text(session_language(request))) from None
+    return ActionOut(message=_t(request, done.key, **done.values), details=done.details)
+
+
+@router.post("/api/supervisor/agents/{agent_id}/pause", response_model=ActionOut, tags=["supervisor"])
+async def pause(request: Request, operator: Writer, agent_id: AgentId, body: PauseIn) -> ActionOut:
+    """Pause the agent in one queue or in all of theirs (AMI QueuePause with Reason)."""
+    return await _act(request, _actions(request).pause(_actor(operator), agent_id, True, body.queue, body.reason))
+
+
+@router.post("/api/supervisor/agents/{agent_id}/unpause", response_model=ActionOut, tags=["supervisor"])
+async def unpause(request: Request, operator: Writer, agent_id: AgentId, body: UnpauseIn) -> ActionOut:
+    return await _act(request, _actions(request).pause(_actor(operator), agent_id, False, body.queue, ""))
+
+
+@router.post("/api/supervisor/agents/{agent_id}/queues", response_model=ActionOut, tags=["supervisor"])
+async def add_member(request: Request, operator: Writer, agent_id: AgentId, body: MemberIn) -> ActionOut:
+    """AMI QueueAdd with MemberName, StateInterface and Penalty."""
+    return await _act(request, _actions(request).add_member(_actor(operator), agent_id, body.queue, body.penalty))
+
+
+@router.delete("/api/supervisor/agents/{agent_id}/queues/{queue}", response_model=ActionOut, tags=["supervisor"])
+async def remove_member(
+    request: Request, operator: Writer, agent_id: AgentId, queue: Annotated[str, Path(pattern=QUEUE_NAME)]
+) -> ActionOut:
+    return await _act(request, _actions(request).remove_member(_actor(operator), agent_id, queue))
+
+
+@router.post("/api/supervisor/agents/{agent_id}/logout", response_model=ActionOut, tags=["supervisor"])
+async def logout(request: Request, operator: Writer, agent_id: AgentId) -> ActionOut:
+    """Remove the agent from all their queues and mark them logged out."""
+    return await _act(request, _actions(request).logout(_actor(operator), agent_id))
+
+
+@router.post("/api/supervisor/agents/{agent_id}/spy", response_model=ActionOut, tags=["supervisor"])
+async def spy(request: Request, operator: Writer, agent_id: AgentId, body: SpyIn) -> ActionOut:
+    """Listen, whisper or barge: the supervisor's phone rings into ChanSpy on the agent's call."""
+    return await _act(request, _actions(request).spy(_actor(operator), agent_id, body.mode, operator.interface))
+
+
+# --- reading: agents, audit ----------------------------------------------------------------
+
+
+async def _live_agents(request: Request) -> dict[str, dict[str, Any]] | None:
+    """The wall's live agents by login, when a wall service keeps a snapshot; never waits long."""
+    try:
+        snapshot = await asyncio.wait_for(kept_wall(request.app.state.desk.bus), LIVE_WAIT_SECONDS)
+    except Exception:  # the wall is optional: its absence or failure must not block the page
+        log.warning("supervisor: live wall snapshot unavailable", exc_info=True)
+        return None
+    if not snapshot:
+        return None
+    return {a["login"]: {"state": a.get("state"), "reason": a.get("reason", ""), "queues": a.get("queues", [])}
+            for a in snapshot.get("agents", []) if isinstance(a, dict) and a.get("login")}
+
+
+def _agents_data(request: Request, live: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+    with request.app.state.desk.sessions() as session:
+        views = agents.agents_overview(session)
+        queues = sorted(set(session.scalars(select(Department.queue).where(Department.queue != ""))))
+        audit = [_audit_row(e) for e in recent(session, 20)]
+    rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login)} for v in views]
+    return {"agents": rows, "queues": queues, "live": live is not None, "audit": audit}
+
+
+def _audit_row(entry: Any) -> dict[str, Any]:
+    return {"at": entry.at.isoformat(), "actor": entry.actor_login, "action": entry.action, "target": entry.target,
+            "outcome": entry.outcome, "error": entry.error, "details": entry.details}
+
+
+@router.get("/api/supervisor/agents", tags=["supervisor"])
+async def agents_list(request: Request, operator: Reader) -> dict[str, Any]:
+    """Agents with their queues and pauses as callcard knows them, and the wall's live state if any."""
+    live = await _live_agents(request)
+    return await asyncio.to_thread(_agents_data, request, live)
+
+
+@router.get("/api/supervisor/audit", tags=["supervisor"])
+def audit_log(request: Request, operator: Reader, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+    with request.app.state.desk.sessions() as session:
+        return [_audit_row(e) for e in recent(session, limit)]
+
+
+# --- reports -------------------------------------------------------------------------------
+
+
+def _period(request: Request, first: str, last: str, tz: str) -> reports.Period:
+    """Dates in the supervisor's zone; the default is the last 7 days."""
+    try:
+        zone = ZoneInfo(tz)
+        today = datetime.now(zone).date()
+        end = date.fromisoformat(last) if last else today
+        start = date.fromisoformat(first) if first else end - timedelta(days=6)
+    except (ValueError, ZoneInfoNotFoundError):
+        raise HTTPException(422, _t(request, "rep.bad_period")) from None
+    if start > end or (end - start).days >= MAX_PERIOD_DAYS:
+        raise HTTPException(422, _t(request, "rep.bad_period"))
+    return reports.Period(start, end, zone)
+
+
+ReportName = Annotated[str, Path(pattern="^(" + "|".join(reports.REPORTS) + ")$")]
+DateParam = Annotated[str, Query(alias="from", max_length=10)]
+ToParam = Annotated[str, Query(alias="to", max_length=10)]
+TzParam = Annotated[str, Query(max_length=64)]
+
+
+def _report_json(session: Any, name: str, period: reports.Period) -> list[dict[str, Any]]:
+    if name == "missed":
+        return [{**asdict(m), "started_at": m.started_at.isoformat()} for m in reports.missed_calls(session, period)]
+    return [asdict(f) for f in reports.report(session, name, period)]
+
+
+@router.get("/api/supervisor/reports/{name}.csv", tags=["supervisor"])
+def report_csv(request: Request, operator: Reader, name: ReportName, first: DateParam = "",
+               last: ToParam = "", tz: TzParam = "UTC") -> Response:
+    """The report as CSV for Excel (UTF-8 with BOM); every export is audited."""
+    period = _period(request, first, last, tz)
+    with request.app.state.desk.sessions() as session:
+        data = reports.export(session, name, period)
+    record(request.app.state.desk.sessions, _actor(operator), "export", name,
+           {"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz, "bytes": len(data)}, OK)
+    filename = f"callcard-{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
+    return Response(data, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/api/supervisor/reports/{name}", tags=["supervisor"])
+def report_json(request: Request, operator: Reader, name: ReportName, first: DateParam = "",
+                last: ToParam = "", tz: TzParam = "UTC") -> dict[str, Any]:
+    period = _period(request, first, last, tz)
+    with request.app.state.desk.sessions() as session:
+        rows = _report_json(session, name, period)
+    return {"report": name, "from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz,
+            "service_level_seconds": reports.SERVICE_LEVEL_SECONDS, "rows": rows}
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def _page_supervisor(request: Request, operator: CurrentOperator) -> HTMLResponse | None:
+    """None for a supervisor or admin; else the 403 page."""
+    if operator.role in SUPERVISING:
+        return None
+    return _render(request, "forbidden.html", operator, 403)
+
+
+@router.get("/supervisor/agents", response_class=HTMLResponse, include_in_schema=False)
+async def agents_page(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)]) -> HTMLResponse:
+    refused = _page_supervisor(request, operator)
+    if refused is not None:
+        return refused
+    live = await _live_agents(request)
+    data = await asyncio.to_thread(_agents_data, request, live)
+    return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data)
+
+
+@router.get("/supervisor/reports", response_class=HTMLResponse, include_in_schema=False)
+def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)],
+                 first: DateParam = "", last: ToParam = "", tz: TzParam = "UTC") -> HTMLResponse:
+    refused = _page_supervisor(request, operator)
+    if refused is not None:
+        return refused
+    try:
+        period = _period(request, first, last, tz)
+    except HTTPException as exc:
+        return _render(request, "forbidden.html", operator, 422, message=exc.detail)
+    with request.app.state.desk.sessions() as session:
+        tables = {name: reports.report(session, name, period) for name in ("queues", "agents", "days", "hours")}
+        missed = reports.missed_calls(session, period, limit=500)
+    query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
+    return _render(request, "supervisor_reports.html", operator, active="reports", period=period, tz=tz,
+                   tables=tables, missed=missed, query=query, columns=reports.FIGURE_COLUMNS,
+                   missed_columns=reports.MISSED_COLUMNS, sl_seconds=reports.SERVICE_LEVEL_SECONDS)

@@ -1,0 +1,159 @@
+"""What callcard knows of each agent's queue membership and pause state.
+
+Asterisk is the truth; these rows are what supervisors last did through callcard, so the
+agents page shows queues and pauses without asking the PBX. Until a supervisor first
+touches an agent, their queues are their departments' queues (the static members of
+queues.conf are expected to mirror departments); the first action copies that into rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, select
+from sqlalchemy.orm import Mapped, Session, mapped_column, selectinload
+
+from crm_core.models import Base, Operator, utcnow
+
+
+class AgentState(Base):
+    """One row per agent a supervisor has acted on; `logged_in` is False after a forced logout."""
+
+    __tablename__ = "agent_states"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
+    logged_in: Mapped[bool] = mapped_column(default=True)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentQueue(Base):
+    """An agent's membership of one queue, with its penalty and pause."""
+
+    __tablename__ = "agent_queues"
+
+    operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    penalty: Mapped[int] = mapped_column(Integer, default=0)
+    paused: Mapped[bool] = mapped_column(default=False)
+    pause_reason: Mapped[str] = mapped_column(String(64), default="")
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+@dataclass(frozen=True)
+class Membership:
+    queue: str
+    penalty: int = 0
+    paused: bool = False
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class AgentView:
+    id: int
+    login: str
+    name: str
+    role: str
+    interface: str
+    logged_in: bool
+    queues: tuple[Membership, ...]
+    departments: tuple[str, ...]
+
+    @property
+    def paused(self) -> bool:
+        """Paused when paused in every queue they are in (a pause in one queue is shown per queue)."""
+        return bool(self.queues) and all(q.paused for q in self.queues)
+
+
+def queue_interface(interface: str) -> str:
+    """The queue member's Interface for an agent's device: `Local/101@agents` -> `Local/101@agents/n`.
+
+    Local-channel members carry `/n` in queues.conf (README), while callcard keeps the device
+    without it; `QueuePause`/`QueueRemove` must name the member exactly as Asterisk has it."""
+    if interface.startswith("Local/") and interface.count("/") == 1:
+        return f"{interface}/n"
+    return interface
+
+
+def _department_queues(operator: Operator) -> list[str]:
+    return sorted({d.queue for d in operator.departments if d.queue})
+
+
+def agents_overview(session: Session) -> list[AgentView]:
+    """Every active person with a phone, with their queues as callcard knows them."""
+    operators = session.scalars(
+        select(Operator).where(Operator.active.is_(True), Operator.interface.is_not(None))
+        .options(selectinload(Operator.departments)).order_by(Operator.login)
+    ).all()
+    states = {s.operator_id: s for s in session.scalars(select(AgentState))}
+    rows: dict[int, list[AgentQueue]] = {}
+    for row in session.scalars(select(AgentQueue).order_by(AgentQueue.queue)):
+        rows.setdefault(row.operator_id, []).append(row)
+    views = []
+    for op in operators:
+        state = states.get(op.id)
+        if state is None:
+            queues = tuple(Membership(q) for q in _department_queues(op))
+        else:
+            queues = tuple(Membership(r.queue, r.penalty, r.paused, r.pause_reason) for r in rows.get(op.id, []))
+        views.append(AgentView(op.id, op.login, op.name, op.role, op.interface or "",
+                               state is None or state.logged_in, queues,
+                               tuple(d.code for d in op.departments)))
+    return views
+
+
+def _state(session: Session, operator: Operator, at: datetime) -> AgentState:
+    """The agent's state row, created from their departments' queues on first use."""
+    state = session.get(AgentState, operator.id)
+    if state is None:
+        state = AgentState(operator_id=operator.id, logged_in=True, changed_at=at)
+        session.add(state)
+        for queue in _department_queues(operator):
+            session.add(AgentQueue(operator_id=operator.id, queue=queue, changed_at=at))
+        session.flush()
+    return state
+
+
+def record_pause(session: Session, operator: Operator, queue: str | None, paused: bool, reason: str,
+                 at: datetime) -> None:
+    """Asterisk paused (or unpaused) the agent in `queue`, or in all their queues when None."""
+    _state(session, operator, at)
+    query = select(AgentQueue).where(AgentQueue.operator_id == operator.id)
+    if queue is not None:
+        query = query.where(AgentQueue.queue == queue)
+    found = list(session.scalars(query))
+    if queue is not None and not found:  # a member Asterisk has that callcard did not know of
+        found = [AgentQueue(operator_id=operator.id, queue=queue)]
+        session.add(found[0])
+    for row in found:
+        row.paused, row.pause_reason, row.changed_at = paused, reason if paused else "", at
+
+
+def record_added(session: Session, operator: Operator, queue: str, penalty: int, paused: bool,
+                 at: datetime) -> None:
+    state = _state(session, operator, at)
+    state.logged_in, state.changed_at = True, at
+    row = session.get(AgentQueue, (operator.id, queue))
+    if row is None:
+        row = AgentQueue(operator_id=operator.id, queue=queue)
+        session.add(row)
+    row.penalty, row.paused, row.pause_reason, row.changed_at = penalty, paused, "", at
+
+
+def record_removed(session: Session, operator: Operator, queue: str, at: datetime) -> None:
+    _state(session, operator, at)
+    session.execute(delete(AgentQueue).where(AgentQueue.operator_id == operator.id, AgentQueue.queue == queue))
+
+
+def current_queues(session: Session, operator: Operator, at: datetime) -> list[str]:
+    """The queues callcard believes the agent is in (what a logout removes them from)."""
+    _state(session, operator, at)
+    return list(session.scalars(
+        select(AgentQueue.queue).where(AgentQueue.operator_id == operator.id).order_by(AgentQueue.queue)
+    ))
+
+
+def record_logged_out(session: Session, operator: Operator, at: datetime) -> None:
+    """Marked logged out; the queues they were removed from are dropped one by one by the caller."""
+    state = _state(session, operator, at)
+    state.logged_in, state.changed_at = False, at

@@ -1,0 +1,65 @@
+"""The supervisor's agents page end to end: super1 pauses op1 with a reason from the page, the
+QueuePause goes through the real AMI client to the simulator, the page shows the result and the
+PBX has op1 paused; an operator cannot open the page."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from live_stack import LiveStack
+from playwright.sync_api import Browser, Page, expect
+
+from callcard.pbx_sim import default_config
+
+OP1 = "Local/101@agents/n"
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
+    stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('supervisor') / 'callcard.db'}", default_config())
+    stack.start()
+    yield stack
+    stack.stop()
+
+
+def logged_in(browser: Browser, live: LiveStack, login: str) -> Page:
+    page = browser.new_context(base_url=live.url).new_page()
+    page.goto("/login")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", live.passwords[login])
+    page.click("button[type=submit]")
+    page.wait_for_url("**/desk")
+    return page
+
+
+def test_supervisor_pauses_an_agent_with_a_reason_and_sees_the_result(browser: Browser, live: LiveStack) -> None:
+    page = logged_in(browser, live, "super1")
+    page.click("a[href='/supervisor/agents']")
+    row = page.locator("tr[data-login=op1]")
+    expect(row.locator(".member[data-queue=sales]")).to_be_visible()
+    row.locator(".pause-reason").fill("обучение")
+    row.locator(".do-pause").click()
+    expect(page.locator("#sup-result")).to_have_text("Анна Смирнова: пауза во всех очередях (обучение).")
+    expect(page.locator("#sup-result")).to_have_class("sup-result ok")
+    row = page.locator("tr[data-login=op1]")
+    expect(row.locator(".member.paused[data-queue=sales]")).to_contain_text("обучение")
+    member = next(m for m in live.sim.snapshot().members if m.interface == OP1)
+    assert (member.paused, member.reason) == (True, "обучение")
+    expect(page.locator("#audit-body tr").first).to_contain_text("pause")
+
+    row.locator(".do-remove[data-queue=sales]").click()  # a static member: Asterisk says no, clearly
+    expect(page.locator("#sup-result")).to_contain_text("queues.conf")
+    expect(page.locator("#sup-result")).to_have_class("sup-result error")
+
+    page.click("a[href='/supervisor/reports']")
+    expect(page.locator("#report-missed h2")).to_be_visible()
+
+
+def test_operator_cannot_open_the_supervisor_page(browser: Browser, live: LiveStack) -> None:
+    page = logged_in(browser, live, "op1")
+    expect(page.locator("a[href='/supervisor/agents']")).to_have_count(0)
+    response = page.goto("/supervisor/agents")
+    assert response is not None and response.status == 403
+    expect(page.locator("#forbidden")).to_be_visible()
+    assert page.locator("#agents").count() == 0

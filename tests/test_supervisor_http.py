@@ -1,0 +1,111 @@
+"""Who may open the supervisor's pages, reports, exports and actions (SQLite and PostgreSQL):
+operators get 403 (their attempts at actions are audited), supervisors and admins get in,
+exports are audited, and without telephony an action fails clearly, and is audited too."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from agent_desk.app import create_app
+from callcard.bus import MemoryBus
+from callcard.settings import Settings
+from crm_core.audit import AuditEntry
+from crm_core.models import Call, Operator
+from crm_core.passwords import hash_password
+
+PASSWORD = "pw-demo-2"
+READS = ["/api/supervisor/agents", "/api/supervisor/audit", "/api/supervisor/reports/queues",
+         "/api/supervisor/reports/missed", "/api/supervisor/reports/hours.csv"]
+PAGES = ["/supervisor/agents", "/supervisor/reports"]
+
+
+@pytest.fixture
+def ids(sessions) -> dict[str, int]:  # type: ignore[no-untyped-def]
+    pw = hash_password(PASSWORD)
+    with sessions.begin() as s:
+        rows = {login: Operator(login=login, name=login, role=role, interface=iface, password_hash=pw, language="en")
+                for login, role, iface in (("op1", "operator", "Local/101@agents"), ("super1", "supervisor", None),
+                                           ("admin", "admin", None))}
+        s.add_all(rows.values())
+        s.add(Call(linkedid="x1", started_at=datetime.now(UTC), queue="sales", status="ended", outcome="abandoned",
+                   caller_raw="-1+1", wait_seconds=30))
+        s.flush()
+        return {k: v.id for k, v in rows.items()}
+
+
+@pytest.fixture
+def http(sessions, ids) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    with TestClient(create_app(Settings(secret_key="t", default_language="en"), sessions, MemoryBus())) as client:
+        yield client
+
+
+def log_in(http: TestClient, login: str) -> str:
+    token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text).group(1)  # type: ignore[union-attr]
+    page = http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
+    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+
+
+def audit(sessions) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        return [(e.actor_login, e.action, e.target, e.outcome) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
+
+
+def test_nobody_logged_in_gets_401_and_the_login_page(http: TestClient) -> None:
+    assert [http.get(path).status_code for path in READS] == [401] * len(READS)
+    assert http.get("/supervisor/agents").url.path == "/login"
+
+
+def test_operator_cannot_open_reports_exports_pages_or_act(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
+    csrf = log_in(http, "op1")
+    assert [http.get(path).status_code for path in READS] == [403] * len(READS)
+    for path in PAGES:
+        page = http.get(path)
+        assert page.status_code == 403 and 'id="forbidden"' in page.text
+    desk = http.get("/desk").text
+    assert "/supervisor/agents" not in desk and "/supervisor/reports" not in desk
+    headers = {"X-CSRF-Token": csrf}
+    assert http.post(f"/api/supervisor/agents/{ids['op1']}/pause", json={"reason": "x"}, headers=headers).status_code == 403
+    assert http.post(f"/api/supervisor/agents/{ids['op1']}/spy", json={"mode": "listen"}, headers=headers).status_code == 403
+    assert http.delete(f"/api/supervisor/agents/{ids['op1']}/queues/sales", headers=headers).status_code == 403
+    assert audit(sessions) == [
+        ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/pause", "refused"),
+        ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/spy", "refused"),
+        ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/queues/sales", "refused"),
+    ]
+
+
+@pytest.mark.parametrize("login", ["super1", "admin"])
+def test_supervisors_and_admins_read_pages_reports_and_audited_exports(http: TestClient, sessions, login: str) -> None:  # type: ignore[no-untyped-def]
+    log_in(http, login)
+    assert [http.get(path).status_code for path in READS] == [200] * len(READS)
+    assert all(http.get(path).status_code == 200 for path in PAGES)
+    assert "/supervisor/reports" in http.get("/desk").text
+    missed = http.get("/api/supervisor/reports/missed.csv", params={"tz": "Europe/Moscow"})
+    assert missed.headers["content-type"].startswith("text/csv")
+    assert "attachment" in missed.headers["content-disposition"]
+    assert missed.content.startswith(b"\xef\xbb\xbf")
+    assert ",'-1+1,," in missed.content.decode("utf-8-sig")
+    assert [a[1:] for a in audit(sessions)] == [("export", "hours", "ok"), ("export", "missed", "ok")]
+    assert http.get("/api/supervisor/reports/queues", params={"from": "2026-13-01"}).status_code == 422
+    assert http.get("/api/supervisor/reports/queues", params={"tz": "Mars/Olympus"}).status_code == 422
+    assert http.get("/api/supervisor/reports/nosuch").status_code == 422
+
+
+def test_supervisor_without_csrf_or_telephony_is_refused_and_audited(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
+    csrf = log_in(http, "super1")
+    path = f"/api/supervisor/agents/{ids['op1']}/pause"
+    assert http.post(path, json={"reason": "x"}).status_code == 403  # no CSRF header
+    answer = http.post(path, json={"reason": "lunch"}, headers={"X-CSRF-Token": csrf})
+    assert answer.status_code == 503 and "no telephony" in answer.json()["detail"]
+    missing = http.post("/api/supervisor/agents/9999/logout", headers={"X-CSRF-Token": csrf})
+    assert missing.status_code == 404
+    no_phone = http.post(f"/api/supervisor/agents/{ids['admin']}/pause", json={}, headers={"X-CSRF-Token": csrf})
+    assert no_phone.status_code == 409
+    assert audit(sessions) == [("super1", "pause", "op1", "failed"), ("super1", "logout", "9999", "refused"),
+                               ("super1", "pause", str(ids["admin"]), "refused")]

@@ -1,0 +1,112 @@
+// The supervisor's pages. Agents: the table is drawn from the page blob (agents with their queues,
+// pauses and the wall's live state), every button calls /api/supervisor/... and shows the answer,
+// then the table is redrawn from the API. Reports: the first visit picks the browser's time zone.
+
+import { api, el, label, page, t } from "./common.js";
+
+const body = document.getElementById("agents-body");
+const result = document.getElementById("sup-result");
+
+function show(message, ok) {
+  result.hidden = false;
+  result.textContent = message;
+  result.className = `sup-result ${ok ? "ok" : "error"}`;
+}
+
+async function act(button, path, options) {
+  button.disabled = true;
+  try {
+    const answer = await api(path, options);
+    show(answer.message, true);
+  } catch (error) {
+    show(error.message, false);
+  }
+  try {
+    draw(await api("/api/supervisor/agents"));
+  } catch (error) {
+    show(error.message, false);
+  }
+}
+
+function queueCell(agent) {
+  if (!agent.queues.length) return el("span", { class: "muted" }, t("sup.no_queues"));
+  return agent.queues.map((m) => el("span", { class: `member${m.paused ? " paused" : ""}`, dataset: { queue: m.queue } },
+    m.queue,
+    m.penalty ? el("small", { class: "muted" }, ` ·${m.penalty}`) : null,
+    m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${m.reason}` : ""}`) : null,
+    el("button", {
+      type: "button", class: "link-button do-remove", title: t("sup.remove", { queue: m.queue }),
+      "aria-label": t("sup.remove", { queue: m.queue }), dataset: { queue: m.queue },
+      onclick: (e) => act(e.currentTarget, `/api/supervisor/agents/${agent.id}/queues/${encodeURIComponent(m.queue)}`,
+        { method: "DELETE" }),
+    }, "×")));
+}
+
+function stateCell(agent) {
+  const parts = [el("span", { class: "badge" }, agent.logged_in ? t("sup.logged_in") : t("sup.logged_out"))];
+  if (agent.paused) parts.push(el("span", { class: "badge state-paused" }, t("sup.paused")));
+  if (agent.live) {
+    parts.push(el("span", { class: "badge live", title: t("sup.live") },
+      `${t("sup.live")}: ${label("live", agent.live.state)}${agent.live.reason ? ` (${agent.live.reason})` : ""}`));
+  }
+  return parts;
+}
+
+function actionsCell(agent) {
+  const reason = el("input", { class: "pause-reason", list: "pause-reasons", maxlength: 64, size: 10,
+    placeholder: t("sup.reason"), "aria-label": t("sup.reason") });
+  const pauseQueue = el("select", { class: "pause-queue", "aria-label": t("sup.queue") },
+    el("option", { value: "" }, t("sup.all_queues")),
+    agent.queues.map((m) => el("option", { value: m.queue }, m.queue)));
+  const queueBody = () => (pauseQueue.value ? { queue: pauseQueue.value } : {});
+  const addQueue = el("select", { class: "add-queue", "aria-label": t("sup.queue") },
+    page.queues.map((q) => el("option", { value: q }, q)));
+  const penalty = el("input", { class: "add-penalty", type: "number", min: 0, max: 100, value: 0,
+    "aria-label": t("sup.penalty"), title: t("sup.penalty") });
+  const base = `/api/supervisor/agents/${agent.id}`;
+  const post = (path, body) => (e) => act(e.currentTarget, `${base}/${path}`, { method: "POST", body });
+  return el("div", { class: "sup-actions" },
+    el("div", { class: "row" }, reason, pauseQueue,
+      el("button", { type: "button", class: "do-pause",
+        onclick: (e) => post("pause", { ...queueBody(), reason: reason.value.trim() })(e) }, t("sup.pause")),
+      el("button", { type: "button", class: "do-unpause", onclick: (e) => post("unpause", queueBody())(e) },
+        t("sup.unpause"))),
+    el("div", { class: "row" }, addQueue, penalty,
+      el("button", { type: "button", class: "do-add",
+        onclick: (e) => post("queues", { queue: addQueue.value, penalty: Number(penalty.value) || 0 })(e) },
+      t("sup.add")),
+      el("button", { type: "button", class: "do-logout", onclick: post("logout") }, t("sup.logout"))),
+    el("div", { class: "row" }, ["listen", "whisper", "barge"].map((mode) => el("button", {
+      type: "button", class: "do-spy", dataset: { mode }, onclick: post("spy", { mode }),
+    }, t(`sup.${mode}`)))));
+}
+
+function auditRow(entry) {
+  return el("tr", { class: `audit-${entry.outcome}` },
+    el("td", {}, el("time", { datetime: entry.at }, new Date(entry.at).toLocaleString(page.lang))),
+    el("td", {}, entry.actor), el("td", {}, entry.action), el("td", {}, entry.target),
+    el("td", { title: entry.error }, label("audit", entry.outcome), entry.error ? ` — ${entry.error}` : ""));
+}
+
+function draw(data) {
+  Object.assign(page, data);
+  body.replaceChildren(...data.agents.map((agent) => el("tr", { dataset: { login: agent.login, agentId: agent.id } },
+    el("td", {}, agent.name, el("div", { class: "muted" }, agent.login)),
+    el("td", {}, el("code", {}, agent.interface)),
+    el("td", { class: "queues" }, queueCell(agent)),
+    el("td", { class: "state" }, stateCell(agent)),
+    el("td", {}, actionsCell(agent)))));
+  document.getElementById("agents-empty").hidden = data.agents.length > 0;
+  document.getElementById("audit-body").replaceChildren(...data.audit.map(auditRow));
+}
+
+if (body) draw(page);
+
+const tz = document.getElementById("report-tz");
+if (tz && !new URLSearchParams(window.location.search).has("tz")) {
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  if (zone && zone !== tz.value) {
+    tz.value = zone;
+    document.getElementById("report-period").submit();
+  }
+}
