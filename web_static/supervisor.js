@@ -102,6 +102,51 @@ function draw(data) {
 
 if (body) draw(page);
 
+// Thresholds: each queue's form is sent as JSON (an empty T means "the queue's own").
+for (const form of document.querySelectorAll(".thr-form")) {
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const limits = {};
+    for (const input of form.querySelectorAll("input")) limits[input.name] = input.value === "" ? null : Number(input.value);
+    const button = form.querySelector("button");
+    button.disabled = true;
+    try {
+      show((await api(`/api/supervisor/thresholds/${encodeURIComponent(form.dataset.queue)}`,
+        { method: "PUT", body: limits })).message, true);
+    } catch (error) {
+      show(error.message, false);
+    }
+    button.disabled = false;
+  });
+}
+
+// Reports: offered/answered/abandoned and service level per hour of the period (vendored uPlot).
+// x is the hour's index, labelled with its "YYYY-MM-DD HH:00" key (already in the chosen zone).
+async function drawReportCharts(hours) {
+  const { default: uPlot } = await import("/static/vendor/uplot/uPlot.esm.js");
+  const xs = hours.map((_, i) => i);
+  // Whole-hour ticks at least 90 px apart, so "MM-DD HH:00" labels never overlap.
+  const axes = [{ space: 90, incrs: [1, 2, 3, 6, 12, 24, 48, 96, 168],
+                  values: (_, ticks) => ticks.map((i) => (hours[i] ? hours[i].key.slice(5) : "")) }, {}];
+  const hourSeries = { label: t("rep.hours"), value: (_, i) => (hours[i] ? hours[i].key : "") };
+  const make = (id, series, data) => {
+    const target = document.getElementById(id);
+    return new uPlot({ width: Math.max(300, target.clientWidth || 500), height: 220, series: [hourSeries, ...series],
+      scales: { x: { time: false } }, axes }, data, target);
+  };
+  const bars = uPlot.paths.bars({ size: [0.6, 30] });
+  make("report-chart-calls", [
+    { label: t("rep.series.offered"), stroke: "#57606a", width: 2 },
+    { label: t("wall.series.answered"), stroke: "#1a7f37", fill: "rgba(26,127,55,.35)", paths: bars },
+    { label: t("wall.series.abandoned"), stroke: "#cf222e", fill: "rgba(207,34,46,.35)", paths: bars },
+  ], [xs, hours.map((h) => h.offered), hours.map((h) => h.answered), hours.map((h) => h.abandoned)]);
+  make("report-chart-sl", [{ label: t("wall.series.service_level"), stroke: "#1f6feb", width: 2, points: { show: true } }],
+    [xs, hours.map((h) => h.service_level)]);
+  document.body.dataset.charts = "ready";
+}
+
+if (document.getElementById("report-chart-calls")) drawReportCharts(page.hours || []);
+
 const tz = document.getElementById("report-tz");
 if (tz && !new URLSearchParams(window.location.search).has("tz")) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
