@@ -17,9 +17,10 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from agent_desk import http, pages, ws
+from agent_desk import http, pages, supervisor_http, wall_http, wall_ws, ws
 from agent_desk.auth import LoginRequired, csrf_token, session_language
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
+from agent_desk.supervisor import SupervisorDoor
 from callcard.bus import Bus
 from callcard.settings import Settings
 from ivr import http as ivr_http
@@ -37,9 +38,17 @@ class Dialer(Protocol):
 
 
 class Transferrer(Protocol):
-    """The one door for transfers: move a live call's caller to another queue."""
+    """The one door for transfers: move a live call's caller to another queue or a colleague's phone."""
 
     async def transfer_to_queue(self, linkedid: str, queue: str) -> None: ...
+
+    async def transfer_to_interface(self, linkedid: str, interface: str) -> None: ...
+
+    async def attended_transfer(self, linkedid: str, interface: str) -> None: ...
+
+    def on_phone(self, interface: str) -> bool: ...
+
+    def operator_on_line(self, linkedid: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -52,6 +61,7 @@ class DeskContext:
     dialer: Dialer | None
     templates: Jinja2Templates
     transferrer: Transferrer | None = None
+    supervision: SupervisorDoor | None = None  # supervisor actions' door: the bridge
 
 
 def _template_globals(request: Request) -> dict[str, object]:
@@ -72,12 +82,13 @@ def create_app(
     bus: Bus,
     dialer: Dialer | None = None,
     transferrer: Transferrer | None = None,
+    supervision: SupervisorDoor | None = None,
 ) -> FastAPI:
     """Build the desk app; the caller owns the bus and the engine and closes them."""
     app = FastAPI(title="callcard desk", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_globals])
     templates.env.autoescape = True
-    app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer)
+    app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -94,6 +105,9 @@ def create_app(
     app.include_router(http.router)
     app.include_router(pages.router)
     app.include_router(ws.router)
+    app.include_router(wall_http.router)
+    app.include_router(wall_ws.router)
+    app.include_router(supervisor_http.router)
     app.include_router(routing_http.router)
     app.include_router(inbox_http.router)
     app.include_router(ivr_http.router)

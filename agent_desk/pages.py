@@ -28,7 +28,7 @@ from agent_desk.auth import (
 from agent_desk.http import call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from crm_core import clients
-from crm_core.models import Department
+from crm_core.models import Department, Operator
 
 router = APIRouter(include_in_schema=False)
 PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
@@ -109,8 +109,13 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
             .where(Department.queue != "")
             .order_by(Department.code)
         ).all()
+        colleagues = session.execute(  # whom a call can be handed to in person: anyone with a phone
+            select(Operator.id, Operator.name)
+            .where(Operator.active.is_(True), Operator.interface.is_not(None), Operator.id != operator.id)
+            .order_by(Operator.name)
+        ).all()
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
-                   departments=departments)
+                   departments=departments, colleagues=colleagues)
 
 
 @router.get("/calls", response_class=HTMLResponse)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk import live
@@ -35,6 +37,16 @@ _STATE_KINDS = {
 }
 
 
+MAX_CONCURRENT_LOOKUPS = 4  # card lookups in worker threads at once
+OPERATORS_REFRESH_SECONDS = 15.0  # how stale the interface -> operator map may get (deactivation, new interface)
+STOP_GRACE_SECONDS = 5.0  # deliveries under way when stopping get this long to finish
+
+_ACTIVE_OPERATORS = select(Operator.interface, Operator.id).where(Operator.active.is_(True))
+_ACTIVE_OPERATOR = select(Operator.id).where(
+    Operator.interface == bindparam("interface"), Operator.active.is_(True)
+)
+
+
 @dataclass
 class _RungCall:
     """Who was rung for one call (interface -> operator id) and the card they were shown."""
@@ -54,9 +66,17 @@ class DeskPopper:
         self._region = region
         self._max_calls = max_calls
         self._calls: OrderedDict[str, _RungCall] = OrderedDict()
+        self._operators: dict[str, int] = {}  # active operators by interface, see _operator_id
+        self._operators_loaded = -math.inf
+        self._lookups = asyncio.Semaphore(MAX_CONCURRENT_LOOKUPS)
+        self._busy: dict[str, asyncio.Task[None]] = {}  # linkedid -> the task delivering its latest event
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Pop desks until `stop` is set; one bad event is logged and skipped, never fatal."""
+        """Pop desks until `stop` is set; one bad event is logged and skipped, never fatal.
+
+        A call whose pop waits for its card does not hold up other calls: each call's events are
+        delivered in order by a chain of tasks, calls run side by side (see `_dispatch`).
+        """
         sub = await self._bus.subscribe(CALLS_TOPIC)
         stopping = asyncio.create_task(stop.wait())
         try:
@@ -68,14 +88,40 @@ class DeskPopper:
                     return
                 try:
                     event = CallEvent.from_dict(getting.result())
-                    for topic, message in await self.handle(event):
-                        await live.remember(self._bus, topic, message)  # before publishing: see live.py
-                        await self._bus.publish(topic, message)
                 except Exception:
                     log.exception("desk popper: could not handle %r", getting.result())
+                    continue
+                await self._dispatch(event)
         finally:
             stopping.cancel()
+            if self._busy:
+                await asyncio.wait(set(self._busy.values()), timeout=STOP_GRACE_SECONDS)
             await sub.close()
+
+    async def _dispatch(self, event: CallEvent) -> None:
+        """Deliver at once when nothing of this call is pending and no database is read; otherwise
+        in a task that first waits for the call's previous one, so a state never overtakes its pop."""
+        previous = self._busy.get(event.linkedid)
+        if previous is None and event.kind is not CallEventKind.RINGING:
+            await self._deliver(event, None)
+            return
+        task = asyncio.create_task(self._deliver(event, previous))
+        self._busy[event.linkedid] = task
+        task.add_done_callback(lambda done: self._forget_task(event.linkedid, done))
+
+    def _forget_task(self, linkedid: str, task: asyncio.Task[None]) -> None:
+        if self._busy.get(linkedid) is task:
+            del self._busy[linkedid]
+
+    async def _deliver(self, event: CallEvent, previous: asyncio.Task[None] | None) -> None:
+        if previous is not None:
+            await asyncio.wait({previous})
+        try:
+            for topic, message in await self.handle(event):
+                await live.remember(self._bus, topic, message)  # before publishing: see live.py
+                await self._bus.publish(topic, message)
+        except Exception:
+            log.exception("desk popper: could not handle %r", event)
 
     async def handle(self, event: CallEvent) -> list[Delivery]:
         """The (topic, message) pairs one call event produces; only RINGING reads the database."""
@@ -88,7 +134,12 @@ class DeskPopper:
     async def _ringing(self, event: CallEvent) -> list[Delivery]:
         call = self._calls.get(event.linkedid)
         known_card = call.card if call is not None else None
-        operator_id, card = await asyncio.to_thread(self._lookup, event, known_card)
+        operator_id = self._cached_operator(event.interface)
+        if operator_id is None or known_card is None:
+            async with self._lookups:
+                operator_id, card = await asyncio.to_thread(self._lookup, event, known_card)
+        else:
+            card = known_card
         if operator_id is None:
             log.info("desk popper: no active operator on %s for call %s", event.interface, event.linkedid)
             return []
@@ -109,9 +160,7 @@ class DeskPopper:
     def _lookup(self, event: CallEvent, known_card: dict[str, Any] | None) -> tuple[int | None, dict[str, Any]]:
         """Runs in a worker thread: the rung operator and the caller's card (built once per call)."""
         with self._sessions() as session:
-            operator_id = session.scalar(
-                select(Operator.id).where(Operator.interface == event.interface, Operator.active.is_(True))
-            )
+            operator_id = self._operator_id(session, event.interface)
             if operator_id is None:
                 return None, {}
             if known_card is not None:
@@ -121,6 +170,27 @@ class DeskPopper:
             except Exception:
                 log.exception("desk popper: no card for caller %r", event.caller_num)
                 return operator_id, _bare_card(event.caller_num)
+
+    def _cached_operator(self, interface: str) -> int | None:
+        """The operator on `interface` if the map is fresh and has it; None means ask `_operator_id`."""
+        if time.monotonic() - self._operators_loaded > OPERATORS_REFRESH_SECONDS:
+            return None
+        return self._operators.get(interface)
+
+    def _operator_id(self, session: Session, interface: str) -> int | None:
+        """Active operator by interface from a map of all of them, reloaded every
+        OPERATORS_REFRESH_SECONDS (operators change rarely); an interface the map lacks is asked
+        for on its own, so a new operator pops at once."""
+        now = time.monotonic()
+        if now - self._operators_loaded > OPERATORS_REFRESH_SECONDS:
+            self._operators = {iface: oid for iface, oid in session.execute(_ACTIVE_OPERATORS)}
+            self._operators_loaded = now
+        operator_id = self._operators.get(interface)
+        if operator_id is None:
+            operator_id = session.scalar(_ACTIVE_OPERATOR, {"interface": interface})
+            if operator_id is not None:
+                self._operators[interface] = operator_id
+        return operator_id
 
     def _state(self, event: CallEvent) -> list[Delivery]:
         call = self._calls.get(event.linkedid)

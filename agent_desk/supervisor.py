@@ -30,11 +30,12 @@ from crm_core.models import Call, Operator, utcnow
 SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 MAX_REASON = 64  # agent_queues.pause_reason
 NOT_THERE = "Unable to remove interface: Not there"
+NOT_DYNAMIC = "Unable to remove interface: Not dynamic"
 # Asterisk's reply texts (recorded in ../shared/ami-traces/queue_status.md) -> what to tell.
 _AMI_PROBLEMS = {
     "Unable to add interface: Already there": "sup.err.already_there",
     NOT_THERE: "sup.err.not_there",
-    "Unable to remove interface: Not dynamic": "sup.err.not_dynamic",
+    NOT_DYNAMIC: "sup.err.not_dynamic",
     "Interface not found": "sup.err.interface_not_found",
     "Unable to add interface to queue: No such queue": "sup.err.no_such_queue",
     "Unable to remove interface from queue: No such queue": "sup.err.no_such_queue",
@@ -149,8 +150,9 @@ class SupervisorActions:
 
     async def logout(self, actor: Actor, agent_id: int) -> ActionDone:
         """Remove the agent from every queue callcard knows them in; "Not there" counts as done.
-        A queue Asterisk refuses (a static member) is reported and the agent stays logged in."""
-        details: dict[str, Any] = {"removed": [], "refused": {}}
+        A static member (queues.conf) cannot be removed over AMI, so they are paused there with
+        reason "logged out" instead; any other refusal is reported and the agent stays logged in."""
+        details: dict[str, Any] = {"removed": [], "paused": [], "refused": {}}
 
         async def act(door: SupervisorDoor, agent: _Agent) -> ActionDone:
             interface = agents.queue_interface(agent.interface)
@@ -161,19 +163,28 @@ class SupervisorActions:
                 except AmiError as exc:
                     if isinstance(exc, AmiTimeout):
                         raise
+                    if ami_reply(exc) == NOT_DYNAMIC:
+                        await self._pause_logged_out(door, agent, interface, queue)
+                        details["paused"].append(queue)
+                        continue
                     if ami_reply(exc) != NOT_THERE:
                         details["refused"][queue] = ami_reply(exc)
                         continue
                 details["removed"].append(queue)
                 await self._remember(agent, lambda s, op, at, q=queue: agents.record_removed(s, op, q, at))
-            values = {"agent": agent.name}
+            values = {"agent": agent.name, "queues": ", ".join(details["paused"])}
             if details["refused"]:
                 first, reply = next(iter(details["refused"].items()))
                 raise problem_of(AmiError(f"AMI QueueRemove failed: {reply}"), {**values, "queue": first})
             await self._remember(agent, agents.record_logged_out)
-            return ActionDone("sup.ok.logged_out", values, details)
+            return ActionDone("sup.ok.logged_out_paused" if details["paused"] else "sup.ok.logged_out",
+                              values, details)
 
         return await self._run(actor, "logout", agent_id, details, act)
+
+    async def _pause_logged_out(self, door: SupervisorDoor, agent: _Agent, interface: str, queue: str) -> None:
+        await door.commands.queue_pause(interface, True, queue, agents.LOGGED_OUT)
+        await self._remember(agent, lambda s, op, at: agents.record_pause(s, op, queue, True, agents.LOGGED_OUT, at))
 
     async def spy(self, actor: Actor, agent_id: int, mode: str, supervisor_interface: str | None) -> ActionDone:
         options = SPY_OPTIONS[mode]

@@ -34,7 +34,9 @@ from agent_desk.pages import _render
 from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
 from crm_core import agents
 from crm_core.audit import OK, REFUSED, Actor, recent, record
-from crm_core.models import Department
+from crm_core.models import Department, utcnow
+from routing import thresholds
+from routing.live import Thresholds
 from routing.wall import kept_wall
 
 log = logging.getLogger(__name__)
@@ -95,6 +97,18 @@ class MemberIn(BaseModel):
 
 class SpyIn(BaseModel):
     mode: Literal["listen", "whisper", "barge"]
+
+
+class ThresholdsIn(BaseModel):
+    """A queue's wall limits (routing.live.Thresholds); consistency is checked by thresholds.problems."""
+
+    service_seconds: int | None = Field(None, ge=1, le=600)
+    service_level_target: float = Field(ge=0, le=100)
+    longest_wait_warn: int = Field(ge=0, le=86400)
+    longest_wait_alert: int = Field(ge=0, le=86400)
+    abandon_rate_warn: float = Field(ge=0, le=100)
+    abandon_rate_alert: float = Field(ge=0, le=100)
+    wrapup_seconds: int = Field(0, ge=0, le=3600)
 
 
 class ActionOut(BaseModel):
@@ -195,6 +209,47 @@ def audit_log(request: Request, operator: Reader, limit: int = Query(50, ge=1, l
         return [_audit_row(e) for e in recent(session, limit)]
 
 
+# --- thresholds ----------------------------------------------------------------------------
+
+
+def _thresholds_data(request: Request) -> dict[str, Any]:
+    """Every queue callcard knows (departments' and stored ones) with its effective limits."""
+    with request.app.state.desk.sessions() as session:
+        stored = thresholds.load(session)
+        queues = set(session.scalars(select(Department.queue).where(Department.queue != ""))) | set(stored)
+    return {"queues": [{"queue": q, "custom": q in stored, **asdict(stored.get(q, Thresholds()))}
+                       for q in sorted(queues)]}
+
+
+@router.get("/api/supervisor/thresholds", tags=["supervisor"])
+def thresholds_list(request: Request, operator: Reader) -> dict[str, Any]:
+    return _thresholds_data(request)
+
+
+@router.put("/api/supervisor/thresholds/{queue}", response_model=ActionOut, tags=["supervisor"])
+async def thresholds_save(request: Request, operator: Writer, queue: Annotated[str, Path(pattern=QUEUE_NAME)],
+                          body: ThresholdsIn) -> ActionOut:
+    """Store a queue's limits (audited) and tell the wall service, which colours the next snapshot by them."""
+    desk = request.app.state.desk
+    limits = Thresholds(**body.model_dump())
+    wrong = thresholds.problems(limits)
+    if wrong:
+        message = " ".join(_t(request, key) for key in wrong)
+        await asyncio.to_thread(record, desk.sessions, _actor(operator), "thresholds", queue,
+                                {"after": asdict(limits)}, REFUSED, message)
+        raise HTTPException(422, message)
+
+    def save() -> dict[str, object]:
+        with desk.sessions.begin() as session:
+            return thresholds.save(session, queue, limits, utcnow())
+
+    before = await asyncio.to_thread(save)
+    await asyncio.to_thread(record, desk.sessions, _actor(operator), "thresholds", queue,
+                            {"before": before, "after": asdict(limits)}, OK)
+    await desk.bus.publish(thresholds.THRESHOLDS_TOPIC, {"type": "thresholds", "queue": queue})
+    return ActionOut(message=_t(request, "thr.saved", queue=queue), details={"after": asdict(limits)})
+
+
 # --- reports -------------------------------------------------------------------------------
 
 
@@ -268,6 +323,16 @@ async def agents_page(request: Request, operator: Annotated[CurrentOperator, Dep
     return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data)
 
 
+@router.get("/supervisor/thresholds", response_class=HTMLResponse, include_in_schema=False)
+def thresholds_page(request: Request,
+                    operator: Annotated[CurrentOperator, Depends(page_operator)]) -> HTMLResponse:
+    refused = _page_supervisor(request, operator)
+    if refused is not None:
+        return refused
+    return _render(request, "supervisor_thresholds.html", operator, active="wall",
+                   data=_thresholds_data(request), fields=thresholds.FIELDS)
+
+
 @router.get("/supervisor/reports", response_class=HTMLResponse, include_in_schema=False)
 def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)],
                  first: DateParam = "", last: ToParam = "", tz: TzParam = "UTC") -> HTMLResponse:
@@ -282,6 +347,9 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
         tables = {name: reports.report(session, name, period) for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500)
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
+    hours = [{"key": f.key, "offered": f.offered, "answered": f.answered, "abandoned": f.abandoned,
+              "service_level": f.service_level} for f in tables["hours"][:-1]]  # the last row is the total
     return _render(request, "supervisor_reports.html", operator, active="reports", period=period, tz=tz,
+                   data={"hours": hours},
                    tables=tables, missed=missed, query=query, columns=reports.FIGURE_COLUMNS,
                    missed_columns=reports.MISSED_COLUMNS, sl_seconds=reports.SERVICE_LEVEL_SECONDS)

@@ -4,6 +4,11 @@ Same role check as the page: an operator's socket is closed with 4403 before any
 One `WallFeed` per web worker holds the only bus subscription: each snapshot is decoded and
 encoded once, however many walls watch, and a slow browser skips to the newest snapshot
 instead of queueing old ones.
+
+The snapshot is split (`split_snapshot`): every wall gets the per-queue figures with the
+waiting callers (`wall`, a few KB), and only a wall that said `{"view": "table"}` over the
+socket also gets the per-agent table (`wall_agents`, ~0.5 KB per agent), so a room of big-number
+screens costs no per-agent bytes.
 """
 
 from __future__ import annotations
@@ -24,17 +29,36 @@ from routing.wall import kept_wall
 router = APIRouter()
 
 CLOSE_FORBIDDEN = 4403
+VIEWS = ("big", "table")
+
+
+def split_snapshot(snapshot: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(queues part for every wall, agents part for table views); pure."""
+    queues = [{k: v for k, v in q.items() if k != "members"} for q in snapshot.get("queues", [])]
+    big = {k: v for k, v in snapshot.items() if k != "agents"} | {"queues": queues}
+    return big, {"type": "wall_agents", "at": snapshot.get("at"), "agents": snapshot.get("agents", [])}
+
+
+def requested_view(text: str) -> str | None:
+    """The view a wall asks for (`{"view": "table"}`), None when the text is not such a request."""
+    try:
+        message = json.loads(text)
+    except ValueError:
+        return None
+    view = message.get("view") if isinstance(message, dict) else None
+    return view if view in VIEWS else None
 
 
 class WallFeed:
-    """The latest wall snapshot as JSON text, and a way to wait for a newer one."""
+    """The latest wall snapshot as two JSON texts (queues, agents); sockets wait on their own event."""
 
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.loop = asyncio.get_running_loop()
         self.text = ""
+        self.agents_text = ""
         self.version = 0
-        self._updated = asyncio.Event()
+        self.watchers: set[asyncio.Event] = set()
         self._started = asyncio.Lock()
         self._pump: asyncio.Task[None] | None = None
 
@@ -57,15 +81,12 @@ class WallFeed:
             await sub.close()
 
     def _offer(self, snapshot: dict[str, Any]) -> None:
-        self.text = json.dumps(snapshot, ensure_ascii=False)
+        big, detail = split_snapshot(snapshot)
+        self.text = json.dumps(big, ensure_ascii=False)
+        self.agents_text = json.dumps(detail, ensure_ascii=False)
         self.version += 1
-        updated, self._updated = self._updated, asyncio.Event()
-        updated.set()
-
-    async def newer(self, seen: int) -> tuple[int, str]:
-        while self.version <= seen:
-            await self._updated.wait()
-        return self.version, self.text
+        for watcher in self.watchers:
+            watcher.set()
 
 
 async def wall_feed(websocket: WebSocket) -> WallFeed:
@@ -92,17 +113,32 @@ async def wall_socket(websocket: WebSocket) -> None:
         await websocket.close(code=CLOSE_FORBIDDEN)
         return
     feed = await wall_feed(websocket)
+    wake = asyncio.Event()
+    view = {"name": "big", "agents_sent": 0}  # agents_sent: the version whose agents this wall has
+    feed.watchers.add(wake)
+    wake.set()
 
     async def send() -> None:
+        """The newest queues text; the newest agents text too while the wall shows the table."""
         seen = 0
         while True:
-            seen, text = await feed.newer(seen)
-            await websocket.send_text(text)
+            await wake.wait()
+            wake.clear()
+            version = feed.version
+            if version > seen:
+                seen = version
+                await websocket.send_text(feed.text)
+            if view["name"] == "table" and version > view["agents_sent"]:
+                view["agents_sent"] = version
+                await websocket.send_text(feed.agents_text)
 
     async def listen() -> None:
-        """Reads until the browser goes away; incoming text is ignored."""
+        """Reads until the browser goes away; `{"view": "big"|"table"}` switches what is sent."""
         while True:
-            await websocket.receive_text()
+            asked = requested_view(await websocket.receive_text())
+            if asked is not None and asked != view["name"]:
+                view["name"], view["agents_sent"] = asked, 0  # back to the table: send its agents again
+                wake.set()
 
     async def until_gone(job: Any, scope: anyio.CancelScope) -> None:
         try:
@@ -110,6 +146,9 @@ async def wall_socket(websocket: WebSocket) -> None:
         except WebSocketDisconnect:
             scope.cancel()
 
-    async with anyio.create_task_group() as group:
-        for job in (send, listen):
-            group.start_soon(until_gone, job, group.cancel_scope)
+    try:
+        async with anyio.create_task_group() as group:
+            for job in (send, listen):
+                group.start_soon(until_gone, job, group.cancel_scope)
+    finally:
+        feed.watchers.discard(wake)

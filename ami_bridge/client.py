@@ -134,7 +134,8 @@ class _Protocol(AMIProtocol):
 
     def handle_message(self, msg: AmiMessage) -> None:  # type: ignore[override]
         action = None
-        if msg.action_id and msg.event != "OriginateResponse":
+        # Only a message naming an ActionID in flight can be a reply: others stay unsplit.
+        if self.responses and msg.may_contain(self.responses) and msg.action_id and msg.event != "OriginateResponse":
             action = self.responses.get(msg.action_id)
         if action is not None:
             if action.add_message(msg):
@@ -178,8 +179,9 @@ class _Manager(Manager):
 
     def dispatch(self, event: AmiMessage) -> list[str]:  # type: ignore[override]
         matches = []
+        name = event.event
         for pattern, regexp in self.patterns:
-            if regexp.match(event.event) is None:
+            if pattern != "*" and regexp.match(name) is None:
                 continue
             matches.append(pattern)
             for callback in self.callbacks[pattern]:
@@ -194,7 +196,7 @@ def _call_isolated(callback: Callable[..., object], *args: object) -> None:
     except Exception:
         log.exception("AMI: callback %r failed; connection kept", callback)
         return
-    if inspect.isawaitable(result):
+    if result is not None and inspect.isawaitable(result):
         task = asyncio.ensure_future(result)
         task.add_done_callback(_log_task_failure)
 

@@ -58,3 +58,57 @@ class CallEvent:
         if data.get("outcome") is not None:
             data["outcome"] = Outcome(data["outcome"])
         return cls(**data)
+
+
+class QueueEventKind(StrEnum):
+    """Queue and agent moments; `RESYNC` and the kinds flagged `snapshot` rebuild state after a login."""
+
+    RESYNC = "resync"  # a fresh snapshot follows: forget every live caller, ring, call and member
+    QUEUE = "queue"  # snapshot: a queue exists, with its service-level seconds (QueueParams)
+    MEMBER = "member"  # snapshot: a member as QueueStatus lists it
+    MEMBER_ADDED = "member_added"
+    MEMBER_REMOVED = "member_removed"
+    MEMBER_STATUS = "member_status"  # the member's device state changed
+    MEMBER_PAUSED = "member_paused"  # paused or unpaused (see `paused`, `reason`)
+    MEMBER_PENALTY = "member_penalty"
+    CALLER_JOINED = "caller_joined"  # live, or snapshot of a caller still waiting (holdtime = waited so far)
+    CALLER_LEFT = "caller_left"  # no longer waiting: answered, abandoned or transferred
+    CALLER_ABANDONED = "caller_abandoned"  # hung up while waiting (holdtime)
+    AGENT_RINGING = "agent_ringing"
+    AGENT_RING_NO_ANSWER = "agent_ring_no_answer"  # ringtime in seconds
+    AGENT_CONNECTED = "agent_connected"  # live (holdtime) or snapshot of a call in progress
+    AGENT_COMPLETED = "agent_completed"  # talktime, end_reason caller|agent|transfer
+
+
+@dataclass(frozen=True)
+class QueueEvent:
+    """One queue/agent moment, published on the `queues` topic; interfaces are normalised (no `/n`)."""
+
+    kind: QueueEventKind
+    at: float  # epoch seconds when the bridge saw it
+    queue: str = ""
+    interface: str = ""
+    member_name: str = ""
+    status: int | None = None  # Asterisk device state: 1 not in use, 2 in use, 5 unavailable, 6 ringing...
+    paused: bool | None = None
+    reason: str = ""  # pause reason
+    penalty: int | None = None
+    linkedid: str = ""
+    caller_num: str = ""  # attacker-controlled text
+    caller_name: str = ""  # attacker-controlled text
+    position: int | None = None
+    holdtime: int | None = None  # seconds
+    talktime: int | None = None  # seconds
+    ringtime: float | None = None  # seconds (AMI says milliseconds)
+    end_reason: str = ""
+    service_level: int | None = None  # QUEUE: the queue's ServiceLevel seconds
+    snapshot: bool = False  # rebuilt from a list after login: never counted in today's figures
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> QueueEvent:
+        data = dict(data)
+        data["kind"] = QueueEventKind(data["kind"])
+        return cls(**data)

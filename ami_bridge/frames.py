@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import codecs
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import repeat
 
 log = logging.getLogger(__name__)
 
@@ -20,24 +21,68 @@ MAX_FRAME = 256 * 1024
 
 
 class AmiMessage:
-    """One AMI event or response: ordered headers, looked up case-insensitively."""
+    """One AMI event or response: ordered headers, looked up case-insensitively.
 
-    __slots__ = ("_first", "headers")
+    A frame from `FrameParser` whose first line is `Event:` keeps its lines and is split
+    into headers only when something beyond the event name is read: the tracker ignores
+    most events by name, so most frames are never split at all.
+    """
+
+    __slots__ = ("_event", "_first", "_headers", "_lines", "_text")
 
     def __init__(self, headers: list[tuple[str, str]]) -> None:
-        self.headers = headers
-        first: dict[str, str] = {}
-        for name, value in headers:
-            first.setdefault(name.lower(), value)
-        self._first = first
+        self._headers: list[tuple[str, str]] | None = headers
+        self._lines: list[str] | None = None
+        self._text: str | None = None
+        self._first: dict[str, str] | None = None
+        self._event: str | None = None
+
+    @classmethod
+    def _unsplit(cls, text: str, lines: list[str]) -> AmiMessage:
+        """A message from a frame's text and its lines, which each hold a colon, the first `Event:`."""
+        msg = cls.__new__(cls)
+        msg._headers = None
+        msg._lines = lines
+        msg._text = text
+        msg._first = None
+        msg._event = lines[0][6:].removeprefix(" ")
+        return msg
 
     @classmethod
     def of(cls, **headers: str) -> AmiMessage:
         """Build a message from keyword headers (tests, synthetic list items)."""
         return cls(list(headers.items()))
 
+    @property
+    def headers(self) -> list[tuple[str, str]]:
+        headers = self._headers
+        if headers is None:
+            headers = self._headers = [
+                (name.strip(), value.removeprefix(" "))
+                for name, _, value in (line.partition(":") for line in self._lines or ())
+            ]
+            self._lines = None
+        return headers
+
+    def may_contain(self, values: Iterable[str]) -> bool:
+        """False only if no header holds any of `values` (say, the ActionIDs awaiting a reply);
+        answered from the frame's text while its headers are unsplit, so it never splits them."""
+        if self._text is None:
+            return True
+        text = self._text
+        return any(value in text for value in values)
+
+    def _index(self) -> dict[str, str]:
+        """First value of each header, by lower-cased name (built on the first lookup)."""
+        first = self._first
+        if first is None:
+            first = self._first = {}
+            for name, value in self.headers:
+                first.setdefault(name.lower(), value)
+        return first
+
     def get(self, name: str, default: str = "") -> str:
-        return self._first.get(name.lower(), default)
+        return self._index().get(name.lower(), default)
 
     def getall(self, name: str) -> list[str]:
         """Every value of a repeated header such as `ChanVariable`, in order."""
@@ -55,10 +100,10 @@ class AmiMessage:
         return result
 
     def __getitem__(self, name: str) -> str:
-        return self._first[name.lower()]
+        return self._index()[name.lower()]
 
     def __contains__(self, name: object) -> bool:
-        return isinstance(name, str) and name.lower() in self._first
+        return isinstance(name, str) and name.lower() in self._index()
 
     def __iter__(self) -> Iterator[str]:
         return (name for name, _ in self.headers)
@@ -76,19 +121,22 @@ class AmiMessage:
 
     @property
     def event(self) -> str:
-        return self._first.get("event", "")
+        event = self._event
+        if event is None:
+            event = self._event = self._index().get("event", "")
+        return event
 
     @property
     def response(self) -> str:
-        return self._first.get("response", "")
+        return self._index().get("response", "")
 
     @property
     def action_id(self) -> str:
-        return self._first.get("actionid", "")
+        return self._index().get("actionid", "")
 
     @property
     def message(self) -> str:
-        return self._first.get("message", "")
+        return self._index().get("message", "")
 
 
 class FrameParser:
@@ -161,6 +209,10 @@ class FrameParser:
         log.warning("AMI: dropped a message (%s); resynchronising at the next blank line", reason)
 
     def _parse_frame(self, frame: str) -> AmiMessage | None:
+        if frame.startswith("Event:") and len(frame) <= self.max_line and len(frame) <= self.max_frame:
+            lines = frame.split("\n")
+            if all(map(str.__contains__, lines, repeat(":"))):  # nothing to drop, log or count: split the headers later
+                return AmiMessage._unsplit(frame, lines)
         if len(frame) > self.max_frame:
             self._drop(f"frame over {self.max_frame} bytes")
             return None

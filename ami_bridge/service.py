@@ -1,4 +1,4 @@
-"""The bridge service: AMI client -> CallTracker -> bus, with counters for /metrics.
+"""The bridge service: AMI client -> CallTracker + QueueTracker -> bus, with counters for /metrics.
 
 The socket reader only parses, tracks and enqueues; one publisher task drains the queue
 to the bus in order, so a slow bus never stalls the AMI session (Asterisk drops a
@@ -11,14 +11,16 @@ import asyncio
 import inspect
 import logging
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from ami_bridge.client import AmiClient, AmiCommands
-from ami_bridge.events import CallEvent
+from ami_bridge.events import CallEvent, QueueEvent
 from ami_bridge.frames import AmiMessage
-from ami_bridge.tracker import CallTracker
-from callcard.bus import CALLS_TOPIC, Bus
+from ami_bridge.queue_tracker import QueueTracker
+from ami_bridge.tracker import CallTracker, normalize_interface
+from callcard.bus import CALLS_TOPIC, QUEUES_TOPIC, Bus
 from callcard.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -30,6 +32,7 @@ EventHook = Callable[[CallEvent], object]
 class BridgeCounters:
     events_in: int = 0
     call_events_out: int = 0
+    queue_events_out: int = 0
     parse_errors: int = 0
     publish_errors: int = 0
     resyncs: int = 0
@@ -39,8 +42,13 @@ class CallNotLive(LookupError):
     """A command named a call the bridge does not see (ended, or never queued)."""
 
 
+class CallNotAnswered(CallNotLive):
+    """An attended transfer needs the operator's leg in the call, and nobody has answered yet."""
+
+
 class Bridge:
-    """Owns one AMI client and one tracker; publishes every CallEvent on CALLS_TOPIC."""
+    """Owns one AMI client and the trackers; publishes CallEvents on CALLS_TOPIC and QueueEvents
+    on QUEUES_TOPIC, through one outbox so both keep the AMI order."""
 
     def __init__(
         self,
@@ -54,6 +62,7 @@ class Bridge:
         self.bus = bus
         self.on_event = on_event
         self.tracker = CallTracker(clock)
+        self.queue_tracker = QueueTracker(clock)
         self.client = AmiClient(
             settings,
             on_resync=self._on_resync,
@@ -62,7 +71,7 @@ class Bridge:
         )
         self.client.register_event("*", self._on_ami_event)
         self._counters = BridgeCounters()
-        self._outbox: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._outbox: asyncio.Queue[CallEvent | QueueEvent] = asyncio.Queue()
 
     @property
     def commands(self) -> AmiCommands:
@@ -79,11 +88,66 @@ class Bridge:
         if channel is None:
             raise CallNotLive(f"call {linkedid!r} is not live or has no caller in a queue")
         self.tracker.expect_redirect(linkedid)
+        self.queue_tracker.expect_redirect(linkedid)
         try:
             await self.client.redirect(channel, "queues", queue)
         except Exception:
             self.tracker.cancel_redirect(linkedid)
+            self.queue_tracker.cancel_redirect(linkedid)
             raise
+
+    async def transfer_to_interface(self, linkedid: str, interface: str, context: str = "transfer") -> None:
+        """Blind-transfer the caller of a live call to a colleague's phone: Setvar TRANSFER_TO on
+        the caller's channel, then Redirect it to `[transfer] colleague`, which Dials ${TRANSFER_TO}
+        (and back to Queue(${QUEUE}) when nobody answers). Told to the tracker as for a queue."""
+        channel = self.tracker.caller_channel(linkedid)
+        if channel is None:
+            raise CallNotLive(f"call {linkedid!r} is not live or has no caller in a queue")
+        self.tracker.expect_redirect(linkedid)
+        self.queue_tracker.expect_redirect(linkedid)
+        try:
+            await self.client.send_action({"Action": "Setvar", "Channel": channel, "Variable": "TRANSFER_TO",
+                                           "Value": interface})
+            await self.client.redirect(channel, context, "colleague")
+        except Exception:
+            self.tracker.cancel_redirect(linkedid)
+            self.queue_tracker.cancel_redirect(linkedid)
+            raise
+
+    async def attended_transfer(self, linkedid: str, interface: str) -> None:
+        """Consult first: AMI Atxfer on the operator's own leg in the call dials the colleague's
+        `Local/<exten>@<context>` (a `PJSIP/<exten>` phone is dialled as `<exten>@agents`). Asterisk
+        holds the caller; the operator hanging up hands the caller over (AttendedTransfer), an
+        unanswered colleague gives the caller back. The tracker reads all of it from the events."""
+        channel = self.tracker.agent_channel(linkedid)
+        if channel is None:
+            raise CallNotAnswered(f"call {linkedid!r} has no operator on the line to consult from")
+        target = normalize_interface(interface).split("/", 1)[-1]
+        exten, _, context = target.partition("@")
+        await self.client.send_action(
+            {"Action": "Atxfer", "Channel": channel, "Exten": exten, "Context": context or "agents"}
+        )
+
+    def operator_on_line(self, linkedid: str) -> bool:
+        """Whether an operator talks to the caller now (a call still ringing cannot be handed over)."""
+        return self.tracker.agent_channel(linkedid) is not None
+
+    def on_phone(self, interface: str) -> bool:
+        """Whether that phone rings or talks in a live call now (a transfer to it would find it busy)."""
+        return self.tracker.on_phone(interface)
+
+    async def spy(self, supervisor_interface: str, target: str, options: str) -> str:
+        """Listen, whisper or barge: Originate the supervisor's phone into ChanSpy(`target`,`options`).
+        The tracker is told first, so the supervisor's legs are never taken for a call."""
+        channel_id = f"callcard-spy-{uuid.uuid4().hex}"
+        self.tracker.expect_spy(channel_id)
+        return await self.client.originate(
+            supervisor_interface, application="ChanSpy", data=f"{target},{options}", channel_id=channel_id
+        )
+
+    async def queue_summary(self) -> list[AmiMessage]:
+        """Asterisk's QueueSummary of every queue, as it is now (routing's live load)."""
+        return await self.client.list_action({"Action": "QueueSummary"})
 
     @property
     def counters(self) -> BridgeCounters:
@@ -93,6 +157,7 @@ class Bridge:
     def _on_ami_event(self, msg: AmiMessage) -> None:
         self._counters.events_in += 1
         self._enqueue(self.tracker.feed(msg))
+        self._enqueue(self.queue_tracker.feed(msg))
 
     def _on_resync(self, channels: list[AmiMessage], queues: list[AmiMessage]) -> None:
         self._counters.resyncs += 1
@@ -104,8 +169,9 @@ class Bridge:
             len(events),
         )
         self._enqueue(events)
+        self._enqueue(self.queue_tracker.resync(queues, channels))
 
-    def _enqueue(self, events: list[CallEvent]) -> None:
+    def _enqueue(self, events: list[CallEvent] | list[QueueEvent]) -> None:
         for event in events:
             self._outbox.put_nowait(event)
 
@@ -114,7 +180,10 @@ class Bridge:
             event = await self._outbox.get()
             await self._publish(event)
 
-    async def _publish(self, event: CallEvent) -> None:
+    async def _publish(self, event: CallEvent | QueueEvent) -> None:
+        if isinstance(event, QueueEvent):
+            await self._publish_queue_event(event)
+            return
         try:
             await self.bus.publish(CALLS_TOPIC, event.to_dict())
             self._counters.call_events_out += 1
@@ -128,6 +197,14 @@ class Bridge:
                     await result
             except Exception:
                 log.exception("bridge: on_event hook failed for %s", event.kind)
+
+    async def _publish_queue_event(self, event: QueueEvent) -> None:
+        try:
+            await self.bus.publish(QUEUES_TOPIC, event.to_dict())
+            self._counters.queue_events_out += 1
+        except Exception:
+            self._counters.publish_errors += 1
+            log.exception("bridge: could not publish queue event %s", event.kind)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Run until `stop` is set; events already tracked are still published."""

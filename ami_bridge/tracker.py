@@ -57,6 +57,16 @@ def _clean_id(value: str) -> str:
 class _Ring:
     interface: str
     member_name: str
+    transfer: bool = False  # a Dial() the caller's channel made after a transfer: its answer counts
+
+
+@dataclass
+class _Consult:
+    """The operator's leg dials a colleague before handing the caller over (attended transfer)."""
+
+    channel: str  # the colleague's leg
+    interface: str
+    answered: bool = False
 
 
 @dataclass
@@ -85,6 +95,8 @@ class _Call:
     all_gone: bool = False
     caller_channel: str = ""  # the channel that sits in the queue: the one a transfer redirects
     transferring: bool = False  # a Redirect out of the queue is under way: its abandon is no abandon
+    agent_channel: str = ""  # the operator's leg bridged with the caller: the one an Atxfer starts from
+    consult: _Consult | None = None
 
     @property
     def outcome(self) -> Outcome:
@@ -105,6 +117,7 @@ class CallTracker:
         self._gone: OrderedDict[str, None] = OrderedDict()  # hung-up Uniqueids: never re-adopt
         self._outbound: dict[str, str] = {}  # our Originate ActionID -> pre-assigned ChannelId
         self._click_to_call: dict[str, tuple[str, str]] = {}  # ChannelId -> (operator interface, number)
+        self._spies: OrderedDict[str, None] = OrderedDict()  # ChannelIds (= Linkedids) of our ChanSpy legs
         self._handlers: dict[str, Callable[[AmiMessage], list[CallEvent]]] = {
             "newchannel": self._on_newchannel,
             "queuecallerjoin": self._on_queue_join,
@@ -117,6 +130,7 @@ class CallTracker:
             "dialend": self._on_dial_end,
             "hangup": self._on_hangup,
             "originateresponse": self._on_originate_response,
+            "attendedtransfer": self._on_attended_transfer,
         }
 
     @property
@@ -127,6 +141,21 @@ class CallTracker:
         """The caller's channel of a live call (the one in the queue), for Redirect; None if unknown."""
         call = self._calls.get(linkedid)
         return call.caller_channel or None if call is not None else None
+
+    def agent_channel(self, linkedid: str) -> str | None:
+        """The operator's leg bridged with the caller of a live, answered call (for Atxfer); None if none."""
+        call = self._calls.get(linkedid)
+        return call.agent_channel or None if call is not None else None
+
+    def on_phone(self, interface: str) -> bool:
+        """Whether the phone `interface` rings or talks in a live call (a transfer would find it busy)."""
+        device = normalize_interface(interface)
+        return any(
+            device_of(call.agent_channel) == device
+            or any(r.interface == device for r in call.rings.values())
+            or (call.consult is not None and call.consult.interface == device)
+            for call in self._calls.values()
+        )
 
     def expect_redirect(self, linkedid: str) -> bool:
         """We are about to Redirect this call's caller to another queue: the QueueCallerAbandon
@@ -152,6 +181,13 @@ class CallTracker:
         customer's `number`. AMI alone cannot tell this from a dialler call (customer first, then
         the operator): both are a first leg that answers and dials the other end."""
         self._click_to_call[channel_id] = (normalize_interface(interface), number)
+
+    def expect_spy(self, channel_id: str) -> None:
+        """The Originate with this ChannelId is a supervisor's ChanSpy: their phone and the spy leg
+        are no call (nothing to log, pop or follow up), so every channel of it is ignored."""
+        self._spies[channel_id] = None
+        if len(self._spies) > _RECENTLY_GONE_MAX:
+            self._spies.popitem(last=False)
 
     def feed(self, msg: AmiMessage) -> list[CallEvent]:
         name = msg.event.lower()
@@ -192,6 +228,8 @@ class CallTracker:
         if key is not None:
             return self._calls.get(key)
         linkedid = _clean_id(msg.get("Linkedid")) or uniqueid
+        if linkedid in self._spies or uniqueid in self._spies:
+            return None
         key = linkedid if linkedid in self._calls else self._channel_call.get(linkedid, linkedid)
         call = self._calls.get(key)
         if call is None:
@@ -309,6 +347,7 @@ class CallTracker:
         call.abandoned = False
         if call.transferring and call.offered:
             call.transferring = False
+            call.agent_channel = ""
             return self._stop_rings(call) + [self._event(call, CallEventKind.TRANSFERRED)]
         return [self._offer(call)]
 
@@ -348,6 +387,7 @@ class CallTracker:
         call.queue = msg.get("Queue") or call.queue
         call.interface = normalize_interface(msg.get("Interface"))
         call.member_name = msg.get("MemberName")
+        call.agent_channel = msg.get("DestChannel")
         call.wait_seconds = _seconds(msg.get("HoldTime"))
         call.answered_at = self._clock()
         call.talk_seconds = None
@@ -358,8 +398,12 @@ class CallTracker:
         call = self._call_of(msg)
         if call is None:
             return []
+        transfer = msg.get("Reason").lower() == "transfer"
+        dest = msg.get("DestChannel")
+        if (transfer and call.consult is not None) or (dest and call.agent_channel and dest != call.agent_channel):
+            return []  # an attended transfer: AttendedTransfer hands the call to the colleague
         call.talk_seconds = _seconds(msg.get("TalkTime"))
-        if msg.get("Reason").lower() == "transfer":
+        if transfer:
             call.transferring = True  # the caller goes on to another queue or extension
         if msg.get("Interface"):
             call.interface = normalize_interface(msg.get("Interface"))
@@ -380,10 +424,15 @@ class CallTracker:
         return self._stop_rings(call) + [self._event(call, CallEventKind.ABANDONED)]
 
     def _on_dial_begin(self, msg: AmiMessage) -> list[CallEvent]:
-        """A Dial outside a queue (direct call, outbound agent leg): ring the dialled device."""
+        """A Dial outside a queue (direct call, personal manager first, outbound agent leg, or a
+        caller redirected to a colleague's phone): ring the dialled device."""
         call = self._call_of(msg)
         dest = msg.get("DestChannel")
-        if call is None or call.queue or not dest:
+        if call is not None and dest and call.agent_channel and msg.get("Channel") == call.agent_channel \
+                and not call.agent_first:
+            call.consult = _Consult(dest, device_of(dest))  # Atxfer: the operator consults a colleague
+            return [self._event(call, CallEventKind.RINGING, interface=call.consult.interface, member_name="")]
+        if call is None or not dest or (call.queue and not call.transferring):
             return []
         if call.agent_first:  # the operator's answered leg dials the customer: no desk rings
             call.customer_legs.add(dest)
@@ -392,7 +441,13 @@ class CallTracker:
         if not call.offered:
             self._learn_caller(call, msg)
             events.append(self._offer(call))
-        ring = _Ring(device_of(dest), "")
+        call.caller_channel = call.caller_channel or msg.get("Channel")  # a manager may transfer it too
+        transfer = call.transferring
+        if transfer:
+            call.transferring = False
+            call.agent_channel = ""
+            events += self._stop_rings(call) + [self._event(call, CallEventKind.TRANSFERRED)]
+        ring = _Ring(device_of(dest), "", transfer)
         call.rings[dest] = ring
         events.append(self._event(call, CallEventKind.RINGING, interface=ring.interface, member_name=""))
         return events
@@ -402,6 +457,11 @@ class CallTracker:
         dest = msg.get("DestChannel")
         if call is not None and dest in call.customer_legs:
             return self._customer_dial_end(call, msg.get("DialStatus").upper())
+        if call is not None and call.consult is not None and dest == call.consult.channel:
+            if msg.get("DialStatus").upper() == "ANSWER":
+                call.consult.answered = True
+                return []
+            return self._consult_over(call)
         if call is None or dest not in call.rings:
             return []
         status = msg.get("DialStatus").upper()
@@ -410,13 +470,15 @@ class CallTracker:
                 call.failure = _DIAL_STATUS_OUTCOME[status]
             return self._ring_stopped(call, dest)
         ring = call.rings.pop(dest)
-        if call.queue:
+        if call.queue and not ring.transfer:
             return []  # AgentConnect follows with HoldTime and the member
         call.interface, call.member_name = ring.interface, ring.member_name
-        if call.answered_at is not None:
+        call.agent_channel = dest
+        if call.answered_at is not None and not ring.transfer:
             return []
-        call.answered_at = self._clock()
-        call.wait_seconds = max(0, round(call.answered_at - call.started))
+        if call.answered_at is None:
+            call.answered_at = self._clock()
+            call.wait_seconds = max(0, round(call.answered_at - call.started))
         return [self._event(call, CallEventKind.ANSWERED)]
 
     def _customer_dial_end(self, call: _Call, status: str) -> list[CallEvent]:
@@ -438,12 +500,39 @@ class CallTracker:
             return []
         self._forget_channel(uniqueid)
         call.channels.discard(uniqueid)
-        events = self._ring_stopped(call, msg.get("Channel"))  # a ringing leg gone without DialEnd
+        channel = msg.get("Channel")
+        if channel == call.agent_channel:
+            call.agent_channel = ""
+        events = self._ring_stopped(call, channel)  # a ringing leg gone without DialEnd
+        if call.consult is not None and channel == call.consult.channel:
+            events += self._consult_over(call)
         return events + self._end(call) if not call.channels else events
+
+    def _consult_over(self, call: _Call) -> list[CallEvent]:
+        """The colleague did not answer or hung up on the operator: the operator keeps the caller."""
+        consult, call.consult = call.consult, None
+        assert consult is not None
+        return [self._event(call, CallEventKind.RING_STOPPED, interface=consult.interface, member_name="")]
+
+    def _on_attended_transfer(self, msg: AmiMessage) -> list[CallEvent]:
+        """The operator hung up while consulting: the colleague now talks to the caller. Their desk
+        pops the card again (TRANSFERRED ends the first operator's part) and answers it."""
+        key = self._channel_call.get(msg.get("OrigTransfererUniqueid"))
+        call = self._calls.get(key) if key is not None else None
+        if call is None or msg.get("Result").lower() != "success":
+            return []
+        target = msg.get("TransferTargetChannel") or (call.consult.channel if call.consult else "")
+        interface = call.consult.interface if call.consult is not None else device_of(target)
+        call.consult, call.transferring = None, False
+        events = self._stop_rings(call) + [self._event(call, CallEventKind.TRANSFERRED)]
+        call.agent_channel, call.interface, call.member_name = target, interface, ""
+        call.talk_seconds = None  # talk runs from the first answer to the end, whoever talks last
+        return events + [self._event(call, CallEventKind.RINGING, interface=interface, member_name=""),
+                         self._event(call, CallEventKind.ANSWERED)]
 
     def _on_originate_response(self, msg: AmiMessage) -> list[CallEvent]:
         channel_id = self._outbound.pop(msg.action_id, None)
-        if channel_id is None:
+        if channel_id is None or channel_id in self._spies:
             return []
         uniqueid = _clean_id(msg.get("Uniqueid")) or channel_id
         key = self._channel_call.get(uniqueid) or (uniqueid if uniqueid in self._calls else None)

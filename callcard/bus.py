@@ -24,6 +24,9 @@ from typing import Any, Protocol
 log = logging.getLogger(__name__)
 
 CALLS_TOPIC = "calls"
+QUEUES_TOPIC = "queues"  # QueueEvents from the bridge
+WALL_TOPIC = "wall"  # the supervisor wall's snapshot, at most twice a second
+WALL_KEY = "wall"  # kept store key (field "snapshot"): the latest wall for any worker
 
 
 def desk_topic(operator_id: int) -> str:

@@ -21,7 +21,7 @@ class Settings:
     ami_port: int = 5038
     ami_username: str = "crm"
     ami_secret: str = "crm-secret"
-    ami_events: str = "on"
+    ami_events: str = "system,call,agent"  # what the bridge reads; `on` adds dialplan/cdr/cel traffic
     ami_action_timeout: float = 5.0
     ami_reconnect_max: float = 30.0
     # Web
@@ -35,6 +35,8 @@ class Settings:
     # FastAGI IVR server (Asterisk's AGI(agi://host:port/ivr) connects here)
     agi_host: str = "127.0.0.1"
     agi_port: int = 4573
+    # E-mail drop folder: *.eml files put here become requests (polled every few seconds; "" = off)
+    eml_dir: str = ""
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
 

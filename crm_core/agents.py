@@ -1,13 +1,15 @@
 """What callcard knows of each agent's queue membership and pause state.
 
-Asterisk is the truth; these rows are what supervisors last did through callcard, so the
-agents page shows queues and pauses without asking the PBX. Until a supervisor first
-touches an agent, their queues are their departments' queues (the static members of
-queues.conf are expected to mirror departments); the first action copies that into rows.
+Asterisk is the truth: the wall service writes what the queue events and the QueueStatus
+list after each AMI login say (`reconcile`), so the agents page shows Asterisk's picture
+without asking the PBX, and supervisors' actions through callcard update the rows at once.
+Until either happens for an agent, their queues are their departments' queues (the static
+members of queues.conf are expected to mirror departments).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,6 +17,8 @@ from sqlalchemy import DateTime, ForeignKey, Integer, String, delete, select
 from sqlalchemy.orm import Mapped, Session, mapped_column, selectinload
 
 from crm_core.models import Base, Operator, utcnow
+
+LOGGED_OUT = "logged out"  # the pause reason of a static member a supervisor logged out
 
 
 class AgentState(Base):
@@ -38,6 +42,19 @@ class AgentQueue(Base):
     paused: Mapped[bool] = mapped_column(default=False)
     pause_reason: Mapped[str] = mapped_column(String(64), default="")
     changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AgentPause(Base):
+    """One pause of an agent (paused in any queue), from Asterisk's queue events; open while
+    `ended_at` is None. Today's pause time is rebuilt from these after a restart."""
+
+    __tablename__ = "agent_pauses"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    interface: Mapped[str] = mapped_column(String(128), index=True)  # the device, normalised
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reason: Mapped[str] = mapped_column(String(64), default="")
 
 
 @dataclass(frozen=True)
@@ -157,3 +174,44 @@ def record_logged_out(session: Session, operator: Operator, at: datetime) -> Non
     """Marked logged out; the queues they were removed from are dropped one by one by the caller."""
     state = _state(session, operator, at)
     state.logged_in, state.changed_at = False, at
+
+
+def reconcile(session: Session, operator_id: int, truth: Iterable[Membership], at: datetime) -> None:
+    """Make the agent's rows what Asterisk reports; logged in unless in no queue or paused
+    everywhere as logged out."""
+    truth = list(truth)
+    state = session.get(AgentState, operator_id)
+    if state is None:
+        state = AgentState(operator_id=operator_id, changed_at=at)
+        session.add(state)
+    logged_in = bool(truth) and not all(m.paused and m.reason == LOGGED_OUT for m in truth)
+    if state.logged_in != logged_in:
+        state.logged_in, state.changed_at = logged_in, at
+    rows = {r.queue: r for r in session.scalars(select(AgentQueue).where(AgentQueue.operator_id == operator_id))}
+    for member in truth:
+        row = rows.pop(member.queue, None)
+        if row is None:
+            row = AgentQueue(operator_id=operator_id, queue=member.queue)
+            session.add(row)
+        elif (row.penalty, row.paused, row.pause_reason) == (member.penalty, member.paused, member.reason):
+            continue
+        row.penalty, row.paused, row.pause_reason, row.changed_at = member.penalty, member.paused, member.reason, at
+    for row in rows.values():
+        session.delete(row)
+
+
+def pause_began(session: Session, interface: str, at: datetime, reason: str) -> None:
+    session.add(AgentPause(interface=interface, started_at=at, reason=reason[:64]))
+
+
+def pause_ended(session: Session, interface: str, at: datetime) -> None:
+    """Close the agent's open pause (there is at most one)."""
+    for row in session.scalars(select(AgentPause).where(AgentPause.interface == interface,
+                                                        AgentPause.ended_at.is_(None))):
+        row.ended_at = at
+
+
+def pauses_since(session: Session, since: datetime) -> list[AgentPause]:
+    """Pauses that were open at or began after `since`: what today's pause time is made of."""
+    return list(session.scalars(select(AgentPause).where(
+        (AgentPause.ended_at.is_(None)) | (AgentPause.ended_at > since)).order_by(AgentPause.started_at)))

@@ -26,6 +26,33 @@ from crm_core.phones import try_normalize
 log = logging.getLogger(__name__)
 
 LINKEDID_MAX = 64
+MAX_BATCH = 200  # events per transaction: bounds how long one batch holds its row locks
+# At most one batch per this many seconds: under load events gather into fewer, larger transactions
+# (a third less CPU per call at 100 calls/s); an event that finds the logger idle is stored at once.
+BATCH_INTERVAL = 0.03
+
+
+def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, Call]:
+    """The Call row of every linkedid in `events`, locked; missing rows are inserted first.
+
+    Rows are selected in linkedid order, so two loggers never lock the same calls crosswise.
+    """
+    linkedids = sorted({event.linkedid for event in events})
+    calls = _locked_calls(session, linkedids)
+    missing = [linkedid for linkedid in linkedids if linkedid not in calls]
+    if missing:
+        for linkedid in missing:
+            started = min(_start_estimate(e) for e in events if e.linkedid == linkedid)
+            insert_or_ignore(session, Call, ["linkedid"], linkedid=linkedid, started_at=started)
+        calls.update(_locked_calls(session, missing))
+    return calls
+
+
+def _locked_calls(session: Session, linkedids: list[str]) -> dict[str, Call]:
+    rows = session.scalars(
+        select(Call).where(Call.linkedid.in_(linkedids)).order_by(Call.linkedid).with_for_update()
+    )
+    return {call.linkedid: call for call in rows}
 
 
 def ensure_call(session: Session, linkedid: str, started_at: datetime) -> Call:
@@ -43,41 +70,101 @@ class CallLogger:
 
     def apply(self, event: CallEvent) -> None:
         """Merge one event into its call's row; an unusable event is logged and dropped."""
-        problem = _problem(event)
-        if problem:
-            log.error("call log: dropped %r event: %s", getattr(event, "kind", None), problem)
+        self.apply_batch([event])
+
+    def apply_batch(self, events: list[CallEvent]) -> None:
+        """Merge events in order, in one transaction: the same rows as applying them one by one.
+
+        If the database refuses the batch, each event is retried alone, so only the event at
+        fault is lost (the merge is idempotent, and the failed batch was rolled back).
+        """
+        usable = []
+        for event in events:
+            problem = _problem(event)
+            if problem:
+                log.error("call log: dropped %r event: %s", getattr(event, "kind", None), problem)
+            else:
+                usable.append(event)
+        if not usable:
             return
+        if len(usable) == 1:
+            self._store(usable)
+            return
+        try:
+            self._store(usable)
+        except Exception:
+            log.warning("call log: a batch of %d events failed; storing them one by one", len(usable))
+            for event in usable:
+                try:
+                    self._store([event])
+                except Exception:
+                    log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
+
+    def _store(self, events: list[CallEvent]) -> None:
         with self._sessions.begin() as session:
-            call = ensure_call(session, event.linkedid, _start_estimate(event))
-            self._merge(session, call, event)
+            calls = _rows_for(session, events)
+            # The merge's lookups (departments, operators, phones) never read Call rows: without
+            # autoflush each row is written once at commit, not once per lookup.
+            with session.no_autoflush:
+                for event in events:
+                    self._merge(session, calls[event.linkedid], event)
 
     async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
-        """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop."""
+        """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop.
+
+        A reader task keeps taking events off the bus while a batch is being stored; the next
+        batch is everything that arrived meanwhile (at most MAX_BATCH), in arrival order, and a
+        batch starts at most once per BATCH_INTERVAL.
+        """
         stop = stop or asyncio.Event()
         subscription = await bus.subscribe(CALLS_TOPIC)
+        arrived: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+
+        async def read() -> None:
+            while True:
+                arrived.put_nowait(await subscription.get())
+
+        reader = asyncio.ensure_future(read())
         stopping = asyncio.ensure_future(stop.wait())
+        loop = asyncio.get_running_loop()
+        last_batch = -math.inf
         try:
             while not stop.is_set():
-                getting = asyncio.ensure_future(subscription.get())
-                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                getting = asyncio.ensure_future(arrived.get())
+                await asyncio.wait({getting, stopping, reader}, return_when=asyncio.FIRST_COMPLETED)
                 if not getting.done():
                     getting.cancel()
+                    if reader.done():
+                        reader.result()  # the subscription failed: say so, as a plain get() would
                     break
-                await self._handle(getting.result())
+                wait = last_batch + BATCH_INTERVAL - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                last_batch = loop.time()
+                batch = [getting.result()]
+                while len(batch) < MAX_BATCH and not arrived.empty():
+                    batch.append(arrived.get_nowait())
+                await self._handle(batch)
         finally:
+            reader.cancel()
             stopping.cancel()
+            await asyncio.wait({reader})  # no get() left pending on a closed subscription
             await subscription.close()
 
-    async def _handle(self, message: dict[str, Any]) -> None:
-        try:
-            event = CallEvent.from_dict(message)
-        except (KeyError, TypeError, ValueError) as exc:
-            log.error("call log: dropped undecodable call event %.300r: %s", message, exc)
+    async def _handle(self, messages: list[dict[str, Any]]) -> None:
+        events = []
+        for message in messages:
+            try:
+                events.append(CallEvent.from_dict(message))
+            except (KeyError, TypeError, ValueError) as exc:
+                log.error("call log: dropped undecodable call event %.300r: %s", message, exc)
+        if not events:
             return
         try:
-            await asyncio.to_thread(self.apply, event)
+            await asyncio.to_thread(self.apply_batch, events)
         except Exception:  # one event the database refuses must not stop the logging of every later call
-            log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
+            log.exception("call log: could not store %d events (first: %s of call %r)",
+                          len(events), events[0].kind, events[0].linkedid)
 
     def _merge(self, session: Session, call: Call, event: CallEvent) -> None:
         at = _utc(event.at)
@@ -93,12 +180,12 @@ class CallLogger:
         if event.queue and not call.queue:
             call.queue = _clean(event.queue, 64)
         if call.queue and call.department_id is None:
-            call.department_id = session.scalar(select(Department.id).where(Department.queue == call.queue))
+            call.department_id = _department_id(session, call.queue)
         if (event.direction == "outbound" and event.interface and not call.agent_interface
                 and event.kind not in (CallEventKind.RINGING, CallEventKind.RING_STOPPED)):
             # click-to-call: the operator who dialled owns the call even when the customer never answers
             call.agent_interface = _clean(event.interface, 128)
-            call.operator_id = session.scalar(select(Operator.id).where(Operator.interface == call.agent_interface))
+            call.operator_id = _operator_id(session, call.agent_interface)
 
         if event.kind is CallEventKind.ANSWERED:
             # answered_at is the first answer; the operator is the latest one (after a transfer,
@@ -108,9 +195,7 @@ class CallLogger:
                 call.answered_at = at
             if event.interface and (first_answer or at > as_utc(call.answered_at)):
                 call.agent_interface = _clean(event.interface, 128)
-                call.operator_id = session.scalar(
-                    select(Operator.id).where(Operator.interface == call.agent_interface)
-                )
+                call.operator_id = _operator_id(session, call.agent_interface)
             if event.wait_seconds is not None:
                 call.wait_seconds = event.wait_seconds
             elif call.wait_seconds is None:
@@ -119,7 +204,7 @@ class CallLogger:
                 call.status = "talking"
         elif event.kind is CallEventKind.TRANSFERRED and event.queue:
             call.queue = _clean(event.queue, 64)
-            call.department_id = session.scalar(select(Department.id).where(Department.queue == call.queue))
+            call.department_id = _department_id(session, call.queue)
             if call.status == "talking":
                 call.status = "ringing"
         elif event.kind is CallEventKind.ABANDONED:
@@ -160,6 +245,22 @@ class CallLogger:
         call.status = "ended"
         if call.ended_at is None or at > as_utc(call.ended_at):
             call.ended_at = at
+
+
+def _department_id(session: Session, queue: str) -> int | None:
+    """The department of a queue, asked once per transaction (a batch holds many calls of a queue)."""
+    memo = session.info.setdefault("call_log.departments", {})
+    if queue not in memo:
+        memo[queue] = session.scalar(select(Department.id).where(Department.queue == queue))
+    return memo[queue]
+
+
+def _operator_id(session: Session, interface: str) -> int | None:
+    """The operator on an interface, asked once per transaction."""
+    memo = session.info.setdefault("call_log.operators", {})
+    if interface not in memo:
+        memo[interface] = session.scalar(select(Operator.id).where(Operator.interface == interface))
+    return memo[interface]
 
 
 def _problem(event: CallEvent) -> str | None:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, cast, func, null, select, union_all
+from sqlalchemy import Integer, bindparam, cast, func, null, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import (
@@ -45,20 +45,29 @@ class NumberMatch:
     contact_id: int | None
 
 
-def clients_for_number(session: Session, e164: str) -> list[NumberMatch]:
-    """Clients owning `e164` through their own phones or a contact person's, by client id."""
+def _number_owners() -> Any:
     direct = (
         select(ClientPhone.client_id, cast(null(), Integer).label("contact_id"))
         .join(Phone, ClientPhone.phone_id == Phone.id)
-        .where(Phone.e164 == e164)
+        .where(Phone.e164 == bindparam("e164"))
     )
     via_contact = (
         select(ContactPerson.client_id, ContactPerson.id)
         .join(Phone, ContactPerson.phone_id == Phone.id)
-        .where(Phone.e164 == e164)
+        .where(Phone.e164 == bindparam("e164"))
     )
+    return union_all(direct, via_contact)
+
+
+# Built once: the card runs while the phone rings, and building these statements cost as much as
+# running them (subquery column proxies, coercions). Parameters: e164, ids (expanding), limit.
+_NUMBER_OWNERS = _number_owners()
+
+
+def clients_for_number(session: Session, e164: str) -> list[NumberMatch]:
+    """Clients owning `e164` through their own phones or a contact person's, by client id."""
     contact_of: dict[int, int | None] = {}
-    for client_id, contact_id in session.execute(union_all(direct, via_contact)):
+    for client_id, contact_id in session.execute(_NUMBER_OWNERS, {"e164": e164}):
         known = contact_of.get(client_id)
         if contact_id is not None and (known is None or contact_id < known):
             contact_of[client_id] = contact_id
@@ -101,60 +110,41 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
     if not client_ids:
         return {}
     cards: dict[int, dict[str, Any]] = {}
-    rows = session.execute(
-        select(Client, Operator)
-        .outerjoin(Operator, Client.manager_id == Operator.id)
-        .where(Client.id.in_(client_ids))
-    )
-    for client, manager in rows:
-        cards[client.id] = {
-            "id": client.id,
-            "kind": client.kind,
-            "name": client.name,
-            "segment": client.segment,
-            "email": client.email,
-            "city": client.city,
-            "notes": client.notes,
+    ids_param = {"ids": list(client_ids)}
+    for row in session.execute(_CLIENTS, ids_param):
+        cards[row.id] = {
+            "id": row.id,
+            "kind": row.kind,
+            "name": row.name,
+            "segment": row.segment,
+            "email": row.email,
+            "city": row.city,
+            "notes": row.notes,
             "contact": None,
             "contacts": [],
             "phones": [],
-            "manager": {"id": manager.id, "name": manager.name, "login": manager.login} if manager else None,
+            "manager": (
+                {"id": row.manager_id, "name": row.manager_name, "login": row.manager_login}
+                if row.manager_id is not None else None
+            ),
             "open_requests": [],
             "last_interactions": [],
         }
     ids = list(cards)
     if not ids:
         return cards
-    phone_rows = session.execute(
-        select(ClientPhone.client_id, Phone.e164, Phone.kind, ClientPhone.label)
-        .join(Phone, ClientPhone.phone_id == Phone.id)
-        .where(ClientPhone.client_id.in_(ids))
-        .order_by(ClientPhone.id)
-    )
-    for client_id, e164, kind, label in phone_rows:
+    ids_param = {"ids": ids}
+    for client_id, e164, kind, label in session.execute(_PHONES, ids_param):
         cards[client_id]["phones"].append(phone_dict(e164, kind, label))
-    contact_rows = session.execute(
-        select(ContactPerson, Phone.e164, Phone.kind)
-        .outerjoin(Phone, ContactPerson.phone_id == Phone.id)
-        .where(ContactPerson.client_id.in_(ids))
-        .order_by(ContactPerson.id)
-    )
-    for person, e164, kind in contact_rows:
-        cards[person.client_id]["contacts"].append({
-            "id": person.id,
-            "name": person.name,
-            "position": person.position,
-            "email": person.email,
+    for person_id, client_id, name, position, email, e164, kind in session.execute(_CONTACTS, ids_param):
+        cards[client_id]["contacts"].append({
+            "id": person_id,
+            "name": name,
+            "position": position,
+            "email": email,
             "phones": [phone_dict(e164, kind, "")] if e164 else [],
         })
-    request_rows = session.execute(
-        select(Request.id, Request.client_id, Request.subject, Department.name, Request.status,
-               Request.created_at)
-        .outerjoin(Department, Request.department_id == Department.id)
-        .where(Request.client_id.in_(ids), Request.status != "closed")
-        .order_by(Request.created_at.desc(), Request.id.desc())
-    )
-    for req_id, client_id, subject, department, status, created_at in request_rows:
+    for req_id, client_id, subject, department, status, created_at in session.execute(_OPEN_REQUESTS, ids_param):
         cards[client_id]["open_requests"].append({
             "id": req_id,
             "subject": subject,
@@ -167,13 +157,41 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
     return cards
 
 
+_CLIENTS = (
+    select(Client.id, Client.kind, Client.name, Client.segment, Client.email, Client.city, Client.notes,
+           Operator.id.label("manager_id"), Operator.name.label("manager_name"),
+           Operator.login.label("manager_login"))
+    .outerjoin(Operator, Client.manager_id == Operator.id)
+    .where(Client.id.in_(bindparam("ids", expanding=True)))
+)
+_PHONES = (
+    select(ClientPhone.client_id, Phone.e164, Phone.kind, ClientPhone.label)
+    .join(Phone, ClientPhone.phone_id == Phone.id)
+    .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ClientPhone.id)
+)
+_CONTACTS = (
+    select(ContactPerson.id, ContactPerson.client_id, ContactPerson.name, ContactPerson.position,
+           ContactPerson.email, Phone.e164, Phone.kind)
+    .outerjoin(Phone, ContactPerson.phone_id == Phone.id)
+    .where(ContactPerson.client_id.in_(bindparam("ids", expanding=True)))
+    .order_by(ContactPerson.id)
+)
+_OPEN_REQUESTS = (
+    select(Request.id, Request.client_id, Request.subject, Department.name, Request.status, Request.created_at)
+    .outerjoin(Department, Request.department_id == Department.id)
+    .where(Request.client_id.in_(bindparam("ids", expanding=True)), Request.status != "closed")
+    .order_by(Request.created_at.desc(), Request.id.desc())
+)
+
+
 def phone_dict(e164: str, kind: str, label: str) -> dict[str, str]:
     return {"e164": e164, "display": format_phone(e164), "kind": kind, "label": label}
 
 
-def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -> dict[int, list[dict]]:
-    """Calls and notes of each client merged, newest first, at most `limit` each (two queries)."""
-    ids = list(client_ids)
+def _ranked_interactions() -> tuple[Any, Any]:
+    """Each client's calls and notes, ranked newest first, for `last_interactions`."""
+    ids = bindparam("ids", expanding=True)
     call_rank = func.row_number().over(
         partition_by=Call.client_id, order_by=(Call.started_at.desc(), Call.id.desc())
     )
@@ -196,15 +214,25 @@ def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -
         .where(Interaction.client_id.in_(ids))
         .subquery()
     )
+    limit = bindparam("limit")
+    return select(calls).where(calls.c.rank <= limit), select(notes).where(notes.c.rank <= limit)
+
+
+_LAST_CALLS, _LAST_NOTES = _ranked_interactions()
+
+
+def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -> dict[int, list[dict]]:
+    """Calls and notes of each client merged, newest first, at most `limit` each (two queries)."""
+    params = {"ids": list(client_ids), "limit": limit}
     merged: dict[int, list[tuple[datetime, dict]]] = defaultdict(list)
-    for row in session.execute(select(calls).where(calls.c.rank <= limit)):
+    for row in session.execute(_LAST_CALLS, params):
         at = as_utc(row.at)
         merged[row.client_id].append((at, {
             "type": "call", "at": at.isoformat(), "direction": row.direction, "outcome": row.outcome,
             "operator": row.operator, "note": "", "wait_seconds": row.wait_seconds,
             "talk_seconds": row.talk_seconds, "disposition": row.disposition,
         }))
-    for row in session.execute(select(notes).where(notes.c.rank <= limit)):
+    for row in session.execute(_LAST_NOTES, params):
         at = as_utc(row.at)
         merged[row.client_id].append((at, {
             "type": "note", "at": at.isoformat(), "direction": None, "outcome": None,

@@ -88,6 +88,14 @@ class Outcome:
 Step = Say | Ask | Outcome
 
 
+def after_hours(path: str, department: DepartmentSpec) -> Outcome:
+    """What a closed department does with a caller: its voicemail prompt, or a callback request."""
+    if department.after_hours == "voicemail":
+        return Outcome("voicemail", f"{path}>voicemail", department=department.code,
+                       prompt=department.voicemail_prompt)
+    return Outcome("callback", f"{path}>callback", department=department.code, prompt=CALLBACK_PROMPT)
+
+
 class MenuEngine:
     """One caller's walk through the menus; `start()` then `feed(result)` until an `Outcome`."""
 
@@ -157,10 +165,9 @@ class MenuEngine:
         if department.open:
             return Outcome("queue", self.path, queue=department.queue, department=department.code,
                            priority=option.priority)
-        if department.after_hours == "voicemail":
-            return Outcome("voicemail", self._walk("voicemail"), department=department.code,
-                           prompt=department.voicemail_prompt)
-        return Outcome("callback", self._walk("callback"), department=department.code, prompt=CALLBACK_PROMPT)
+        closed = after_hours(self.path, department)
+        self._walk(closed.kind)
+        return closed
 
     def _valid(self, option: OptionSpec) -> bool:
         if option.action == "menu":

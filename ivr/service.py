@@ -30,6 +30,7 @@ from ivr.models import (
     IvrMenu,
     IvrOption,
 )
+from routing.inbox.service import create_request
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +77,11 @@ def _menu_spec(menu: IvrMenu, by_id: dict[int, IvrMenu], departments: dict[int, 
                     menu.fallback_queue, options)
 
 
+def department_hours(session: Session, at: datetime) -> dict[str, DepartmentSpec]:
+    """Every department by code, open or closed at `at`: routing may move a caller to any of them."""
+    return _department_specs(session, {d.id: d for d in session.scalars(select(Department))}, at)
+
+
 def _department_specs(session: Session, departments: dict[int, Department],
                       at: datetime) -> dict[str, DepartmentSpec]:
     """Departments without a schedule are always open."""
@@ -100,16 +106,15 @@ def single_client(session: Session, e164: str | None) -> int | None:
     return matches[0].client_id if len(matches) == 1 else None
 
 
-def create_callback_request(session: Session, client_id: int | None, department_code: str,
-                            caller: str) -> Request | None:
-    """A "call me back" request for the department; only the fields every schema version has."""
-    if client_id is None:
-        log.warning("IVR: callback asked by %r not stored as a request: the number is not one client's",
-                    caller)
-        return None
+def create_callback_request(session: Session, client_id: int | None, department_code: str, caller: str,
+                            now: datetime, linkedid: str = "") -> Request:
+    """A "call me back" request for the department, with the SLA and history every request has;
+    an unknown caller's number is its contact. Keyed by the call's Linkedid, so the follow-up
+    rule does not file a second callback when the IVR hangs up."""
     department_id = session.scalar(select(Department.id).where(Department.code == department_code))
-    request = Request(client_id=client_id, department_id=department_id, subject=CALLBACK_SUBJECT)
-    session.add(request)
+    request = create_request(session, "callback", CALLBACK_SUBJECT, now, source="call", client_id=client_id,
+                             contact=caller, department_id=department_id)
+    request.linkedid = linkedid or None
     session.flush()
     return request
 

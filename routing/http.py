@@ -6,20 +6,22 @@ so the operator who handed the call over can still write its note on the same Ca
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agent_desk.auth import CurrentOperator, api_writer, csrf_ok, page_operator, session_language
 from agent_desk.i18n import translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
 from ami_bridge.client import AmiDisconnected, AmiError
 from ami_bridge.service import CallNotLive
-from crm_core.models import Call, Department
+from crm_core.models import Call, Department, Operator
 from routing import rules, service
 from routing.models import BlockedNumber, CallTransfer, DidRoute
 
@@ -32,47 +34,97 @@ def _t(request: Request, key: str, **values: object) -> str:
 
 
 class TransferIn(BaseModel):
-    department: str = Field(min_length=1, max_length=32)
+    """Either a department (its queue) or a colleague (their phone), never both; `attended`
+    (a colleague only) consults them before the caller is handed over."""
+
+    department: str | None = Field(None, min_length=1, max_length=32)
+    operator_id: int | None = None
+    attended: bool = False
+
+    @model_validator(mode="after")
+    def _one_target(self) -> TransferIn:
+        if (self.department is None) == (self.operator_id is None):
+            raise ValueError("give a department or an operator_id")
+        if self.attended and self.operator_id is None:
+            raise ValueError("only a transfer to a colleague can consult them first")
+        return self
 
 
 class TransferOut(BaseModel):
     linkedid: str
-    department: str
-    queue: str
+    department: str  # the department's name, or the colleague's
+    queue: str  # empty for a colleague
 
 
 @router.post("/api/calls/{linkedid}/transfer", response_model=TransferOut, tags=["desk"])
 async def transfer(
     request: Request, operator: Annotated[CurrentOperator, Depends(api_writer)], linkedid: str, body: TransferIn
 ) -> TransferOut:
-    """Blind-transfer the caller to a department's queue; their desks pop the same card."""
+    """Transfer the caller to a department's queue or to a colleague's phone (blind, or attended:
+    the colleague is consulted first); their desks pop the same card and the call stays one Call row.
+    Refused (409) while nobody talks to the caller yet and when the colleague's phone is busy."""
     desk = request.app.state.desk
     if desk.transferrer is None:
         raise HTTPException(503, _t(request, "api.no_dialer"))
     with desk.sessions() as session:
         call = session.scalar(select(Call).where(Call.linkedid == linkedid))
-        dept = session.scalar(select(Department).where(Department.code == body.department))
-        if call is None or dept is None:
+        if call is None:
             raise HTTPException(404, _t(request, "api.not_found"))
         if call.operator_id not in (None, operator.id) and operator.role not in SUPERVISING:
             raise HTTPException(403, _t(request, "api.not_your_call"))
         if call.status == "ended":
             raise HTTPException(409, _t(request, "api.no_call"))
-        if not dept.queue:
-            raise HTTPException(409, _t(request, "api.no_queue"))
-        if dept.queue == call.queue:
-            raise HTTPException(409, _t(request, "api.same_queue"))
-        dept_id, queue, dept_name = dept.id, dept.queue, dept.name
+        target = _colleague(request, session, body.operator_id, operator.id) if body.operator_id is not None \
+            else _department(request, session, body.department or "", call.queue)
+    if not desk.transferrer.operator_on_line(linkedid):
+        raise HTTPException(409, _t(request, "api.not_answered"))
+    if target.interface and desk.transferrer.on_phone(target.interface):
+        raise HTTPException(409, _t(request, "api.colleague_busy", name=target.name))
     try:
-        await desk.transferrer.transfer_to_queue(linkedid, queue)
+        if body.attended:
+            await desk.transferrer.attended_transfer(linkedid, target.interface)
+        elif target.interface:
+            await desk.transferrer.transfer_to_interface(linkedid, target.interface)
+        else:
+            await desk.transferrer.transfer_to_queue(linkedid, target.queue)
     except CallNotLive:
         raise HTTPException(409, _t(request, "api.no_call")) from None
     except (AmiError, AmiDisconnected) as exc:
         raise HTTPException(502, _t(request, "api.pbx_refused", error=str(exc))) from None
     with desk.sessions.begin() as session:
-        session.add(CallTransfer(linkedid=linkedid, from_operator_id=operator.id, to_department_id=dept_id,
-                                 queue=queue))
-    return TransferOut(linkedid=linkedid, department=dept_name, queue=queue)
+        session.add(CallTransfer(linkedid=linkedid, from_operator_id=operator.id,
+                                 to_department_id=target.department_id, to_operator_id=target.operator_id,
+                                 queue=target.queue))
+    return TransferOut(linkedid=linkedid, department=target.name, queue=target.queue)
+
+
+@dataclass(frozen=True)
+class _Target:
+    name: str
+    queue: str = ""
+    department_id: int | None = None
+    operator_id: int | None = None
+    interface: str = ""
+
+
+def _department(request: Request, session: Session, code: str, current_queue: str | None) -> _Target:
+    dept = session.scalar(select(Department).where(Department.code == code))
+    if dept is None:
+        raise HTTPException(404, _t(request, "api.not_found"))
+    if not dept.queue:
+        raise HTTPException(409, _t(request, "api.no_queue"))
+    if dept.queue == current_queue:
+        raise HTTPException(409, _t(request, "api.same_queue"))
+    return _Target(dept.name, dept.queue, department_id=dept.id)
+
+
+def _colleague(request: Request, session: Session, operator_id: int, me: int) -> _Target:
+    colleague = session.get(Operator, operator_id)
+    if colleague is None or not colleague.active or colleague.id == me:
+        raise HTTPException(404, _t(request, "api.not_found"))
+    if not colleague.interface:
+        raise HTTPException(409, _t(request, "api.not_reachable"))
+    return _Target(colleague.name, operator_id=colleague.id, interface=colleague.interface)
 
 
 # --- /admin/routing ------------------------------------------------------------------------

@@ -33,7 +33,7 @@ AGENT_STATES = ("available", "ringing", "on_call", "wrap_up", "paused", "offline
 
 @dataclass(frozen=True)
 class Thresholds:
-    """Per-queue targets and colour limits; data, so a supervisor can edit them later."""
+    """Per-queue targets and colour limits: data, edited by supervisors (routing.thresholds)."""
 
     service_seconds: int | None = None  # T; None: the queue's own ServiceLevel, else 20
     service_level_target: float = 80.0  # % below it is red, within 10 points amber
@@ -64,6 +64,27 @@ class SeedCall:
     wait: int | None
     talk: int | None
     outcome: str | None
+
+
+@dataclass(frozen=True)
+class PauseChange:
+    """An agent's pause began (`ended` None) or ended: the wall service persists these so
+    today's pause time survives a restart (`seed_pauses`)."""
+
+    interface: str
+    started: float
+    ended: float | None = None
+    reason: str = ""
+
+
+@dataclass(frozen=True)
+class MemberTruth:
+    """One queue membership as Asterisk reports it."""
+
+    queue: str
+    penalty: int
+    paused: bool
+    reason: str
 
 
 @dataclass
@@ -132,6 +153,14 @@ class _Tally:
         }
 
 
+def _summed(tallies: Iterable[_Tally]) -> _Tally:
+    total = _Tally()
+    for tally in tallies:
+        for name in vars(total):
+            setattr(total, name, getattr(total, name) + getattr(tally, name))
+    return total
+
+
 def _pct(part: int, whole: int) -> float | None:
     return round(100 * part / whole, 1) if whole else None
 
@@ -159,6 +188,8 @@ class LiveState:
         self._waiting: dict[str, _Waiting] = {}  # Linkedid -> caller in a queue
         self._agents: dict[str, _Agent] = {}
         self._stale_calls: dict[str, _Call] = {}  # calls live before the last resync, by interface
+        self.synced = False  # a resync happened: members are Asterisk's, not just what events told
+        self.pause_changes: list[PauseChange] = []  # drained by the wall service
         self._day_start = 0.0
         self._day_end = 0.0
         self._reset_day(0.0)
@@ -169,6 +200,10 @@ class LiveState:
         self.operators = dict(operators)
         for interface, op in operators.items():
             self._agent(interface, op.name)
+
+    def set_thresholds(self, thresholds: dict[str, Thresholds]) -> None:
+        """New limits take effect on the next `figures`; T applies to calls counted from now."""
+        self.thresholds = dict(thresholds)
 
     def service_seconds(self, queue: str) -> int:
         own = self.thresholds.get(queue, self.default).service_seconds
@@ -188,7 +223,7 @@ class LiveState:
         self._day_start = self.day_start(at)
         self._day_end = self.day_start(self._day_start + 26 * 3600)  # next midnight, on 23 h and 25 h days too
         self._tallies: dict[str, _Tally] = {}
-        self._intervals: dict[int, _Tally] = {}
+        self._intervals: dict[tuple[str, int], _Tally] = {}  # (queue, 15-minute slot)
         self._counted: set[tuple[str, str, str]] = set()  # (what, queue, linkedid): count once
         for agent in self._agents.values():
             agent.handled = agent.talk = 0
@@ -210,14 +245,15 @@ class LiveState:
     def _tally(self, queue: str) -> _Tally:
         return self._tallies.setdefault(queue, _Tally())
 
-    def _interval(self, at: float) -> _Tally:
-        return self._intervals.setdefault(int((at - self._day_start) // INTERVAL_SECONDS), _Tally())
+    def _interval(self, queue: str, at: float) -> _Tally:
+        slot = int((at - self._day_start) // INTERVAL_SECONDS)
+        return self._intervals.setdefault((queue, slot), _Tally())
 
     def _answered(self, queue: str, linkedid: str, hold: int | None, at: float) -> None:
         if not self._count("answered", queue, linkedid):
             return
         in_sl = hold is not None and hold <= self.service_seconds(queue)
-        for tally in (self._tally(queue), self._interval(at)):
+        for tally in (self._tally(queue), self._interval(queue, at)):
             tally.answered += 1
             tally.answered_in_sl += in_sl
             tally.hold_sum += hold or 0
@@ -226,7 +262,7 @@ class LiveState:
         if not self._count("abandoned", queue, linkedid):
             return
         late = hold is not None and hold > self.service_seconds(queue)
-        for tally in (self._tally(queue), self._interval(at)):
+        for tally in (self._tally(queue), self._interval(queue, at)):
             tally.abandoned += 1
             tally.abandoned_after_t += late
 
@@ -242,7 +278,7 @@ class LiveState:
             agent.talk += talk or 0
 
     def seed(self, calls: Iterable[SeedCall], now: float) -> None:
-        """Today's counters from the call log, so a restart keeps them (pause time is not logged)."""
+        """Today's counters from the call log, so a restart keeps them."""
         self._roll(now)
         for call in calls:
             if not call.queue or call.started < self._day_start:
@@ -253,6 +289,18 @@ class LiveState:
                     self._completed(call.queue, call.linkedid, call.talk, normalize_interface(call.interface))
             elif call.outcome == "abandoned":
                 self._abandoned(call.queue, call.linkedid, call.wait, call.ended or call.started)
+
+    def seed_pauses(self, pauses: Iterable[PauseChange], now: float) -> None:
+        """Today's pause time from the persisted intervals; an open one stays open until the
+        resync says whether the agent is still paused."""
+        self._roll(now)
+        for pause in pauses:
+            agent = self._agent(pause.interface)
+            start = max(pause.started, self._day_start)
+            if pause.ended is None:
+                agent.paused_since = start
+            elif pause.ended > start:
+                agent.paused_for += pause.ended - start
 
     # --- events ----------------------------------------------------------------------------
 
@@ -272,6 +320,7 @@ class LiveState:
             self._refresh(self._agents[event.interface], event.at)
 
     def _on_resync(self, event: QueueEvent) -> None:
+        self.synced = True
         self._stale_calls = {a.interface: a.call for a in self._agents.values() if a.call is not None}
         self._members.clear()
         self._waiting.clear()
@@ -376,12 +425,23 @@ class LiveState:
             wrapped_up = agent.state == "wrap_up" and agent.wrapup_until is not None and now >= agent.wrapup_until
             agent.since = agent.wrapup_until if wrapped_up and agent.wrapup_until is not None else now
             agent.state, agent.reason = state, reason
-        paused = any(m.paused for _, m in self._agent_members(agent.interface))
+        members = self._agent_members(agent.interface)
+        if not self.synced and not members:  # unknown until the first resync: keep a seeded pause open
+            return
+        paused = any(m.paused for _, m in members)
         if paused and agent.paused_since is None:
             agent.paused_since = now
+            self.pause_changes.append(PauseChange(agent.interface, now, None, reason))
         elif not paused and agent.paused_since is not None:
             agent.paused_for += max(0.0, now - agent.paused_since)
+            self.pause_changes.append(PauseChange(agent.interface, agent.paused_since, now))
             agent.paused_since = None
+
+    def memberships(self) -> dict[str, tuple[MemberTruth, ...]]:
+        """Every known agent's queue memberships as Asterisk reports them (empty: in no queue)."""
+        return {interface: tuple(MemberTruth(q, m.penalty or 0, m.paused, m.reason if m.paused else "")
+                                 for q, m in sorted(self._agent_members(interface)))
+                for interface in self._agents}
 
     def unknown_numbers(self) -> set[str]:
         """Caller numbers on the wall whose card summary is not looked up yet."""
@@ -401,10 +461,7 @@ class LiveState:
         for agent in self._agents.values():
             self._refresh(agent, now)
         queues = [self._queue_figures(q, now) for q in sorted(self._members)]
-        totals = _Tally()
-        for tally in self._tallies.values():
-            for name in vars(totals):
-                setattr(totals, name, getattr(totals, name) + getattr(tally, name))
+        totals = _summed(self._tallies.values())
         return {
             "at": now,
             "day_start": self._day_start,
@@ -413,11 +470,17 @@ class LiveState:
                                                                       key=lambda a: (a.name, a.interface))],
             "totals": {**totals.figures(), "waiting": len(self._waiting),
                        "longest_wait": max((q["longest_wait"] for q in queues), default=0)},
-            "intervals": [
-                {"start": self._day_start + i * INTERVAL_SECONDS, **t.figures()}
-                for i, t in sorted(self._intervals.items())
-            ],
+            "intervals": self._interval_figures(None),
         }
+
+    def _interval_figures(self, queue: str | None) -> list[dict[str, Any]]:
+        """Per 15 minutes today for one queue, or summed over all queues (None)."""
+        slots: dict[int, list[_Tally]] = {}
+        for (name, slot), tally in self._intervals.items():
+            if queue is None or name == queue:
+                slots.setdefault(slot, []).append(tally)
+        return [{"start": self._day_start + i * INTERVAL_SECONDS, **_summed(ts).figures()}
+                for i, ts in sorted(slots.items())]
 
     def _queue_figures(self, queue: str, now: float) -> dict[str, Any]:
         limits = self._limits(queue)
@@ -449,6 +512,7 @@ class LiveState:
             "agents": {"logged_in": len(members) - counts["offline"], **counts},
             "paused_reasons": reasons,
             "members": members,
+            "intervals": self._interval_figures(queue),
             "thresholds": asdict(limits) | {"service_seconds": self.service_seconds(queue)},
             "alerts": {
                 "longest_wait": _level(longest, limits.longest_wait_warn, limits.longest_wait_alert),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import DateTime, ForeignKey, String
+from sqlalchemy import DateTime, Float, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from crm_core.models import Base, Department, utcnow
@@ -65,3 +65,19 @@ class CallTransfer(Base):
     to_operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     queue: Mapped[str] = mapped_column(String(64))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class QueueThreshold(Base):
+    """A queue's wall targets and colour limits (routing.live.Thresholds), as a supervisor set them."""
+
+    __tablename__ = "queue_thresholds"
+
+    queue: Mapped[str] = mapped_column(String(64), primary_key=True)
+    service_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)  # None: the queue's own
+    service_level_target: Mapped[float] = mapped_column(Float)
+    longest_wait_warn: Mapped[int] = mapped_column(Integer)
+    longest_wait_alert: Mapped[int] = mapped_column(Integer)
+    abandon_rate_warn: Mapped[float] = mapped_column(Float)
+    abandon_rate_alert: Mapped[float] = mapped_column(Float)
+    wrapup_seconds: Mapped[int] = mapped_column(Integer)
+    changed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -72,6 +72,7 @@ class RuleSet:
     vip_segments: frozenset[str] = frozenset({"vip"})
     vip_priority: int = 10
     overflow_wait_seconds: int = 120
+    overflow_callers_waiting: int = 0  # overflow when this many callers already wait; 0 = off
     overflow_department: str | None = None  # None: offer a callback instead
 
 
@@ -159,9 +160,11 @@ def _vip(ctx: CallContext, rules: RuleSet, draft: _Draft) -> _Draft | None:
 
 
 def _ivr(ctx: CallContext, rules: RuleSet, draft: _Draft) -> _Draft | None:
+    """The FastAGI menu hands over the department code the caller chose; a bare digit (a dialplan
+    Read() without our menus) is looked up in `ivr_map`."""
     if not ctx.ivr_choice or not draft.overridable:
         return None
-    code = rules.ivr_map.get(ctx.ivr_choice)
+    code = ctx.ivr_choice if ctx.ivr_choice in rules.departments else rules.ivr_map.get(ctx.ivr_choice)
     if code is None:
         return draft.note(f"IVR choice {ctx.ivr_choice!r} is not mapped: ignored")
     return draft.with_department(rules, code, IVR, f"IVR choice {ctx.ivr_choice} → {code}")
@@ -177,6 +180,9 @@ def _overflow(ctx: CallContext, rules: RuleSet, draft: _Draft) -> _Draft | None:
         why = f"no agent logged in to {draft.route.queue}"
     elif load.longest_wait > rules.overflow_wait_seconds:
         why = f"{draft.route.queue} longest wait {load.longest_wait} s > {rules.overflow_wait_seconds} s"
+    elif 0 < rules.overflow_callers_waiting <= load.callers_waiting:
+        why = (f"{load.callers_waiting} callers wait in {draft.route.queue} "
+               f"(limit {rules.overflow_callers_waiting})")
     else:
         return None
     target = rules.departments.get(rules.overflow_department or "")

@@ -40,6 +40,7 @@ SETTINGS = (
     Setting("manager_ring_seconds", "15", int),
     Setting("vip_priority", "10", int),
     Setting("overflow_wait_seconds", "120", int),
+    Setting("overflow_callers_waiting", "0", int),  # 0 = no limit on callers waiting
 )
 
 
@@ -80,6 +81,7 @@ def load_rule_set(session: Session) -> RuleSet:
         manager_ring_seconds=int(values["manager_ring_seconds"]),
         vip_priority=int(values["vip_priority"]),
         overflow_wait_seconds=int(values["overflow_wait_seconds"]),
+        overflow_callers_waiting=int(values["overflow_callers_waiting"]),
         overflow_department=values["overflow_department"] or None,
     )
 
@@ -139,7 +141,7 @@ def save_rules(session: Session, order: list[str], enabled: set[str]) -> None:
 def save_settings(session: Session, values: Mapping[str, str]) -> None:
     departments = set(session.scalars(select(DepartmentRow.code)))
     for setting in SETTINGS:
-        value = values.get(setting.key, "").strip()
+        value = values.get(setting.key, setting.default).strip()  # a key left out gets its default
         if setting.kind is int:
             if not value.isdigit() or int(value) > 86_400:
                 raise RoutingConfigError(f"{setting.key}: a whole number of seconds or points, 0..86400")

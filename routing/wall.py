@@ -4,7 +4,12 @@ One instance runs next to the bridge. It publishes the snapshot on WALL_TOPIC at
 per `min_interval` while something changes (and every `heartbeat` regardless, so the kept
 copy never expires under a quiet wall), and keeps the latest under WALL_KEY so any web
 worker can hand it to a wall that has just connected. Database work (today's seed,
-operators, caller cards) runs in a thread, never on the event loop.
+operators, caller cards, thresholds) runs in a thread, never on the event loop.
+
+It also writes back what Asterisk said: agents' queue memberships and pauses once the first
+resync made them true (crm_core.agents.reconcile), and pause intervals, so today's pause time
+survives a restart. A supervisor's threshold change arrives on THRESHOLDS_TOPIC and is
+reloaded for the next snapshot.
 """
 
 from __future__ import annotations
@@ -22,10 +27,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.events import QueueEvent
 from ami_bridge.tracker import normalize_interface
 from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription
+from crm_core import agents
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import try_normalize
-from routing.live import LiveState, OperatorRef, SeedCall, Thresholds
+from routing import thresholds as stored_thresholds
+from routing.live import LiveState, MemberTruth, OperatorRef, PauseChange, SeedCall, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +75,7 @@ class WallService:
         self.published = 0
         self._dirty = asyncio.Event()
         self._operators_at = 0.0
+        self._written: dict[str, tuple[MemberTruth, ...]] = {}  # memberships as last reconciled
 
     # --- database (threads) ------------------------------------------------------------
 
@@ -89,6 +97,29 @@ class WallService:
                 for c in rows
             ]
 
+    def _pauses(self, now: float) -> list[PauseChange]:
+        since = datetime.fromtimestamp(self.state.day_start(now), UTC)
+        with self.sessions() as session:
+            return [PauseChange(normalize_interface(p.interface), _epoch(p.started_at) or now,
+                                _epoch(p.ended_at), p.reason) for p in agents.pauses_since(session, since)]
+
+    def _thresholds(self) -> dict[str, Thresholds]:
+        with self.sessions() as session:
+            return stored_thresholds.load(session)
+
+    def _write_back(self, pauses: list[PauseChange], members: dict[int, tuple[MemberTruth, ...]]) -> None:
+        """Pause intervals and Asterisk's memberships into the database, in one transaction."""
+        with self.sessions.begin() as session:
+            for p in pauses:
+                if p.ended is None:
+                    agents.pause_began(session, p.interface, datetime.fromtimestamp(p.started, UTC), p.reason)
+                else:
+                    agents.pause_ended(session, p.interface, datetime.fromtimestamp(p.ended, UTC))
+            at = datetime.fromtimestamp(self.clock(), UTC)
+            for operator_id, truth in members.items():
+                agents.reconcile(session, operator_id, (agents.Membership(m.queue, m.penalty, m.paused, m.reason)
+                                                        for m in truth), at)
+
     def _cards(self, numbers: set[str]) -> dict[str, dict[str, Any] | None]:
         """Name and segment of the client behind each number (the first of several), None if unknown."""
         found: dict[str, dict[str, Any] | None] = {}
@@ -108,24 +139,29 @@ class WallService:
         """Subscribe, then seed today's figures: events arriving meanwhile wait in the subscription."""
         sub = await self.bus.subscribe(QUEUES_TOPIC)
         now = self.clock()
-        operators, today = await asyncio.gather(asyncio.to_thread(self._operators),
-                                                asyncio.to_thread(self._today, now))
+        operators, today, pauses, limits = await asyncio.gather(
+            asyncio.to_thread(self._operators), asyncio.to_thread(self._today, now),
+            asyncio.to_thread(self._pauses, now), asyncio.to_thread(self._thresholds))
         self.state.set_operators(operators)
+        self.state.set_thresholds(limits)
         self._operators_at = now
         self.state.seed(today, now)
+        self.state.seed_pauses(pauses, now)
         return sub
 
     async def run(self, stop: asyncio.Event) -> None:
+        changes = await self.bus.subscribe(stored_thresholds.THRESHOLDS_TOPIC)
         sub = await self.start()
         try:
             async with asyncio.TaskGroup() as group:
-                consumer = group.create_task(self._consume(sub))
-                publisher = group.create_task(self._publish_forever())
+                tasks = [group.create_task(self._consume(sub)), group.create_task(self._publish_forever()),
+                         group.create_task(self._reload_thresholds(changes))]
                 await stop.wait()
-                consumer.cancel()
-                publisher.cancel()
+                for task in tasks:
+                    task.cancel()
         finally:
             await sub.close()
+            await changes.close()
 
     async def _consume(self, sub: Subscription) -> None:
         while True:
@@ -134,6 +170,15 @@ class WallService:
                 self.state.apply(QueueEvent.from_dict(message))
             except Exception:
                 log.exception("wall: could not apply queue event %r", message.get("kind"))
+            self._dirty.set()
+
+    async def _reload_thresholds(self, changes: Subscription) -> None:
+        while True:
+            await changes.get()
+            try:
+                self.state.set_thresholds(await asyncio.to_thread(self._thresholds))
+            except Exception:
+                log.exception("wall: could not reload the thresholds")
             self._dirty.set()
 
     async def _publish_forever(self) -> None:
@@ -159,7 +204,28 @@ class WallService:
         if numbers:
             self.state.learn_clients(await asyncio.to_thread(self._cards, numbers))
         snapshot = {"type": "wall", **self.state.figures(self.clock())}
+        await self._write_back_changes()
         await self.bus.publish(WALL_TOPIC, snapshot)
         await self.bus.keep(WALL_KEY, SNAPSHOT_FIELD, snapshot, self.ttl)
         self.published += 1
         return snapshot
+
+    async def _write_back_changes(self) -> None:
+        """Persist new pause intervals and changed memberships; kept for the next try on failure."""
+        pauses = list(self.state.pause_changes)
+        members: dict[int, tuple[MemberTruth, ...]] = {}
+        changed: dict[str, tuple[MemberTruth, ...]] = {}
+        if self.state.synced:
+            for interface, truth in self.state.memberships().items():
+                op = self.state.operators.get(interface)
+                if op is not None and self._written.get(interface) != truth:
+                    members[op.id], changed[interface] = truth, truth
+        if not pauses and not members:
+            return
+        try:
+            await asyncio.to_thread(self._write_back, pauses, members)
+        except Exception:
+            log.exception("wall: could not write pauses and memberships back")
+            return
+        del self.state.pause_changes[:len(pauses)]
+        self._written.update(changed)

@@ -62,7 +62,7 @@ async def test_logs_in_with_settings_credentials(peer: FakeAsterisk) -> None:
         assert (login.get("Username"), login.get("Secret"), login.get("Events")) == (
             "crm",
             "crm-secret",
-            "on",
+            "system,call,agent",
         )
         assert client.banner == "Asterisk Call Manager/11.0.0"
 

@@ -4,7 +4,8 @@ simulator), and the bridge's tracker turns what the simulator does into call eve
 
 Personal manager first (a plain Dial, DialBegin/DialEnd, no AgentCalled) then the department's
 queue; VIP priority ahead of waiting callers; debtors to collections; blocked numbers hung up;
-overflow on callers waiting becomes a callback request, also for an unknown caller."""
+overflow on callers waiting becomes a callback request, also for an unknown caller; a caller rerouted
+to a department that is closed now gets that department's out-of-hours handling."""
 
 from __future__ import annotations
 
@@ -26,6 +27,7 @@ from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, Queu
 from callcard.settings import Settings
 from crm_core.models import Call, ClientPhone, Department, Operator, Phone, Request
 from crm_core.models import Client as CrmClient
+from ivr import service as ivr_service
 from ivr.server import FastAgiServer, IvrApplication
 from ivr.service import seed_default_menu
 from routing import service as routing
@@ -199,3 +201,26 @@ async def test_overflow_on_callers_waiting_offers_an_unknown_caller_a_callback(r
         "callback", None, STRANGER, "open")
     assert request.due_at is not None
     assert await rig.ivr_path(linkedid) == "main>1>sales>overflow>callback"
+
+
+@pytest.mark.parametrize("after_hours", ["callback", "voicemail"])
+async def test_a_debtor_rerouted_to_closed_collections_gets_its_out_of_hours_handling(
+    rig: Rig, after_hours: str
+) -> None:
+    with rig.sessions.begin() as session:  # sales is open at noon; collections takes no calls today
+        ivr_service.save_schedule(session, "collections", "Europe/Moscow", after_hours,
+                                  "callcard/ivr-closed-collections", {})
+    linkedid, messages = await rig.call(DEBTOR, dtmf="1")
+    assert "QueueCallerJoin" not in [event_name(x) for x in messages]
+    assert await rig.ivr_path(linkedid) == f"main>1>sales>collections>{after_hours}"
+    commands = [first(x, "Command") for x in messages if event_name(x) == "AGIExecStart"]
+    prompt = "callcard/ivr-callback" if after_hours == "callback" else "callcard/ivr-closed-collections"
+    assert f'STREAM FILE {prompt} ""' in commands and "HANGUP" in commands
+    with rig.sessions() as session:
+        request = session.scalar(select(Request).where(Request.linkedid == linkedid))
+        collections = session.scalar(select(Department.id).where(Department.code == "collections"))
+    if after_hours == "voicemail":
+        assert request is None
+    else:
+        assert request is not None
+        assert (request.kind, request.department_id, request.contact) == ("callback", collections, DEBTOR)

@@ -99,8 +99,8 @@ def joined(messages: list[Msg]) -> str:
     ("1", "sales", "sales", "main>1>sales"),
     ("2", "support", "service", "main>2>service"),
     ("3", "collections", "collections", "main>3>collections"),
-    ("0", "sales", "", "main>0>operator"),
-    ("40", "sales", "", "main>4>more>0>operator"),
+    ("0", "sales", "sales", "main>0>operator"),  # no choice: routing's DID/default department
+    ("40", "sales", "sales", "main>4>more>0>operator"),
 ])
 async def test_each_digit_routes_to_its_queue_and_the_path_is_stored(
         rig: Rig, dtmf: str, queue: str, department: str, path: str) -> None:

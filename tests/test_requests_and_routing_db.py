@@ -71,7 +71,9 @@ def test_status_history_comments_and_a_follow_up_call_on_close(sessions, world) 
         req = service.create_request(session, "service", "Ремонт", NOW, client_id=world["plain"])
         service.change_status(session, req.id, "in_progress", world["head"], NOW + timedelta(minutes=5))
         service.comment(session, req.id, world["head"], "Мастер назначен", NOW + timedelta(minutes=6))
-        service.assign(session, req.id, world["manager"], world["head"], NOW + timedelta(minutes=7))
+        service.assign(session, req.id, world["head"], world["head"], NOW + timedelta(minutes=7))
+        with pytest.raises(service.RequestError, match="does not work in"):  # a sales operator
+            service.assign(session, req.id, world["manager"], world["head"], NOW)
         follow = service.change_status(session, req.id, "closed", world["head"], NOW + timedelta(hours=1),
                                        follow_up_in=timedelta(days=3))
         assert follow is not None
@@ -81,7 +83,7 @@ def test_status_history_comments_and_a_follow_up_call_on_close(sessions, world) 
             service.change_status(session, req.id, "open", None, NOW)
         steps = [(e.kind, e.value, e.text) for e in service.history(session, req.id)]
     assert steps == [("created", "service", ""), ("status", "in_progress", ""), ("comment", "", "Мастер назначен"),
-                     ("assigned", str(world["manager"]), ""), ("status", "closed", "")]
+                     ("assigned", str(world["head"]), ""), ("status", "closed", "")]
 
 
 def ended(linkedid: str, caller: str, outcome: Outcome, queue: str = "support") -> CallEvent:

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ami_bridge.frames import AmiMessage
+from routing.load import queue_loads
 from routing.rules import (
     BLOCKED,
     DEBTOR,
@@ -187,3 +189,42 @@ def test_a_mapping_to_a_missing_department_is_ignored_and_said() -> None:
     assert decide(ctx(UNKNOWN, ivr="3", rules=rules)) == Route(
         "sales", "sales", explanation="DID 3000 → sales; IVR choice 3 → legal, but department 'legal' "
                                       "does not exist: ignored")
+
+
+QUEUE_LIMIT = replace(RULES, overflow_callers_waiting=3, overflow_department="overflow")
+WAITING_CASES = [
+    pytest.param({**BUSY_FREE, "sales": QueueLoad(2, 2, 10)}, QUEUE_LIMIT,
+                 Route("sales", "sales", explanation="DID 3000 → sales"), id="below-limit-stays"),
+    pytest.param({**BUSY_FREE, "sales": QueueLoad(2, 3, 10), "overflow": QueueLoad(1, 0, 0)}, QUEUE_LIMIT,
+                 Route("overflow", "overflow",
+                       explanation="DID 3000 → sales; 3 callers wait in sales (limit 3) → overflow to overflow"),
+                 id="at-limit-overflows"),
+    pytest.param({**BUSY_FREE, "sales": QueueLoad(2, 7, 10), "overflow": QueueLoad(0, 0, 0)}, QUEUE_LIMIT,
+                 Route("sales", "sales", callback=True,
+                       explanation="DID 3000 → sales; 7 callers wait in sales (limit 3) → offer a callback"),
+                 id="over-limit-empty-overflow-callback"),
+    pytest.param({**BUSY_FREE, "sales": QueueLoad(2, 50, 10)}, replace(QUEUE_LIMIT, overflow_callers_waiting=0),
+                 Route("sales", "sales", explanation="DID 3000 → sales"), id="limit-zero-is-off"),
+    pytest.param({**BUSY_FREE, "sales": QueueLoad(2, 5, 10)}, replace(QUEUE_LIMIT, overflow_department=None),
+                 Route("sales", "sales", callback=True,
+                       explanation="DID 3000 → sales; 5 callers wait in sales (limit 3) → offer a callback"),
+                 id="no-overflow-department-callback"),
+]
+
+
+@pytest.mark.parametrize(("load", "rules", "expected"), WAITING_CASES)
+def test_overflow_on_callers_waiting(load: dict[str, QueueLoad], rules: RuleSet, expected: Route) -> None:
+    assert decide(ctx(UNKNOWN, rules=rules, load=load)) == expected
+
+
+def test_the_ivr_hands_over_a_department_code_not_only_a_digit() -> None:
+    """The FastAGI menu resolves digits itself and passes the department code it reached."""
+    assert decide(ctx(UNKNOWN, ivr="collections")) == Route(
+        "collections", "collections", explanation="DID 3000 → sales; IVR choice collections → collections")
+
+
+def test_queue_summary_items_become_the_live_queue_load() -> None:
+    items = [AmiMessage.of(Event="QueueSummary", Queue="sales", LoggedIn="3", Available="1", Callers="2",
+                           HoldTime="10", TalkTime="60", LongestHoldTime="45"),
+             AmiMessage.of(Event="QueueSummary", Queue="support", LoggedIn="0", Callers="", LongestHoldTime="0")]
+    assert queue_loads(items) == {"sales": QueueLoad(3, 2, 45), "support": QueueLoad(0, 0, 0)}

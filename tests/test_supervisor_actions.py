@@ -151,21 +151,26 @@ async def test_queue_add_remove_and_logout_with_asterisks_errors_made_clear(live
     assert out.json()["details"]["removed"] == ["collections", "support"]
     assert [m for m in live.sim.snapshot().members if m.interface == OP6] == []
 
-    static = await live.post(f"{op1}/logout")  # queues.conf members cannot be removed over AMI
-    assert static.status_code == 502 and "static member of sales" in static.json()["detail"]
+    static = await live.post(f"{op1}/logout")  # queues.conf members cannot be removed: paused instead
+    assert static.status_code == 200, static.text
+    assert static.json()["details"] == {"removed": [], "paused": ["sales"], "refused": {}}
+    assert "static member of sales" in static.json()["message"] and "logged out" in static.json()["message"]
+    member = live.member("sales", OP1)
+    assert (member.paused, member.reason) == (True, "logged out")
     with live.sessions() as s:
         assert s.get(AgentState, op6).logged_in is False
-        assert s.get(AgentState, op1).logged_in is True
+        assert s.get(AgentState, op1).logged_in is False
         assert s.scalars(select(AgentQueue.queue).where(AgentQueue.operator_id == op6)).all() == []
     assert live.audit() == [
         ("queue_add", "op6", "ok"), ("queue_add", "op6", "failed"), ("queue_remove", "op6", "ok"),
         ("queue_remove", "op6", "failed"), ("queue_add", "op6", "ok"), ("queue_add", "op6", "ok"),
-        ("logout", "op6", "ok"), ("logout", "op1", "failed"),
+        ("logout", "op6", "ok"), ("logout", "op1", "ok"),
     ]
     listing = (await live.http.get("/api/supervisor/agents")).json()
     by_login = {a["login"]: a for a in listing["agents"]}
     assert by_login["op6"]["logged_in"] is False and by_login["op6"]["queues"] == []
-    assert [q["queue"] for q in by_login["op1"]["queues"]] == ["sales"]
+    assert [(q["queue"], q["paused"], q["reason"]) for q in by_login["op1"]["queues"]] == [
+        ("sales", True, "logged out")]
 
 
 async def test_listen_rings_the_supervisor_and_chanspy_joins_the_agents_call(live: Live) -> None:

@@ -10,6 +10,7 @@ const view = {
   card: $("card-area"), form: $("note-form"), note: $("note"), disposition: $("disposition"),
   save: $("save-note"), target: $("note-target"), banner: $("connection"),
   transfer: $("transfer-form"), transferTo: $("transfer-department"),
+  consult: $("transfer-consult"), consultLabel: $("transfer-consult-label"),
 };
 
 let call = null; // {linkedid, queue, callerNum, callerName, card, state, since, clientId, mine}
@@ -39,6 +40,8 @@ function setState(state, { restartTimer = false, frozenSeconds = null } = {}) {
 const sinceOf = (message) => (message.replayed && message.at ? message.at * 1000 : true);
 
 function onPop(message) {
+  // After a consultation the colleague's desk pops the same call again: keep what they wrote.
+  const again = call && call.linkedid === message.linkedid ? call : null;
   call = {
     linkedid: message.linkedid, queue: message.queue, callerNum: message.caller_num,
     callerName: message.caller_name, card: message.card, since: Date.now(), clientId: null,
@@ -50,11 +53,20 @@ function onPop(message) {
     el("span", { class: "caller-number" }, number));
   view.queue.textContent = message.queue ? `${t("desk.queue")}: ${message.queue}` : "";
   view.form.hidden = false;
-  view.note.value = "";
-  view.disposition.selectedIndex = 0;
   view.save.disabled = false;
   setState("ringing", { restartTimer: sinceOf(message) });
   const matches = message.card.matches;
+  if (again) {
+    call.since = again.since;
+    const chosen = matches.find((client) => client.id === again.clientId);
+    if (chosen) {
+      chooseClient(chosen, matches.length > 1);
+      return;
+    }
+  } else {
+    view.note.value = "";
+    view.disposition.selectedIndex = 0;
+  }
   if (matches.length === 1) chooseClient(matches[0], false);
   else if (matches.length === 0) showNewCaller(caller);
   else showChooser(matches);
@@ -198,17 +210,29 @@ document.addEventListener("keydown", (event) => {
 function showTransfer(visible) {
   view.transfer.hidden = !visible;
   if (!visible) return;
-  const other = [...view.transferTo.options].find((option) => option.dataset.queue !== call.queue);
+  const other = [...view.transferTo.options].find((option) => option.dataset.queue
+    && option.dataset.queue !== call.queue);
   if (other) view.transferTo.value = other.value;
+  syncConsult();
+}
+
+// "Consult first" is for a colleague in person: a department's queue has nobody to consult.
+function syncConsult() {
+  const colleague = Boolean(view.transferTo.selectedOptions[0]?.dataset.operator);
+  view.consultLabel.hidden = !colleague;
+  if (!colleague) view.consult.checked = false;
 }
 
 async function transfer() {
   if (!call || view.transfer.hidden) return;
-  const department = view.transferTo.value;
+  const chosen = view.transferTo.selectedOptions[0];
+  const attended = Boolean(chosen.dataset.operator) && view.consult.checked;
+  const body = chosen.dataset.operator
+    ? { operator_id: Number(chosen.dataset.operator), attended } : { department: chosen.value };
   try {
     const done = await api(`/api/calls/${encodeURIComponent(call.linkedid)}/transfer`, {
-      method: "POST", body: { department } });
-    toast(t("transfer.done", { department: done.department }), "ok");
+      method: "POST", body });
+    toast(t(attended ? "transfer.consulting" : "transfer.done", { department: done.department }), "ok");
   } catch (error) {
     toast(t("transfer.failed", { error: error.message }), "error");
   }
@@ -218,6 +242,7 @@ view.transfer.addEventListener("submit", (event) => {
   event.preventDefault();
   transfer();
 });
+view.transferTo.addEventListener("change", syncConsult);
 view.transferTo.addEventListener("keydown", (event) => {
   if (event.key === "Enter") {
     event.preventDefault();

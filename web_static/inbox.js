@@ -25,12 +25,22 @@ function show(request) {
   $("request-title").textContent = `#${request.id} ${request.subject}`;
   $("request-body").textContent = request.body || request.contact || "";
   $("request-assignee").textContent = request.assignee || "—";
-  $("request-status").value = request.status;
+  showStatuses(request);
   $("assign-to").replaceChildren(...request.colleagues.map((person) =>
     el("option", { value: person.id, selected: person.id === request.assignee_id }, person.name)));
   $("request-history").replaceChildren(...request.history.map(historyLine));
   const row = document.querySelector(`tr[data-request-id="${request.id}"] .request-status`);
   if (row) row.textContent = label("requests.status", request.status);
+}
+
+// Only the moves the request can take: a closed request offers none, so its control is disabled.
+function showStatuses(request) {
+  const codes = [request.status, ...request.next_statuses];
+  $("request-status").replaceChildren(...codes.map((code) =>
+    el("option", { value: code, selected: code === request.status }, label("requests.status", code))));
+  const final = request.next_statuses.length === 0;
+  $("request-status").disabled = final;
+  $("status-go").disabled = final;
 }
 
 async function open(id) {

@@ -2,6 +2,8 @@
 // Waits and "for how long" tick here every second from the snapshot's epoch times (corrected
 // for this machine's clock), so the server only sends when something changed.
 // Colours come from each queue's thresholds in the snapshot; text is only set with textContent.
+// Every wall gets the queues (`wall`); the per-agent table (`wall_agents`) comes only after this
+// page told the server `{"view": "table"}`, so big-number screens don't pay for it.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
 import { el, formatSeconds, page, t } from "/static/common.js";
@@ -15,9 +17,12 @@ const view = {
   toggle: document.getElementById("view-toggle"),
   status: document.getElementById("wall-status"),
   banner: document.getElementById("wall-banner"),
+  chartQueue: document.getElementById("chart-queue"),
 };
 const STATES = ["available", "ringing", "on_call", "wrap_up", "paused", "offline"];
 let snapshot = null;
+let agents = null; // the latest `wall_agents` message, while the table is shown
+let socket = null;
 let offset = 0; // this machine's clock minus the server's, seconds
 let tableView = localStorage.getItem("wall.view") === "table";
 
@@ -110,7 +115,7 @@ function drawTables(snap, at) {
   view.agents.replaceChildren(
     head([t("wall.agent"), t("wall.state"), t("wall.for"), t("wall.call"), t("wall.handled"), t("wall.talk"),
       t("wall.pause")]),
-    ...snap.agents.map((a) => {
+    ...(agents ? agents.agents : []).map((a) => {
       const call = a.call || a.rings[0] || null;
       const talkNow = a.call ? at - a.call.since : 0;
       return row([a.name,
@@ -119,7 +124,7 @@ function drawTables(snap, at) {
         formatSeconds(a.since ? at - a.since : 0),
         call ? clientLabel(call) : "",
         a.handled_today, formatSeconds(a.talk_today - (a.call ? a.call.talk : 0) + talkNow),
-        formatSeconds(a.pause_today + (a.state === "paused" ? at - snap.at : 0))], { "data-interface": a.interface });
+        formatSeconds(a.pause_today + (a.state === "paused" ? at - agents.at : 0))], { "data-interface": a.interface });
     }));
   const waiting = snap.queues.flatMap((q) => q.waiting.map((c) => [q.name, c]));
   view.waiting.replaceChildren(
@@ -144,17 +149,34 @@ function setView(table) {
   view.big.hidden = table;
   view.toggle.textContent = table ? t("wall.view_big") : t("wall.view_table");
   view.toggle.setAttribute("aria-pressed", String(table));
+  tellView();
   draw();
+}
+
+function tellView() {
+  if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify({ view: tableView ? "table" : "big" }));
 }
 
 // ---- charts (uPlot, vendored) -----------------------------------------------------------
 
 const charts = {};
 
+function chartIntervals(snap) {
+  const chosen = view.chartQueue.value;
+  const names = snap.queues.map((q) => q.name);
+  if (names.join() !== [...view.chartQueue.options].slice(1).map((o) => o.value).join()) {
+    view.chartQueue.replaceChildren(el("option", { value: "" }, t("wall.totals")),
+      ...names.map((name) => el("option", { value: name }, name)));
+    view.chartQueue.value = names.includes(chosen) ? chosen : "";
+  }
+  const queue = snap.queues.find((q) => q.name === view.chartQueue.value);
+  return queue ? queue.intervals : snap.intervals;
+}
+
 function series(snap) {
   const step = 15 * 60;
   const last = Math.floor((snap.at - snap.day_start) / step);
-  const byStart = new Map(snap.intervals.map((i) => [Math.round(i.start), i]));
+  const byStart = new Map(chartIntervals(snap).map((i) => [Math.round(i.start), i]));
   const xs = [], answered = [], abandoned = [], sl = [];
   for (let i = 0; i <= last; i++) {
     const start = snap.day_start + i * step;
@@ -195,9 +217,15 @@ let backoff = 500;
 
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
-  const socket = new WebSocket(`${scheme}://${window.location.host}/ws/wall`);
+  socket = new WebSocket(`${scheme}://${window.location.host}/ws/wall`);
+  socket.addEventListener("open", tellView);
   socket.addEventListener("message", (event) => {
     const message = JSON.parse(event.data);
+    if (message.type === "wall_agents") {
+      agents = message;
+      if (tableView) draw();
+      return;
+    }
     if (message.type !== "wall") return;
     backoff = 500;
     view.banner.hidden = true;
@@ -223,6 +251,7 @@ function connect() {
 }
 
 view.toggle.addEventListener("click", () => setView(!tableView));
+view.chartQueue.addEventListener("change", () => snapshot && drawCharts(snapshot));
 setView(tableView);
 setInterval(draw, 1000);
 connect();

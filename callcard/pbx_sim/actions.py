@@ -70,6 +70,8 @@ def originate(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
     variables = parse_variables(req.get_all("Variable"))
     if not application and req.get("Exten"):
         return _originate_exten(pbx, now, req, aid, async_, (num, name), variables)
+    if application.lower() == "chanspy":
+        return _originate_spy(pbx, now, req, aid, async_, (num, name))
     if channel.lower() != "local/s@inbound":
         if not async_:
             return _error(aid, "Originate failed")
@@ -102,6 +104,21 @@ def _originate_exten(pbx: Pbx, now: float, req: Request, aid: str | None, async_
     return Outcome([m.response("Success", aid, "Originate successfully queued")], events)
 
 
+def _originate_spy(pbx: Pbx, now: float, req: Request, aid: str | None, async_: bool,
+                   caller: tuple[str, str]) -> Outcome:
+    """Listen/whisper/barge: the supervisor's phone rings, then ChanSpy joins the agent's channel."""
+    if not async_:
+        return _error(aid, "Originate failed")
+    channel, data = req.get("Channel"), req.get("Data")
+    timeout_ms = req.get("Timeout")
+    timeout = int(timeout_ms) / 1000 if timeout_ms.isdigit() and int(timeout_ms) > 0 else 30.0
+    events = pbx.spies.originate(now, aid, channel, data, caller, timeout,
+                                 (req.get("ChannelId"), req.get("OtherChannelId")))
+    if events is None:
+        events = [m.originate_response(aid, False, channel, "ChanSpy", data, 0, "<unknown>", *caller, None)]
+    return Outcome([m.response("Success", aid, "Originate successfully queued")], events)
+
+
 def hangup(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
     channel = req.get("Channel")
     if not channel:
@@ -117,6 +134,30 @@ def redirect(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
         return _error(aid, "Channel not specified")
     events = pbx.redirect(now, channel, req.get("Context"), req.get("Exten"))
     return Outcome([m.response("Success", aid, "Redirect successful")], events)
+
+
+def atxfer(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
+    """Attended transfer from the operator's leg in a call: it consults Exten@Context first."""
+    channel, exten = req.get("Channel"), req.get("Exten")
+    if not channel:
+        return _error(aid, "No channel specified")
+    if not exten:
+        return _error(aid, "No extension specified")
+    events = pbx.atxfer(now, channel, exten, req.get("Context"))
+    return Outcome([m.response("Success", aid, "Atxfer successfully queued")], events)
+
+
+def setvar(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
+    """Setvar on a live channel (a transfer sets TRANSFER_TO before its Redirect)."""
+    name, channel = req.get("Variable"), req.get("Channel")
+    if not name:
+        return _error(aid, "No variable specified")
+    found = pbx.find_channel(channel) if channel else None
+    if found is None:
+        return _error(aid, "Channel not found")
+    ch = found[2]
+    ch.variables[name] = req.get("Value")
+    return Outcome([m.response("Success", aid, "Variable Set")], [m.var_set(ch, name, req.get("Value"))])
 
 
 def _list(aid: str | None, message: str, items: list[Message], complete: str) -> Outcome:
@@ -188,7 +229,8 @@ def command(pbx: Pbx, now: float, req: Request, aid: str | None) -> Outcome:
 
 
 ACTIONS: dict[str, Callable[[Pbx, float, Request, str | None], Outcome]] = {
-    "ping": ping, "originate": originate, "hangup": hangup, "redirect": redirect,
+    "ping": ping, "originate": originate, "hangup": hangup, "redirect": redirect, "setvar": setvar,
+    "atxfer": atxfer,
     "queuestatus": queue_status, "queuesummary": queue_summary, "coreshowchannels": core_show_channels,
     "queuepause": queue_pause, "queueadd": queue_add, "queueremove": queue_remove,
     "queuepenalty": queue_penalty, "command": command,

@@ -279,6 +279,22 @@ def bridge_destroy(bridge_id: str) -> Message:
     return _event("BridgeDestroy", "call", _bridge(bridge_id, 0))
 
 
+def attended_transfer(transferer: Channel, orig: tuple[str, int], second: tuple[str, int], transferee: Channel,
+                      target: Channel, dest_bridge: str) -> Message:
+    """AttendedTransfer (Result Success, bridges merged) in stasis_bridges.c's order; an Atxfer from
+    one channel makes it both OrigTransferer and SecondTransferer. `orig`/`second`: (bridge, count)."""
+    return _event("AttendedTransfer", "call", [("Result", "Success")],
+                  channel_block(transferer, "OrigTransferer"), [(f"Orig{k}", v) for k, v in _bridge(*orig)],
+                  channel_block(transferer, "SecondTransferer"), [(f"Second{k}", v) for k, v in _bridge(*second)],
+                  channel_block(transferee, "Transferee"), channel_block(target, "TransferTarget"),
+                  [("IsExternal", "No"), ("DestType", "Bridge"), ("DestBridgeUniqueid", dest_bridge)])
+
+
+def chan_spy(kind: str, spyer: Channel, spyee: Channel) -> Message:
+    """ChanSpyStart / ChanSpyStop: the supervisor's channel as `Spyer`, the agent's as `Spyee`."""
+    return _event(kind, "call", channel_block(spyer, "Spyer"), channel_block(spyee, "Spyee"))
+
+
 # --- CDR and CEL ----------------------------------------------------------------------
 
 def _clock(epoch: float | None) -> str:

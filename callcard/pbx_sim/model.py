@@ -14,10 +14,13 @@ from dataclasses import dataclass, field
 
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.agi import AgiLeg, AgiStep
+from callcard.pbx_sim.atxfer import Consultations
 from callcard.pbx_sim.messages import Message
 from callcard.pbx_sim.outbound import OutboundCalls
+from callcard.pbx_sim.spy import SpyCalls, SpyState
 
 NOT_INUSE, INUSE = 1, 2
+TRANSFER_RING_SECONDS = 30.0  # [transfer] colleague: Dial(${TRANSFER_TO},30), then back to the queue
 
 
 # --- configuration --------------------------------------------------------------------
@@ -120,7 +123,8 @@ class Member:
 
 @dataclass
 class Ring:
-    """One member leg (a Local pair) rung for a caller; after answer it is the talking leg."""
+    """One member leg (a Local pair) rung for a caller; after answer it is the talking leg.
+    `queue` is empty for a dialplan Dial() outside any queue (personal manager, colleague)."""
 
     member: Member
     queue: str
@@ -149,6 +153,7 @@ class Call:
     talking: Ring | None = None
     hold: int = 0
     last_dest: str = ""
+    priority: int = 0  # QUEUE_PRIO: placed ahead of waiting callers with a lower one
     agi: AgiLeg | None = None  # set while the inner channel runs AGI() (IVR=1)
 
     @property
@@ -209,6 +214,7 @@ class Snapshot:
     calls: list[CallState]
     members: list[MemberState]
     channels: list[str]
+    spies: list[SpyState] = field(default_factory=list)
 
 
 class PbxError(Exception):
@@ -240,6 +246,8 @@ class Pbx:
         self._dispatched_at = start
         self._rng = random.Random(config.seed)
         self.outbound = OutboundCalls(self)
+        self.spies = SpyCalls(self)
+        self.consults = Consultations(self)
 
     @staticmethod
     def _member(mc: MemberConfig, login: int, dynamic: bool = False) -> Member:
@@ -261,7 +269,7 @@ class Pbx:
                     due.append((ring.timeout_at, lambda t, c=call, r=ring: self._ring_timeout(c, r, t)))
                 elif ring.hangup_at is not None:
                     due.append((ring.hangup_at, lambda t, c=call: self._agent_hangs_up(c, t)))
-        return due + self.outbound.due()
+        return due + self.outbound.due() + self.spies.due() + self.consults.due()
 
     def next_deadline(self) -> float | None:
         """Simulated time of the next thing that will happen on its own (None: nothing pending)."""
@@ -311,12 +319,13 @@ class Pbx:
             out += [call.outer, call.inner]
             for ring in call.rings:
                 out += [ring.one, ring.two]
-        return out + self.outbound.channels()
+        return out + self.outbound.channels() + self.spies.channels() + self.consults.channels()
 
     # --- member status ----------------------------------------------------------------
 
     def _busy(self) -> set[str]:
-        return {r.member.state_interface for c in self.calls.values() for r in c.rings} | self.outbound.busy()
+        busy = {r.member.state_interface for c in self.calls.values() for r in c.rings}
+        return busy | self.outbound.busy() | self.spies.busy() | self.consults.busy()
 
     def status(self, member: Member) -> int:
         """A Local state interface is INUSE (2) as soon as a leg exists, ringing included."""
@@ -419,23 +428,58 @@ class Pbx:
         return step.end_events + (self._caller_gone(call, now, 16) if step.hangup else [])
 
     def agi_done(self, now: float, linkedid: str, status: str) -> list[Message]:
-        """The AGI script closed the socket (SUCCESS) or nobody listened (FAILURE): on to Queue(${QUEUE})."""
+        """The AGI script closed the socket (SUCCESS) or nobody listened (FAILURE): the personal
+        manager's phone first when the IVR set MANAGER_IFACE, else on to Queue(${QUEUE})."""
         call = self.calls.get(linkedid)
         if call is None or call.agi is None:
             return []
         call.agi = None
         two = call.inner
         queue = two.variables.get("QUEUE") or "sales"
+        manager = two.variables.get("MANAGER_IFACE", "")
         two.variables["AGISTATUS"] = status
         ev = [m.var_set(two, "AGISTATUS", status)]
-        for prio, app, data in ((11, "NoOp", f"AGISTATUS={status} QUEUE={queue}"), (12, "Goto", "queue"),
-                                (6, "Set", f"QUEUE={queue}")):
+        for prio, app, data in ((11, "NoOp", f"AGISTATUS={status} QUEUE={queue}"),
+                                (12, "GotoIf", f'{int(not manager)}?queue')):
+            two.priority, two.application, two.app_data = prio, app, data
+            ev.append(m.newexten(two, app, data))
+        if not manager:
+            return ev + self._dialplan_queue(call, now)
+        ring = two.variables.get("MANAGER_RING", "")
+        seconds = float(ring) if ring.isdigit() and int(ring) > 0 else 15.0
+        two.priority, two.application, two.app_data = 13, "Dial", f"{manager},{seconds:g}"
+        ev.append(m.newexten(two, "Dial", two.app_data))
+        return ev + self._ring(call, None, self._direct_member(manager, now), now, seconds)
+
+    def _dialplan_queue(self, call: Call, now: float) -> list[Message]:
+        """The `queue` label: Set(QUEUE_PRIO=${IVR_PRIORITY}), Queue(${QUEUE},tT)."""
+        two = call.inner
+        queue = two.variables.get("QUEUE") or "sales"
+        priority = two.variables.get("IVR_PRIORITY", "")
+        call.priority = int(priority) if priority.isdigit() else 0
+        ev = []
+        for prio, app, data in ((6, "Set", f"QUEUE={queue}"), (7, "Set", f"QUEUE_PRIO={call.priority}")):
             two.priority, two.application, two.app_data = prio, app, data
             ev.append(m.newexten(two, app, data))
         two.variables["QUEUE"] = queue
-        ev.append(m.var_set(two, "QUEUE", queue))
-        two.priority = 7
+        two.variables["QUEUE_PRIO"] = str(call.priority)
+        ev += [m.var_set(two, "QUEUE", queue), m.var_set(two, "QUEUE_PRIO", str(call.priority))]
+        two.priority = 8
         return ev + self._enter_queue(call, queue, now) + self._dispatch(now)
+
+    def _direct_member(self, interface: str, now: float) -> Member:
+        """The phone a plain Dial() rings: the queue member with that interface, else a bare one."""
+        base = local_parts(interface)[0]
+        for q in self.queues.values():
+            for member in q.members:
+                if local_parts(member.interface)[0] == base:
+                    return member
+        return self._member(MemberConfig(interface, interface), int(now))
+
+    def _behaviour(self, interface: str) -> AgentBehaviour:
+        base = local_parts(interface)[0]
+        found = self.agents.get(interface) or self.agents.get(f"{base}/n") or self.agents.get(base)
+        return found or AgentBehaviour(None, 0.0)
 
     def _enter_queue(self, call: Call, queue: str, now: float) -> list[Message]:
         call.inner.application, call.inner.app_data = "Queue", f"{queue},tT"
@@ -445,11 +489,12 @@ class Pbx:
             ev += self._hangup_caller(call, now, 16)
             del self.calls[call.linkedid]
             return ev
-        q.callers.append(call)
+        position = next((i for i, c in enumerate(q.callers) if c.priority < call.priority), len(q.callers))
+        q.callers.insert(position, call)
         call.queue, call.joined, call.next_try = queue, now, now
-        call.original_position = len(q.callers)
+        call.original_position = position + 1
         ev += [m.device_state_change(f"Queue:{queue}", "RINGING"),
-               m.queue_caller_join(call.inner, queue, len(q.callers), len(q.callers)),
+               m.queue_caller_join(call.inner, queue, position + 1, len(q.callers)),
                m.moh_start(call.inner)]
         return ev
 
@@ -487,14 +532,17 @@ class Pbx:
                     ev += self._ring(call, q, member, now)
         return ev
 
-    def _ring(self, call: Call, q: Queue, member: Member, now: float) -> list[Message]:
+    def _ring(self, call: Call, q: Queue | None, member: Member, now: float,
+              timeout: float = 0.0) -> list[Message]:
+        """Ring `member` for the caller: by app_queue (`q`, AgentCalled first) or by a plain Dial()
+        for `timeout` seconds (no AgentCalled: only DialBegin/DialState/DialEnd, as Asterisk)."""
         before = self._busy()
         base, exten, context = local_parts(member.interface)
         one, two = self._pair(base, context, exten, now, call.linkedid)
         ev: list[Message] = [m.cel(one, "CHAN_START", now), m.cel(two, "CHAN_START", now),
                              m.newchannel(one), m.newchannel(two)]
-        one.application, one.app_data = "AppQueue", "(Outgoing Line)"
-        ev.append(m.newexten(one, "AppQueue", "(Outgoing Line)"))
+        one.application, one.app_data = "AppQueue" if q else "AppDial", "(Outgoing Line)"
+        ev.append(m.newexten(one, one.application, one.app_data))
         one.cid_num, one.cid_name = call.inner.cid_num, call.inner.cid_name
         ev.append(m.new_callerid(one))
         one.exten = "s"
@@ -502,12 +550,14 @@ class Pbx:
         ev.append(m.new_connected_line(one))
         two.cid_num, two.cid_name = one.cid_num, one.cid_name
         two.con_num, two.con_name = one.cid_num, one.cid_name
-        ev += [m.new_callerid(two), m.new_connected_line(two), m.local_bridge(one, two, False),
-               m.agent_called(call.inner, one, q.name, member),
-               m.dial_begin(call.inner, one, member.interface)]
-        behaviour = self.agents.get(member.interface, AgentBehaviour(None, 0.0))
+        ev += [m.new_callerid(two), m.new_connected_line(two), m.local_bridge(one, two, False)]
+        if q is not None:
+            ev.append(m.agent_called(call.inner, one, q.name, member))
+        ev.append(m.dial_begin(call.inner, one, member.interface))
+        behaviour = self._behaviour(member.interface)
         answer_at = None if behaviour.answer_after is None else now + behaviour.answer_after
-        ring = Ring(member, q.name, one, two, now, answer_at, now + q.timeout, behaviour.talk)
+        timeout_at = now + (q.timeout if q else timeout)
+        ring = Ring(member, q.name if q else "", one, two, now, answer_at, timeout_at, behaviour.talk)
         call.rings.append(ring)
         call.last_dest = one.name
         if behaviour.answer_after == 0:
@@ -531,7 +581,6 @@ class Pbx:
         return self._answer_legs(ring, now) + self._connect(call, ring, now)
 
     def _connect(self, call: Call, ring: Ring, now: float) -> list[Message]:
-        q = self.queues[call.queue]
         ring.answered = now
         ring.hangup_at = now + ring.talk
         ring.two.priority, ring.two.application, ring.two.app_data = 3, "Wait", f"{ring.talk:g}"
@@ -540,16 +589,18 @@ class Pbx:
         for other in [r for r in call.rings if r is not ring]:
             ev += [m.dial_end(call.inner, other.one, "CANCEL")] + self._drop_legs(call, other, now, 0)
         ev += self._status_changes(before)
-        ev.append(m.moh_stop(call.inner))
-        position = q.callers.index(call) + 1
-        q.callers.remove(call)
-        ev.append(m.queue_caller_leave(call.inner, q.name, position, len(q.callers)))
-        call.hold = int(now) - int(call.joined)
         call.talking = ring
-        q.holdtime = (q.holdtime * 3 + call.hold) >> 2
         ring.member.in_call = True
-        ev.append(m.agent_connect(call.inner, ring.one, q.name, ring.member, call.hold,
-                                  int(now) - int(ring.started)))
+        if ring.queue:
+            q = self.queues[ring.queue]
+            ev.append(m.moh_stop(call.inner))
+            position = q.callers.index(call) + 1
+            q.callers.remove(call)
+            ev.append(m.queue_caller_leave(call.inner, q.name, position, len(q.callers)))
+            call.hold = int(now) - int(call.joined)
+            q.holdtime = (q.holdtime * 3 + call.hold) >> 2
+            ev.append(m.agent_connect(call.inner, ring.one, q.name, ring.member, call.hold,
+                                      int(now) - int(ring.started)))
         bridge = str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
         ring.one.bridge = call.inner.bridge = bridge
         ev += [m.bridge_create(bridge), m.bridge_enter(bridge, 1, ring.one),
@@ -558,6 +609,8 @@ class Pbx:
         return ev
 
     def _ring_timeout(self, call: Call, ring: Ring, now: float) -> list[Message]:
+        if not ring.queue:
+            return self._dial_failed(call, ring, now, "NOANSWER", 0)
         before = self._busy()
         ms = round((now - ring.started) * 1000)
         ev = [m.agent_ring_no_answer(call.inner, ring.one, ring.queue, ring.member, ms),
@@ -566,6 +619,12 @@ class Pbx:
         if not call.rings:
             call.next_try = now + self.queues[call.queue].retry
         return ev
+
+    def _dial_failed(self, call: Call, ring: Ring, now: float, status: str, cause: int) -> list[Message]:
+        """A plain Dial() nobody took (no answer, rejected): the dialplan goes on to Queue(${QUEUE})."""
+        before = self._busy()
+        ev = [m.dial_end(call.inner, ring.one, status)] + self._drop_legs(call, ring, now, cause)
+        return ev + self._status_changes(before) + self._dialplan_queue(call, now)
 
     def _drop_legs(self, call: Call, ring: Ring, now: float, cause: int) -> list[Message]:
         """Hang up an unanswered member leg pair (cancelled or rang out)."""
@@ -597,9 +656,21 @@ class Pbx:
         call.queue = ""
         return ev
 
+    def _cancel_dial(self, call: Call, now: float) -> list[Message]:
+        """The caller leaves a plain Dial() that still rings (hangup or Redirect)."""
+        ev: list[Message] = []
+        for ring in list(call.rings):
+            ev += [m.dial_end(call.inner, ring.one, "CANCEL")] + self._drop_legs(call, ring, now, 0)
+        return ev
+
     def _complete(self, call: Call, now: float, reason: str, with_dest: bool) -> list[Message]:
         ring = call.talking
         assert ring is not None
+        ring.member.in_call = False
+        call.talking = None
+        call.queue = ""
+        if not ring.queue:
+            return []  # a plain Dial(): no app_queue, no AgentComplete
         q = self.queues[ring.queue]
         talk = int(now) - int(ring.answered or now)
         q.completed += 1
@@ -607,9 +678,6 @@ class Pbx:
         q.talktime = talk if q.completed == 1 else (q.talktime * 3 + talk) >> 2
         ring.member.calls_taken += 1
         ring.member.last_call = int(now)
-        ring.member.in_call = False
-        call.talking = None
-        call.queue = ""
         return [m.agent_complete(call.inner, ring.one if with_dest else None, q.name, ring.member,
                                  call.hold, talk, reason)]
 
@@ -629,10 +697,14 @@ class Pbx:
         return ev
 
     def _agent_hangs_up(self, call: Call, now: float) -> list[Message]:
+        consult = self.consults.of(call)
+        if consult is not None and consult.target.answered is not None:
+            return self.consults.complete(consult, now) + self._dispatch(now)
+        ev = self.consults.end(consult, now, "CANCEL", 0) if consult is not None else []
         ring = call.talking
         assert ring is not None
         before = self._busy()
-        ev = self._release_agent(call, ring, now, first=True)
+        ev += self._release_agent(call, ring, now, first=True)
         ev += self._complete(call, now, "agent", with_dest=False)
         ev += self._hangup_caller(call, now, 16, answered_by=ring.one.name)
         del self.calls[call.linkedid]
@@ -656,10 +728,12 @@ class Pbx:
 
     def _caller_gone(self, call: Call, now: float, cause: int) -> list[Message]:
         """The caller hangs up: abandon while waiting, AgentComplete(caller) while talking."""
+        consult = self.consults.of(call)
+        pre = self.consults.end(consult, now, "CANCEL", 0) if consult is not None else []
         before = self._busy()
         ring = call.talking
         if ring is None:
-            ev = self._leave_waiting(call, now) if call.queue else []
+            ev = self._leave_waiting(call, now) if call.queue else self._cancel_dial(call, now)
             ev += self._hangup_caller(call, now, cause)
         else:
             ev = [m.bridge_leave(call.inner.bridge, 1, call.inner)]
@@ -668,13 +742,17 @@ class Pbx:
             ev += self._hangup_caller(call, now, cause, answered_by=ring.one.name)
             ev += self._release_agent(call, ring, now, first=False)
         del self.calls[call.linkedid]
-        return ev + self._status_changes(before) + self._dispatch(now)
+        return pre + ev + self._status_changes(before) + self._dispatch(now)
 
     # --- actions and the control API --------------------------------------------------
 
     def hangup(self, now: float, channel: str, cause: int) -> list[Message]:
         """AMI Hangup: raises PbxError('No such channel') for unknown names."""
         outbound = self.outbound.hangup(now, channel)
+        if outbound is None:
+            outbound = self.spies.hangup(now, channel)
+        if outbound is None:
+            outbound = self.consults.hangup(now, channel)
         if outbound is not None:
             return outbound
         found = self.find_channel(channel)
@@ -685,6 +763,8 @@ class Pbx:
             return self._caller_gone(call, now, cause)
         if ring.answered is not None:
             return self._agent_hangs_up(call, now)
+        if not ring.queue:
+            return self._dial_failed(call, ring, now, "BUSY", cause)
         before = self._busy()
         ev = [m.dial_end(call.inner, ring.one, "BUSY")] + self._drop_legs(call, ring, now, cause)
         ev += self._status_changes(before)
@@ -693,12 +773,16 @@ class Pbx:
         return ev
 
     def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message]:
-        """Blind transfer of a caller (;2) to `[queues] <queue>`: leave the queue or agent, join the other."""
+        """Blind transfer of a caller (;2): leave the queue, agent or Dial(), then `[queues] <queue>`
+        joins that queue and `[transfer] colleague` Dials ${TRANSFER_TO} (a colleague's phone)."""
         found = self.find_channel(channel)
         if found is None:
             raise PbxError(f"Channel does not exist: {channel}")
         call, ring, ch = found
-        if ring is not None or ch is not call.inner or context != "queues" or exten not in self.queues:
+        colleague = call.inner.variables.get("TRANSFER_TO", "") if context == "transfer" else ""
+        to_queue = context == "queues" and exten in self.queues
+        if ring is not None or ch is not call.inner or not (to_queue or (colleague and exten == "colleague")) \
+                or self.consults.of(call) is not None:
             raise PbxError("Redirect failed")
         before = self._busy()
         if call.talking is not None:
@@ -710,18 +794,30 @@ class Pbx:
         elif call.queue:
             ev = self._leave_waiting(call, now)
         else:
-            ev = []
+            ev = self._cancel_dial(call, now)
         ev += self._status_changes(before)
-        call.inner.context, call.inner.exten, call.inner.priority = "queues", exten, 1
+        call.inner.context, call.inner.exten, call.inner.priority = context, exten, 1
+        if colleague:
+            call.inner.application, call.inner.app_data = "Dial", f"{colleague},{TRANSFER_RING_SECONDS:g}"
+            ev.append(m.newexten(call.inner, "Dial", call.inner.app_data))
+            return ev + self._ring(call, None, self._direct_member(colleague, now), now, TRANSFER_RING_SECONDS)
         return ev + self._enter_queue(call, exten, now) + self._dispatch(now)
+
+    def atxfer(self, now: float, channel: str, exten: str, context: str) -> list[Message]:
+        """AMI Atxfer on an operator's leg: consult `exten@context` first (see `atxfer.py`)."""
+        return self.consults.start(now, channel, exten, context)
 
     def answer(self, now: float, interface: str) -> list[Message]:
         """The human operator behind `interface` picks up the ringing leg."""
         for call in self.calls.values():
             for ring in call.rings:
-                if ring.member.interface == interface and ring.answered is None:
+                if _same_phone(ring.member.interface, interface) and ring.answered is None:
                     return self._answer(call, ring, now)
         outbound = self.outbound.answer(now, interface)
+        if outbound is None:
+            outbound = self.spies.answer(now, interface)
+        if outbound is None:
+            outbound = self.consults.answer(now, interface)
         if outbound is not None:
             return outbound
         raise PbxError(f"{interface} is not ringing")
@@ -730,9 +826,13 @@ class Pbx:
         """The operator hangs up: ends the talk (Reason agent) or rejects a ringing leg."""
         for call in self.calls.values():
             for ring in call.rings:
-                if ring.member.interface == interface:
+                if _same_phone(ring.member.interface, interface):
                     return self.hangup(now, ring.two.name, 16) + self._dispatch(now)
         outbound = self.outbound.hangup_agent(now, interface)
+        if outbound is None:
+            outbound = self.spies.hangup_agent(now, interface)
+        if outbound is None:
+            outbound = self.consults.hangup_agent(now, interface)
         if outbound is not None:
             return outbound
         raise PbxError(f"{interface} has no call")
@@ -840,7 +940,13 @@ class Pbx:
         return Snapshot(
             waiting={q.name: [c.linkedid for c in q.callers] for q in self.queues.values()},
             calls=calls, members=members, channels=[ch.name for ch in self.channels()],
+            spies=self.spies.states(),
         )
+
+
+def _same_phone(a: str, b: str) -> bool:
+    """`Local/102@agents/n` (a queue member) and `Local/102@agents` (a Dial()) ring the same phone."""
+    return local_parts(a)[0] == local_parts(b)[0]
 
 
 def _caller_id(call: Call) -> str:

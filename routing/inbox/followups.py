@@ -35,6 +35,12 @@ class FollowUps:
         self._sessions = sessions
         self._region = region
 
+    @staticmethod
+    def concerns(event: CallEvent) -> bool:
+        """Whether `apply` could act on this event: an inbound call that ended missed or abandoned."""
+        return (event.kind is CallEventKind.ENDED and event.outcome in FOLLOW_UP_OUTCOMES
+                and event.direction == "inbound")
+
     def apply(self, event: CallEvent) -> bool:
         """True when this event created a callback task."""
         why = FOLLOW_UP_OUTCOMES.get(event.outcome) if event.outcome is not None else None
@@ -64,7 +70,9 @@ class FollowUps:
                     getting.cancel()
                     break
                 try:
-                    await asyncio.to_thread(self.apply, CallEvent.from_dict(getting.result()))
+                    event = CallEvent.from_dict(getting.result())
+                    if self.concerns(event):  # most events cannot: they skip the worker thread
+                        await asyncio.to_thread(self.apply, event)
                 except Exception:  # one bad event must not stop the follow-ups of every later call
                     log.exception("follow-ups: could not handle %.200r", getting.result())
         finally:

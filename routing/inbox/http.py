@@ -1,5 +1,8 @@
 """Requests over HTTP: the department inbox page, the desk's request API and the public web form.
 
+Every route that shows or changes a request checks that it is one of the operator's
+departments' (`service.check_access`); supervisors and admins see all of them.
+
 The public form needs no login, so it is small by construction: a size cap on every field,
 a honeypot field that people leave empty and bots fill, and a per-address rate limit.
 """
@@ -14,11 +17,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
-from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agent_desk.auth import CurrentOperator, api_operator, api_writer, page_operator
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
-from crm_core.models import Department, Operator, as_utc
+from crm_core.models import Operator, as_utc
 from crm_core.models import Request as RequestRow
 from routing.inbox import intake, service
 
@@ -74,8 +77,16 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _call(request: Request, work: Any) -> Any:
+def _call(request: Request, work: Any, operator: CurrentOperator | None = None, request_id: int = 0) -> Any:
+    """Run `work` in a transaction, after the access check when an operator and a request are named."""
     with request.app.state.desk.sessions.begin() as session:
+        if operator is not None:
+            try:
+                service.check_access(session, request_id, operator.id, operator.role)
+            except service.RequestForbidden as exc:
+                raise HTTPException(403, str(exc)) from None
+            except service.RequestError as exc:
+                raise HTTPException(404, str(exc)) from None
         try:
             return work(session)
         except service.RequestError as exc:
@@ -91,32 +102,45 @@ def create(request: Request, operator: Writer, body: RequestIn) -> dict[str, Any
 
 @router.get("/api/requests/{request_id}", tags=["requests"])
 def show(request: Request, operator: Reader, request_id: int) -> dict[str, Any]:
-    with request.app.state.desk.sessions() as session:
+    """The request with its history and whom it may be assigned to."""
+
+    def work(session: Session) -> dict[str, Any]:
         row = session.get(RequestRow, request_id)
-        if row is None:
-            raise HTTPException(404)
         events = [{"at": as_utc(e.at).isoformat(), "kind": e.kind, "value": e.value, "text": e.text,
-                   "author_id": e.author_id} for e in service.history(session, request_id)]
-        return {**_row(row, _now()), "body": row.body, "history": events}
+                   "author_id": e.author_id, "author": e.author.name if e.author else "",
+                   "assignee": _name(session, e.value) if e.kind == "assigned" else ""}
+                  for e in service.history(session, request_id)]
+        people = [{"id": o.id, "name": o.name} for o in service.colleagues(session, row.department_id)]
+        return {**_row(row, _now()), "body": row.body, "history": events, "colleagues": people,
+                "assignee": row.assignee.name if row.assignee else "",
+                "next_statuses": list(service.NEXT_STATUSES.get(row.status, ()))}
+
+    return _call(request, work, operator, request_id)
+
+
+def _name(session: Session, operator_id: str) -> str:
+    operator = session.get(Operator, int(operator_id)) if operator_id.isdigit() else None
+    return operator.name if operator is not None else operator_id
 
 
 @router.post("/api/requests/{request_id}/status", tags=["requests"])
 def status(request: Request, operator: Writer, request_id: int, body: StatusIn) -> dict[str, Any]:
     follow_up = timedelta(minutes=body.follow_up_minutes) if body.follow_up_minutes else None
     created = _call(request, lambda s: service.change_status(s, request_id, body.status, operator.id, _now(),
-                                                             follow_up))
+                                                             follow_up), operator, request_id)
     return {"id": request_id, "status": body.status, "follow_up_id": created.id if created else None}
 
 
 @router.post("/api/requests/{request_id}/comment", status_code=201, tags=["requests"])
 def add_comment(request: Request, operator: Writer, request_id: int, body: CommentIn) -> dict[str, Any]:
-    _call(request, lambda s: service.comment(s, request_id, operator.id, body.text, _now()))
+    _call(request, lambda s: service.comment(s, request_id, operator.id, body.text, _now()), operator, request_id)
     return {"id": request_id}
 
 
 @router.post("/api/requests/{request_id}/assign", tags=["requests"])
 def assign(request: Request, operator: Writer, request_id: int, body: AssignIn) -> dict[str, Any]:
-    _call(request, lambda s: service.assign(s, request_id, body.operator_id, operator.id, _now()))
+    _call(request, lambda s: service.assign(s, request_id, body.operator_id, operator.id, _now()), operator,
+          request_id)
     return {"id": request_id, "assignee_id": body.operator_id}
 
 
@@ -126,12 +150,7 @@ def inbox_page(request: Request, operator: Annotated[CurrentOperator, Depends(pa
     """The inbox of one of the operator's departments (any department for supervisors and admins)."""
     now = _now()
     with request.app.state.desk.sessions() as session:
-        me = session.get(Operator, operator.id)
-        mine = [d for d in (me.departments if me else [])]
-        if operator.role in ("supervisor", "admin"):
-            mine = list(session.scalars(select(Department).order_by(Department.code)))
-        mine += [d for d in session.scalars(select(Department).where(Department.head_id == operator.id))
-                 if d not in mine]
+        mine = service.departments_of(session, operator.id, operator.role)
         chosen = next((d for d in mine if d.code == department), mine[0] if mine else None)
         rows = [_row(r, now) for r in service.inbox(session, chosen.id)] if chosen else []
         tabs = [(d.code, d.name) for d in mine]

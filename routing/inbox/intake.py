@@ -7,10 +7,12 @@ characters instead of failing, because one broken message must not stop an impor
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -111,3 +113,21 @@ def import_eml_dir(sessions: sessionmaker[Session], directory: Path, now: dateti
             created.append(file_request(session, incoming, "email", now, region).id)
         path.rename(path.with_name(path.name + ".done"))
     return created
+
+
+async def watch_eml_dir(sessions: sessionmaker[Session], directory: Path, stop: asyncio.Event,
+                        every: float = 5.0, region: str = "RU",
+                        clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+    """Import the drop folder every `every` seconds until `stop`; a round that fails (folder gone,
+    database down) is logged and the next one tries again."""
+    while not stop.is_set():
+        try:
+            created = await asyncio.to_thread(import_eml_dir, sessions, directory, clock(), region)
+            if created:
+                log.info("e-mail drop folder %s: filed requests %s", directory, created)
+        except Exception:
+            log.exception("e-mail drop folder %s: this round failed; retrying in %.0f s", directory, every)
+        try:
+            await asyncio.wait_for(stop.wait(), every)
+        except TimeoutError:
+            pass

@@ -31,6 +31,8 @@ REQUEST_TYPES = {
     "callback": RequestType("sales", timedelta(minutes=15)),  # "call back within 15 minutes"
 }
 STATUSES = ("open", "in_progress", "closed")
+# Where a request may go from each status: closed is final (a follow-up is a new request).
+NEXT_STATUSES = {"open": ("in_progress", "closed"), "in_progress": ("open", "closed"), "closed": ()}
 
 
 class RequestError(ValueError):
@@ -108,7 +110,7 @@ def change_status(
     if status not in STATUSES:
         raise RequestError(f"unknown status {status!r}")
     request = _get(session, request_id)
-    if request.status == "closed":
+    if not NEXT_STATUSES.get(request.status):
         raise RequestError("the request is closed already")
     request.status = status
     session.add(RequestEvent(request_id=request.id, at=now, author_id=author_id, kind="status", value=status))
@@ -124,10 +126,54 @@ def change_status(
     )
 
 
-def assign(session: Session, request_id: int, assignee_id: int, author_id: int | None, now: datetime) -> None:
+SEES_ALL = ("supervisor", "admin")
+
+
+class RequestForbidden(PermissionError):
+    """The operator may not see or change this request: it is another department's."""
+
+
+def departments_of(session: Session, operator_id: int, role: str) -> list[Department]:
+    """The departments whose requests an operator works with: supervisors and admins all of them,
+    everyone else the ones they belong to and the ones they head."""
+    everything = list(session.scalars(select(Department).order_by(Department.code)))
+    if role in SEES_ALL:
+        return everything
+    operator = session.get(Operator, operator_id)
+    mine = {d.id for d in operator.departments} if operator is not None else set()
+    return [d for d in everything if d.id in mine or d.head_id == operator_id]
+
+
+def check_access(session: Session, request_id: int, operator_id: int, role: str) -> Request:
+    """The request, if the operator may see and change it; a request of no department is the
+    supervisors' to sort out."""
     request = _get(session, request_id)
-    if session.get(Operator, assignee_id) is None:
+    if role in SEES_ALL:
+        return request
+    if request.department_id not in {d.id for d in departments_of(session, operator_id, role)}:
+        raise RequestForbidden(f"request {request_id} belongs to another department")
+    return request
+
+
+def colleagues(session: Session, department_id: int | None) -> list[Operator]:
+    """Who a department's request can be assigned to: its active members and its head."""
+    department = session.get(Department, department_id) if department_id is not None else None
+    if department is None:
+        return []
+    people = {o.id: o for o in department.operators if o.active}
+    if department.head is not None and department.head.active:
+        people[department.head.id] = department.head
+    return sorted(people.values(), key=lambda o: o.name)
+
+
+def assign(session: Session, request_id: int, assignee_id: int, author_id: int | None, now: datetime) -> None:
+    """Assign to someone of the request's department (a supervisor may pick anyone)."""
+    request = _get(session, request_id)
+    assignee = session.get(Operator, assignee_id)
+    if assignee is None:
         raise RequestError(f"no operator {assignee_id}")
+    if assignee.role not in SEES_ALL and assignee not in colleagues(session, request.department_id):
+        raise RequestError(f"{assignee.name} does not work in this request's department")
     request.assignee_id = assignee_id
     session.add(RequestEvent(request_id=request.id, at=now, author_id=author_id, kind="assigned",
                              value=str(assignee_id)))

@@ -52,9 +52,14 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     expect(page.locator("#request-history li")).to_have_count(5)
     expect(page.locator("#request-history li").last).to_contain_text("Звонил, не дозвонился")
     expect(page.locator('#request-history li[data-kind="assigned"]').last).to_contain_text("Дмитрий Козлов")
+    expect(page.locator("#request-status option")).to_have_text(["В работе", "Открыто", "Закрыто"])
     page.select_option("#request-status", "closed")
     page.click("#status-go")
     expect(row.locator(".request-status")).to_have_text("Закрыто")
+    # closed is final: the control shows the status and offers no move
+    expect(page.locator("#request-status option")).to_have_text(["Закрыто"])
+    expect(page.locator("#request-status")).to_be_disabled()
+    expect(page.locator("#status-go")).to_be_disabled()
 
     with live_desk.sessions() as session:
         row_db = session.get(Request, request_id)

@@ -1,8 +1,10 @@
 """The supervisor wall in Chromium against the whole stack and the PBX simulator: the figures move
-as a call queues, rings, is answered and ends; an operator gets 403 on the page and 4403 on the socket."""
+as a call queues, rings, is answered and ends; a supervisor's threshold change recolours a figure;
+the reports page draws its charts; an operator gets 403 on the page and 4403 on the socket."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -67,6 +69,41 @@ def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> Non
     expect(wall.locator('#queues-table [data-queue="sales"] td').nth(4)).to_have_text(str(answered + 1))
     wall.click("#view-toggle")
     expect(sales.locator('[data-count="available"] b')).to_have_text("1")
+    wall.context.close()
+
+
+def test_a_threshold_change_turns_the_longest_wait_red(browser: Browser, live: LiveStack) -> None:
+    wall = log_in(browser, live, "super1")
+    wall.goto("/wall")
+    wall.wait_for_selector("body[data-socket=ready]")
+    support = wall.locator('#wall-big [data-queue="support"]')
+    live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="support", patience=120))
+    expect(support.locator('[data-figure="waiting"] .value')).to_have_text("1", timeout=5_000)
+    longest = support.locator('[data-figure="longest_wait"]')
+    expect(longest).to_have_class(re.compile(r"\blevel-ok\b"))
+    options = wall.locator("#chart-queue option")
+    expect(options).to_have_count(3)
+    assert [options.nth(i).get_attribute("value") for i in range(3)] == ["", "sales", "support"]
+    wall.select_option("#chart-queue", "support")  # the charts follow the chosen queue
+    expect(wall.locator("#chart-queue")).to_have_value("support")
+
+    editor = wall.context.new_page()
+    editor.goto("/supervisor/thresholds")
+    form = editor.locator('form[data-queue="support"]')
+    form.locator("input[name=longest_wait_warn]").fill("1")
+    form.locator("input[name=longest_wait_alert]").fill("2")
+    form.locator("button[type=submit]").click()
+    expect(editor.locator("#sup-result")).to_have_class("sup-result ok")
+    expect(longest).to_have_class(re.compile(r"\blevel-alert\b"), timeout=5_000)
+    expect(wall.locator('#wall-big [data-queue="sales"] [data-figure="longest_wait"]')).to_have_class(
+        re.compile(r"\blevel-ok\b"))
+    live.run(live.sim.answer(OP2))
+    live.run(live.sim.hangup_agent(OP2))
+
+    editor.goto("/supervisor/reports")
+    editor.wait_for_selector("body[data-charts=ready]")
+    expect(editor.locator("#report-chart-calls canvas")).to_have_count(1)
+    expect(editor.locator("#report-chart-sl canvas")).to_have_count(1)
     wall.context.close()
 
 
