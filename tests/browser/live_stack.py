@@ -13,7 +13,9 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from callcard.pbx_sim.model import PbxConfig
+from playwright.sync_api import Browser, Page
+
+from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from callcard.pbx_sim.server import PbxSimulator
 from callcard.runtime import Stack, start_stack, stop_stack
 from callcard.settings import Settings
@@ -22,6 +24,16 @@ from crm_core.migrate import upgrade
 from crm_core.seed import seed_demo
 
 T = TypeVar("T")
+
+
+def manual_pbx(queues: dict[str, tuple[str, ...]], *, also: tuple[str, ...] = ()) -> PbxConfig:
+    """Queues of `Local/1NN@agents/n` members (named opN) whose phones ring until the test answers."""
+    phones = {i for members in queues.values() for i in members} | set(also)
+    return PbxConfig(
+        queues=tuple(QueueConfig(name, tuple(MemberConfig(i, f"op{int(i[6:9]) - 100}") for i in members))
+                     for name, members in queues.items()),
+        agents={i: AgentBehaviour(answer_after=None) for i in phones},
+    )
 
 
 def free_port() -> int:
@@ -62,6 +74,18 @@ class LiveStack:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.stack.settings.http_port}"
+
+    def log_in(self, browser: Browser, login: str, *, wait_socket: bool = True, **context: object) -> Page:
+        """A fresh browser context logged in as `login`, on the desk (its socket ready unless told not)."""
+        page = browser.new_context(base_url=self.url, **context).new_page()  # type: ignore[arg-type]
+        page.goto("/login")
+        page.fill("input[name=login]", login)
+        page.fill("input[name=password]", self.passwords[login])
+        page.click("button[type=submit]")
+        page.wait_for_url("**/desk")
+        if wait_socket:
+            page.wait_for_selector("body[data-socket=ready]")
+        return page
 
     def start(self) -> None:
         self._thread.start()

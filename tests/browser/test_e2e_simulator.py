@@ -6,11 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from live_stack import LiveStack
-from playwright.sync_api import Browser, Page, expect
+from live_stack import LiveStack, manual_pbx
+from playwright.sync_api import Browser, expect
 from sqlalchemy import select
 
-from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from crm_core.db import make_engine, make_sessionmaker
 from crm_core.models import Call, Interaction
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
@@ -22,26 +21,11 @@ OP2 = "Local/102@agents/n"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """sales rings only op1 and support only op2; both wait for the test to pick up."""
-    config = PbxConfig(
-        queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),
-                QueueConfig("support", (MemberConfig(OP2, "op2"),))),
-        agents={OP1: AgentBehaviour(answer_after=None), OP2: AgentBehaviour(answer_after=None)},
-    )
+    config = manual_pbx({"sales": (OP1,), "support": (OP2,)})
     stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'callcard.db'}", config)
     stack.start()
     yield stack
     stack.stop()
-
-
-def open_desk(browser: Browser, live: LiveStack, login: str) -> Page:
-    page = browser.new_context(base_url=live.url).new_page()
-    page.goto("/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", live.passwords[login])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/desk")
-    page.wait_for_selector("body[data-socket=ready]")
-    return page
 
 
 def call_row(live: LiveStack, linkedid: str) -> Call | None:
@@ -59,8 +43,8 @@ def call_row(live: LiveStack, linkedid: str) -> Call | None:
 
 
 def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser, live: LiveStack) -> None:
-    op1 = open_desk(browser, live, "op1")
-    op2 = open_desk(browser, live, "op2")
+    op1 = live.log_in(browser, "op1")
+    op2 = live.log_in(browser, "op2")
 
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
 
@@ -97,7 +81,7 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
 
 
 def test_abandoned_simulated_call_is_logged_with_its_wait(browser: Browser, live: LiveStack) -> None:
-    op2 = open_desk(browser, live, "op2")
+    op2 = live.log_in(browser, "op2")
     linkedid = live.run(live.sim.place_call("+79990001122", "", queue="support", patience=3))
     expect(op2.locator("#new-caller-number")).to_have_text("+7 999 000-11-22", timeout=10_000)
     expect(op2.locator("#call-state")).to_have_text("Звонящий положил трубку", timeout=15_000)

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 from live_stack import LiveStack
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, expect
 
 from callcard.pbx_sim import default_config
 
@@ -23,18 +23,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     stack.stop()
 
 
-def logged_in(browser: Browser, live: LiveStack, login: str) -> Page:
-    page = browser.new_context(base_url=live.url).new_page()
-    page.goto("/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", live.passwords[login])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/desk")
-    return page
-
-
 def test_supervisor_pauses_an_agent_with_a_reason_and_sees_the_result(browser: Browser, live: LiveStack) -> None:
-    page = logged_in(browser, live, "super1")
+    page = live.log_in(browser, "super1", wait_socket=False)
     page.click("a[href='/supervisor/agents']")
     row = page.locator("tr[data-login=op1]")
     expect(row.locator(".member[data-queue=sales]")).to_be_visible()
@@ -57,7 +47,7 @@ def test_supervisor_pauses_an_agent_with_a_reason_and_sees_the_result(browser: B
 
 
 def test_operator_cannot_open_the_supervisor_page(browser: Browser, live: LiveStack) -> None:
-    page = logged_in(browser, live, "op1")
+    page = live.log_in(browser, "op1", wait_socket=False)
     expect(page.locator("a[href='/supervisor/agents']")).to_have_count(0)
     response = page.goto("/supervisor/agents")
     assert response is not None and response.status == 403

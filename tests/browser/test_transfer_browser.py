@@ -11,12 +11,11 @@ import time
 from collections.abc import Iterator
 
 import pytest
-from live_stack import LiveStack
-from playwright.sync_api import Browser, Page, expect
+from live_stack import LiveStack, manual_pbx
+from playwright.sync_api import Browser, expect
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import joinedload
 
-from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from crm_core.db import make_engine, make_sessionmaker
 from crm_core.models import Call, Interaction, Operator
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
@@ -30,12 +29,7 @@ OP3 = "Local/103@agents/n"
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """sales rings only op1, support (the service department's queue) only op3; both wait for the test."""
-    config = PbxConfig(
-        queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),
-                QueueConfig("support", (MemberConfig(OP3, "op3"),))),
-        agents={OP1: AgentBehaviour(answer_after=None), OP2: AgentBehaviour(answer_after=None),
-                OP3: AgentBehaviour(answer_after=None)},
-    )
+    config = manual_pbx({"sales": (OP1,), "support": (OP3,)}, also=(OP2,))
     stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('transfer') / 'callcard.db'}", config)
     stack.start()
     yield stack
@@ -53,22 +47,11 @@ def ended_call(engine: Engine, linkedid: str) -> Call:
         time.sleep(0.05)
 
 
-def open_desk(browser: Browser, live: LiveStack, login: str) -> Page:
-    page = browser.new_context(base_url=live.url).new_page()
-    page.goto("/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", live.passwords[login])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/desk")
-    page.wait_for_selector("body[data-socket=ready]")
-    return page
-
-
 def test_operator_transfers_a_call_and_the_other_desk_pops_the_same_card(
     browser: Browser, live: LiveStack
 ) -> None:
-    op1 = open_desk(browser, live, "op1")
-    op3 = open_desk(browser, live, "op3")
+    op1 = live.log_in(browser, "op1")
+    op3 = live.log_in(browser, "op3")
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=300))
     expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
     live.run(live.sim.answer(OP1))
@@ -118,8 +101,8 @@ def test_operator_transfers_a_call_and_the_other_desk_pops_the_same_card(
 def test_operator_transfers_a_call_to_a_colleague_whose_desk_pops_the_same_card(
     browser: Browser, live: LiveStack
 ) -> None:
-    op1 = open_desk(browser, live, "op1")
-    op2 = open_desk(browser, live, "op2")
+    op1 = live.log_in(browser, "op1")
+    op2 = live.log_in(browser, "op2")
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=300))
     expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
     live.run(live.sim.answer(OP1))
@@ -160,8 +143,8 @@ def test_operator_consults_a_colleague_first_then_hangs_up_to_hand_the_call_over
     caller on hold), keeps the note op2 started when op1 hangs up, and op2 ends the call."""
     for phone in (OP1, OP2):
         live.sim.set_agent(phone, None, talk=120)
-    op1 = open_desk(browser, live, "op1")
-    op2 = open_desk(browser, live, "op2")
+    op1 = live.log_in(browser, "op1")
+    op2 = live.log_in(browser, "op2")
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=300))
     expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
     live.run(live.sim.answer(OP1))

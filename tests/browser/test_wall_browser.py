@@ -8,10 +8,9 @@ import re
 from collections.abc import Iterator
 
 import pytest
-from live_stack import LiveStack
-from playwright.sync_api import Browser, Page, expect
+from live_stack import LiveStack, manual_pbx
+from playwright.sync_api import Browser, expect
 
-from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
 
 OP1 = "Local/101@agents/n"
@@ -20,29 +19,15 @@ OP2 = "Local/102@agents/n"
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    config = PbxConfig(
-        queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),
-                QueueConfig("support", (MemberConfig(OP2, "op2"),))),
-        agents={OP1: AgentBehaviour(answer_after=None), OP2: AgentBehaviour(answer_after=None)},
-    )
+    config = manual_pbx({"sales": (OP1,), "support": (OP2,)})
     stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('wall') / 'callcard.db'}", config)
     stack.start()
     yield stack
     stack.stop()
 
 
-def log_in(browser: Browser, live: LiveStack, login: str) -> Page:
-    page = browser.new_context(base_url=live.url, viewport={"width": 1400, "height": 900}).new_page()
-    page.goto("/login")
-    page.fill("input[name=login]", login)
-    page.fill("input[name=password]", live.passwords[login])
-    page.click("button[type=submit]")
-    page.wait_for_url("**/desk")
-    return page
-
-
 def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> None:
-    wall = log_in(browser, live, "super1")
+    wall = live.log_in(browser, "super1", wait_socket=False, viewport={"width": 1400, "height": 900})
     wall.goto("/wall")
     wall.wait_for_selector("body[data-socket=ready]")
     sales = wall.locator('#wall-big [data-queue="sales"]')
@@ -73,7 +58,7 @@ def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> Non
 
 
 def test_a_threshold_change_turns_the_longest_wait_red(browser: Browser, live: LiveStack) -> None:
-    wall = log_in(browser, live, "super1")
+    wall = live.log_in(browser, "super1", wait_socket=False, viewport={"width": 1400, "height": 900})
     wall.goto("/wall")
     wall.wait_for_selector("body[data-socket=ready]")
     support = wall.locator('#wall-big [data-queue="support"]')
@@ -108,7 +93,7 @@ def test_a_threshold_change_turns_the_longest_wait_red(browser: Browser, live: L
 
 
 def test_operator_can_open_neither_the_wall_nor_its_socket(browser: Browser, live: LiveStack) -> None:
-    op = log_in(browser, live, "op1")
+    op = live.log_in(browser, "op1", wait_socket=False, viewport={"width": 1400, "height": 900})
     response = op.goto("/wall")
     assert response is not None and response.status == 403
     assert op.request.get("/api/wall").status == 403
