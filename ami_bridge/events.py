@@ -6,7 +6,7 @@ events, never raw AMI, so a second telephony source would only need a second tra
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -49,7 +49,23 @@ class CallEvent:
     variables: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: `dataclasses.asdict` deep-copies and was ~2 % of the event loop per event
+        return {
+            "kind": self.kind,
+            "linkedid": self.linkedid,
+            "at": self.at,
+            "direction": self.direction,
+            "caller_num": self.caller_num,
+            "caller_name": self.caller_name,
+            "did": self.did,
+            "queue": self.queue,
+            "interface": self.interface,
+            "member_name": self.member_name,
+            "wait_seconds": self.wait_seconds,
+            "talk_seconds": self.talk_seconds,
+            "outcome": self.outcome,
+            "variables": dict(self.variables),
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CallEvent:
@@ -105,7 +121,28 @@ class QueueEvent:
     snapshot: bool = False  # rebuilt from a list after login: never counted in today's figures
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # by hand: `dataclasses.asdict` deep-copies and was ~2 % of the event loop per event
+        return {
+            "kind": self.kind,
+            "at": self.at,
+            "queue": self.queue,
+            "interface": self.interface,
+            "member_name": self.member_name,
+            "status": self.status,
+            "paused": self.paused,
+            "reason": self.reason,
+            "penalty": self.penalty,
+            "linkedid": self.linkedid,
+            "caller_num": self.caller_num,
+            "caller_name": self.caller_name,
+            "position": self.position,
+            "holdtime": self.holdtime,
+            "talktime": self.talktime,
+            "ringtime": self.ringtime,
+            "end_reason": self.end_reason,
+            "service_level": self.service_level,
+            "snapshot": self.snapshot,
+        }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> QueueEvent:

@@ -187,6 +187,7 @@ class LiveState:
         self._members: dict[str, dict[str, _Member]] = {}  # queue -> interface -> member
         self._waiting: dict[str, _Waiting] = {}  # Linkedid -> caller in a queue
         self._agents: dict[str, _Agent] = {}
+        self._ringing: dict[str, set[str]] = {}  # Linkedid -> interfaces whose `rings` may hold it
         self._stale_calls: dict[str, _Call] = {}  # calls live before the last resync, by interface
         self.synced = False  # a resync happened: members are Asterisk's, not just what events told
         self.pause_changes: list[PauseChange] = []  # drained by the wall service
@@ -324,6 +325,7 @@ class LiveState:
         self._stale_calls = {a.interface: a.call for a in self._agents.values() if a.call is not None}
         self._members.clear()
         self._waiting.clear()
+        self._ringing.clear()
         for agent in self._agents.values():
             agent.call = None
             agent.rings.clear()
@@ -356,7 +358,14 @@ class LiveState:
 
     def _caller_gone(self, linkedid: str, at: float) -> None:
         self._waiting.pop(linkedid, None)
-        for agent in self._agents.values():
+        ringing = self._ringing.pop(linkedid, ())
+        # Only the agents that rang for this call (not all of them: this runs 2-3 times per call);
+        # several are refreshed in the agents' order, as a walk over every agent would.
+        if len(ringing) <= 1:
+            agents = [self._agents[i] for i in ringing if i in self._agents]
+        else:
+            agents = [a for a in self._agents.values() if a.interface in ringing]
+        for agent in agents:
             if agent.rings.pop(linkedid, None) is not None:
                 self._refresh(agent, at)
 
@@ -372,9 +381,15 @@ class LiveState:
 
     def _on_agent_ringing(self, event: QueueEvent) -> None:
         self._agent(event.interface, event.member_name).rings[event.linkedid] = self._call(event)
+        self._ringing.setdefault(event.linkedid, set()).add(event.interface)
 
     def _on_agent_ring_no_answer(self, event: QueueEvent) -> None:
         self._agent(event.interface).rings.pop(event.linkedid, None)
+        ringing = self._ringing.get(event.linkedid)
+        if ringing is not None:
+            ringing.discard(event.interface)
+            if not ringing:
+                del self._ringing[event.linkedid]
 
     def _on_agent_connected(self, event: QueueEvent) -> None:
         self._caller_gone(event.linkedid, event.at)  # ringall: the other members' rings are cancelled
