@@ -20,15 +20,13 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
-from agent_desk.auth import socket_operator
 from agent_desk.wall_http import WALL_ROLES
-from agent_desk.ws import CLOSE_FOREIGN_ORIGIN, CLOSE_UNAUTHENTICATED, _same_origin
+from agent_desk.ws import accept_operator
 from callcard.bus import WALL_TOPIC, Bus
 from routing.wall import kept_wall
 
 router = APIRouter()
 
-CLOSE_FORBIDDEN = 4403
 VIEWS = ("big", "table")
 
 
@@ -101,16 +99,7 @@ async def wall_feed(websocket: WebSocket) -> WallFeed:
 
 @router.websocket("/ws/wall")
 async def wall_socket(websocket: WebSocket) -> None:
-    await websocket.accept()
-    if not _same_origin(websocket):
-        await websocket.close(code=CLOSE_FOREIGN_ORIGIN)
-        return
-    operator = await asyncio.to_thread(socket_operator, websocket)
-    if operator is None:
-        await websocket.close(code=CLOSE_UNAUTHENTICATED)
-        return
-    if operator.role not in WALL_ROLES:
-        await websocket.close(code=CLOSE_FORBIDDEN)
+    if await accept_operator(websocket, frozenset(WALL_ROLES)) is None:
         return
     feed = await wall_feed(websocket)
     wake = asyncio.Event()

@@ -16,7 +16,7 @@ import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent_desk import live
-from agent_desk.auth import socket_operator
+from agent_desk.auth import CurrentOperator, socket_operator
 from callcard.bus import desk_topic
 
 router = APIRouter()
@@ -24,6 +24,7 @@ router = APIRouter()
 PING_SECONDS = 20.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FOREIGN_ORIGIN = 4403
+CLOSE_FORBIDDEN = 4403
 
 
 def _same_origin(websocket: WebSocket) -> bool:
@@ -32,15 +33,29 @@ def _same_origin(websocket: WebSocket) -> bool:
     return origin is None or urlsplit(origin).netloc == websocket.headers.get("host")
 
 
-@router.websocket("/ws/desk")
-async def desk_socket(websocket: WebSocket) -> None:
+async def accept_operator(websocket: WebSocket, roles: frozenset[str] | None = None) -> CurrentOperator | None:
+    """Accept the socket and return its logged-in operator, or close it with the reason's code.
+
+    Foreign origin and a wrong role close with 4403, no session with 4401; `roles=None` admits all.
+    """
     await websocket.accept()
     if not _same_origin(websocket):
         await websocket.close(code=CLOSE_FOREIGN_ORIGIN)
-        return
+        return None
     operator = await asyncio.to_thread(socket_operator, websocket)
     if operator is None:
         await websocket.close(code=CLOSE_UNAUTHENTICATED)
+        return None
+    if roles is not None and operator.role not in roles:
+        await websocket.close(code=CLOSE_FORBIDDEN)
+        return None
+    return operator
+
+
+@router.websocket("/ws/desk")
+async def desk_socket(websocket: WebSocket) -> None:
+    operator = await accept_operator(websocket)
+    if operator is None:
         return
     bus = websocket.app.state.desk.bus
     sub = await bus.subscribe(desk_topic(operator.id))
