@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time
 
@@ -10,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web_login import log_in
 
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
@@ -36,29 +36,15 @@ def http(sessions: sessionmaker[Session]) -> Iterator[TestClient]:
     with TestClient(app) as client:
         yield client
 
-
-def csrf(html: str) -> str:
-    found = re.search(r'name="csrf" value="([^"]+)"', html)
-    assert found
-    return found.group(1)
-
-
-def log_in(http: TestClient, login: str) -> str:
-    token = csrf(http.get("/login").text)
-    response = http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
-    assert response.url.path == "/desk"
-    return csrf(response.text)
-
-
 @pytest.mark.parametrize("login", ["op1", "super1"])
 def test_only_admins_see_and_edit_the_ivr(http: TestClient, login: str) -> None:
-    token = log_in(http, login)
+    token = log_in(http, login, PASSWORD)
     assert http.get("/admin/ivr").status_code == 403
     assert http.post("/admin/ivr/holidays", data={"csrf": token, "day": "2026-07-01"}).status_code == 403
 
 
 def test_admin_page_lists_the_menu_hours_and_holidays(http: TestClient) -> None:
-    log_in(http, "admin")
+    log_in(http, "admin", PASSWORD)
     page = http.get("/admin/ivr")
     assert page.status_code == 200
     assert 'id="menu-main"' in page.text and "callcard/ivr-main" in page.text and 'id="hours-sales"' in page.text
@@ -66,7 +52,7 @@ def test_admin_page_lists_the_menu_hours_and_holidays(http: TestClient) -> None:
 
 
 def test_admin_edits_take_effect_in_the_next_plan(http: TestClient, sessions: sessionmaker[Session]) -> None:
-    token = log_in(http, "admin")
+    token = log_in(http, "admin", PASSWORD)
     assert http.post("/admin/ivr/menus/main/options",
                      data={"csrf": token, "digit": "7", "action": "department", "target": "service",
                            "priority": "3"}).url.path == "/admin/ivr"
@@ -92,7 +78,7 @@ def test_admin_edits_take_effect_in_the_next_plan(http: TestClient, sessions: se
 
 
 def test_forms_without_the_csrf_token_are_refused(http: TestClient, sessions: sessionmaker[Session]) -> None:
-    log_in(http, "admin")
+    log_in(http, "admin", PASSWORD)
     response = http.post("/admin/ivr/menus", data={"csrf": "forged", "name": "evil", "greeting": "x"})
     assert response.status_code == 403
     with sessions() as session:
@@ -100,7 +86,7 @@ def test_forms_without_the_csrf_token_are_refused(http: TestClient, sessions: se
 
 
 def test_prompts_that_would_break_an_agi_command_are_refused(http: TestClient) -> None:
-    token = log_in(http, "admin")
+    token = log_in(http, "admin", PASSWORD)
     response = http.post("/admin/ivr/menus", data={"csrf": token, "name": "x", "fallback_queue": "sales",
                                                    "greeting": 'a" 1\nHANGUP'})
     assert response.url.path == "/admin/ivr" and "greeting prompt" in response.text

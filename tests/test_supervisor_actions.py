@@ -5,7 +5,6 @@ refused or failed, leaves an audit row; Asterisk's error replies come back as cl
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web_login import alog_in
 
 from agent_desk.app import create_app
 from ami_bridge.frames import AmiMessage
@@ -68,13 +68,6 @@ def _people(sessions: sessionmaker[Session]) -> dict[str, int]:
         return {login: row.id for login, row in rows.items()}
 
 
-async def _log_in(http: httpx.AsyncClient, login: str) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/login")).text).group(1)  # type: ignore[union-attr]
-    page = await http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
-    assert page.url.path == "/desk", page.text[:200]
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 @pytest.fixture
 async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
     ids = _people(sessions)
@@ -95,7 +88,7 @@ async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk",
                                      follow_redirects=True) as http:
             state = Live(http, sim, sessions, ids, spy_events)
-            state.csrf = await _log_in(http, "super1")
+            state.csrf = await alog_in(http, "super1", PASSWORD)
             yield state
     finally:
         stop.set()

@@ -4,13 +4,13 @@ exports are audited, and without telephony an action fails clearly, and is audit
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
+from web_login import log_in
 
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
@@ -45,12 +45,6 @@ def http(sessions, ids) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
         yield client
 
 
-def log_in(http: TestClient, login: str) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', http.get("/login").text).group(1)  # type: ignore[union-attr]
-    page = http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 def audit(sessions) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
     with sessions() as s:
         return [(e.actor_login, e.action, e.target, e.outcome) for e in s.scalars(select(AuditEntry).order_by(AuditEntry.id))]
@@ -62,7 +56,7 @@ def test_nobody_logged_in_gets_401_and_the_login_page(http: TestClient) -> None:
 
 
 def test_operator_cannot_open_reports_exports_pages_or_act(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
-    csrf = log_in(http, "op1")
+    csrf = log_in(http, "op1", PASSWORD)
     assert [http.get(path).status_code for path in READS] == [403] * len(READS)
     for path in PAGES:
         page = http.get(path)
@@ -82,7 +76,7 @@ def test_operator_cannot_open_reports_exports_pages_or_act(http: TestClient, ses
 
 @pytest.mark.parametrize("login", ["super1", "admin"])
 def test_supervisors_and_admins_read_pages_reports_and_audited_exports(http: TestClient, sessions, login: str) -> None:  # type: ignore[no-untyped-def]
-    log_in(http, login)
+    log_in(http, login, PASSWORD)
     assert [http.get(path).status_code for path in READS] == [200] * len(READS)
     assert all(http.get(path).status_code == 200 for path in PAGES)
     assert "/supervisor/reports" in http.get("/desk").text
@@ -98,7 +92,7 @@ def test_supervisors_and_admins_read_pages_reports_and_audited_exports(http: Tes
 
 
 def test_supervisor_without_csrf_or_telephony_is_refused_and_audited(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
-    csrf = log_in(http, "super1")
+    csrf = log_in(http, "super1", PASSWORD)
     path = f"/api/supervisor/agents/{ids['op1']}/pause"
     assert http.post(path, json={"reason": "x"}).status_code == 403  # no CSRF header
     answer = http.post(path, json={"reason": "lunch"}, headers={"X-CSRF-Token": csrf})

@@ -5,12 +5,12 @@ picks a change up from the bus for its next snapshot, without a restart."""
 from __future__ import annotations
 
 import asyncio
-import re
 import time
 
 import httpx
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
+from web_login import alog_in
 
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
@@ -27,12 +27,6 @@ LIMITS = {"service_seconds": 15, "service_level_target": 90, "longest_wait_warn"
           "abandon_rate_warn": 3, "abandon_rate_alert": 6, "wrapup_seconds": 0}
 
 
-async def log_in(http: httpx.AsyncClient, login: str) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/login")).text).group(1)  # type: ignore[union-attr]
-    page = await http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 async def test_supervisor_edits_thresholds_and_the_running_wall_uses_them(sessions: sessionmaker[Session]) -> None:
     pw = hash_password(PASSWORD)
     with sessions.begin() as s:
@@ -47,13 +41,13 @@ async def test_supervisor_edits_thresholds_and_the_running_wall_uses_them(sessio
     try:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk",
                                      follow_redirects=True) as http:
-            csrf = await log_in(http, "op1")
+            csrf = await alog_in(http, "op1", PASSWORD)
             assert (await http.put(url, json=LIMITS, headers={"X-CSRF-Token": csrf})).status_code == 403
             assert (await http.get("/supervisor/thresholds")).status_code == 403
             await http.post("/logout", data={"csrf": csrf})
             http.cookies.clear()
 
-            csrf = await log_in(http, "super1")
+            csrf = await alog_in(http, "super1", PASSWORD)
             assert (await http.put(url, json=LIMITS)).status_code == 403  # no CSRF header
             bad = await http.put(url, json={**LIMITS, "longest_wait_alert": 5}, headers={"X-CSRF-Token": csrf})
             assert bad.status_code == 422

@@ -7,7 +7,6 @@ refusals: a call nobody has answered yet, a colleague busy on another call."""
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
@@ -15,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
+from web_login import alog_in
 
 from agent_desk.app import create_app
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
@@ -92,13 +92,6 @@ def _people(sessions: sessionmaker[Session]) -> dict[str, int]:
         return {login: row.id for login, row in rows.items()}
 
 
-async def _log_in(http: httpx.AsyncClient, login: str) -> str:
-    token = re.search(r'name="csrf" value="([^"]+)"', (await http.get("/login")).text).group(1)  # type: ignore[union-attr]
-    page = await http.post("/login", data={"login": login, "password": PASSWORD, "csrf": token})
-    assert page.url.path == "/desk", page.text[:200]
-    return re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-
-
 @pytest.fixture
 async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
     """sales rings op1, support op2; both pick up only when the test says so and talk until hung up."""
@@ -124,7 +117,7 @@ async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk",
                                      follow_redirects=True) as http:
             state = Live(http, sim, sessions, ids, events, ami)
-            state.csrf = await _log_in(http, "op1")
+            state.csrf = await alog_in(http, "op1", PASSWORD)
             yield state
     finally:
         stop.set()
