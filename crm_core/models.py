@@ -1,4 +1,4 @@
-"""Tables of the CRM: clients and their phones, operators, departments, calls, notes, requests.
+"""Tables of the CRM: clients and their phones, operators, departments, calls, notes, requests, debts.
 
 A phone number is one row (unique E.164) linked to any number of clients, because a
 shared office line or a family phone really does belong to several of them; the desk
@@ -7,15 +7,18 @@ then asks the operator whom they are talking to instead of guessing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from decimal import Decimal
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     ForeignKey,
     Index,
     Integer,
     MetaData,
+    Numeric,
     String,
     Table,
     Text,
@@ -101,8 +104,12 @@ class Client(Base):
     city: Mapped[str] = mapped_column(String(128), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
     manager_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
-    # Minimal "open debt" flag for routing debtors to collections, until issue 5 brings the Debt table.
+    # Some debt of theirs is not paid or closed: routing sends them to collections (kept by crm_core.debts).
     debt_open: Mapped[bool] = mapped_column(default=False)
+    # Debtor facts the collection-law guard needs (routing.compliance.Debt):
+    time_zone: Mapped[str] = mapped_column(String(64), default="")  # IANA zone of the known address
+    contact_refused: Mapped[bool] = mapped_column(default=False)  # 230-FZ art. 8 / Reg F cease request
+    protection: Mapped[str] = mapped_column(String(32), default="")  # bankruptcy, incapacity, ... ("" none)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     manager: Mapped[Operator | None] = relationship()
@@ -132,6 +139,8 @@ class ClientPhone(Base):
     client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
     phone_id: Mapped[int] = mapped_column(ForeignKey("phones.id", ondelete="CASCADE"), index=True)
     label: Mapped[str] = mapped_column(String(64), default="")  # "work", "home", ...
+    # Whether this client may be called on this number: valid / wrong_number / refused / do_not_call.
+    status: Mapped[str] = mapped_column(String(16), default="valid")
 
     client: Mapped[Client] = relationship(back_populates="phone_links")
     phone: Mapped[Phone] = relationship(back_populates="client_links")
@@ -230,3 +239,46 @@ class Request(Base):
     department: Mapped[Department | None] = relationship()
     client: Mapped[Client | None] = relationship()
     assignee: Mapped[Operator | None] = relationship()
+
+
+PHONE_STATUSES = ("valid", "wrong_number", "refused", "do_not_call")
+DEBT_STATUSES = ("active", "promised", "paid", "disputed", "closed")
+OPEN_DEBT_STATUSES = ("active", "promised", "disputed")
+
+
+class Debt(Base):
+    """What a debtor (a Client) owes one creditor under one contract; the contract number is the
+    import's key, so loading the same file twice changes nothing."""
+
+    __tablename__ = "debts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_id: Mapped[int] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    creditor: Mapped[str] = mapped_column(String(256))
+    contract: Mapped[str] = mapped_column(String(64), unique=True)
+    principal: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    total_due: Mapped[Decimal] = mapped_column(Numeric(14, 2))
+    currency: Mapped[str] = mapped_column(String(3), default="RUB")
+    days_past_due: Mapped[int] = mapped_column(default=0)
+    region: Mapped[str] = mapped_column(String(128), default="")  # debtor's address region, as imported
+    status: Mapped[str] = mapped_column(String(16), default="active", index=True)  # DEBT_STATUSES
+    promised_amount: Mapped[Decimal | None] = mapped_column(Numeric(14, 2))
+    promised_date: Mapped[date | None] = mapped_column(Date)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    client: Mapped[Client] = relationship()
+
+
+class DebtContact(Base):
+    """The contact ledger of a debt: every call placed about it, `attempt` or `conversation`
+    (routing.compliance counts these against the law's limits)."""
+
+    __tablename__ = "debt_contacts"
+    __table_args__ = (Index("ix_debt_contacts_debt_at", "debt_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    debt_id: Mapped[int] = mapped_column(ForeignKey("debts.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))  # attempt / conversation
+    phone_e164: Mapped[str] = mapped_column(String(20))
+    linkedid: Mapped[str | None] = mapped_column(String(64), unique=True)  # one entry per call

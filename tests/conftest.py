@@ -17,7 +17,7 @@ from sqlalchemy import text
 
 from callcard.bus import MemoryBus, RedisBus
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.models import Base
+from crm_core.tables import Base
 
 TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "ami-traces"
 PG_URL = os.environ.get("CALLCARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")

@@ -9,9 +9,7 @@ from sqlalchemy import inspect, text
 
 from crm_core.db import make_engine
 from crm_core.migrate import MIGRATIONS, upgrade
-from crm_core.models import Base
-from routing import models as _routing_models  # noqa: F401
-from routing.inbox import models as _inbox_models  # noqa: F401  (the tables Alembic builds too)
+from crm_core.tables import Base
 
 
 def _schema_diff(url: str) -> list[object]:

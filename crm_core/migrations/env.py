@@ -4,12 +4,7 @@ from __future__ import annotations
 
 from alembic import context
 
-from crm_core import agents as _agent_models  # noqa: F401  (registers agent_states, agent_queues)
-from crm_core import audit as _audit_models  # noqa: F401  (registers audit_log)
-from crm_core.models import Base
-from ivr import models as _ivr_models  # noqa: F401  (registers the IVR tables)
-from routing import models as _routing_models  # noqa: F401  (registers the routing tables)
-from routing.inbox import models as _inbox_models  # noqa: F401  (registers request_events)
+from crm_core.tables import Base
 
 connection = context.config.attributes["connection"]
 context.configure(

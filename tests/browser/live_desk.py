@@ -23,8 +23,8 @@ from callcard.bus import CALLS_TOPIC, MemoryBus
 from callcard.settings import Settings
 from crm_core.call_log import CallLogger
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.models import Base
 from crm_core.seed import seed_demo
+from crm_core.tables import Base
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [

@@ -1,0 +1,1 @@
+"""Outbound debtor campaigns: campaign data, the dialler, dispositions and their pages."""
