@@ -48,10 +48,14 @@ class Campaign(Base):
 
 
 class CampaignOperator(Base):
+    """An operator assigned to a campaign; the dialler hands calls only to `ready` ones (the desk's
+    toggle, cleared when their desk disconnects)."""
+
     __tablename__ = "campaign_operators"
 
     campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), primary_key=True)
     operator_id: Mapped[int] = mapped_column(ForeignKey("operators.id", ondelete="CASCADE"), primary_key=True)
+    ready: Mapped[bool] = mapped_column(default=False)
 
 
 class CampaignDebt(Base):

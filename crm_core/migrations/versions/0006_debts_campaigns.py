@@ -92,6 +92,7 @@ def upgrade() -> None:
         "campaign_operators",
         sa.Column("campaign_id", sa.Integer(), nullable=False),
         sa.Column("operator_id", sa.Integer(), nullable=False),
+        sa.Column("ready", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["campaign_id"],
             ["campaigns.id"],
