@@ -97,10 +97,18 @@ class _Call:
     transferring: bool = False  # a Redirect out of the queue is under way: its abandon is no abandon
     agent_channel: str = ""  # the operator's leg bridged with the caller: the one an Atxfer starts from
     consult: _Consult | None = None
+    connected_at: float | None = None  # dialler call: when an operator took the answered debtor
+
+    @property
+    def customer_first(self) -> bool:
+        """A dialler call: the debtor was dialled first and an operator is connected after they answer."""
+        return self.direction == "outbound" and not self.agent_first
 
     @property
     def outcome(self) -> Outcome:
         if self.answered_at is not None:
+            if self.customer_first and self.connected_at is None:
+                return Outcome.ABANDONED  # the debtor answered and no operator ever took them
             return Outcome.ANSWERED
         if self.abandoned:
             return Outcome.ABANDONED
@@ -303,7 +311,12 @@ class CallTracker:
             return []
         del self._calls[call.linkedid]
         now = self._clock()
-        if call.answered_at is not None and call.talk_seconds is None:
+        if call.customer_first and call.answered_at is not None:
+            if call.connected_at is None:
+                call.wait_seconds = max(0, round(now - call.answered_at))  # how long they heard no one
+            elif call.talk_seconds is None:
+                call.talk_seconds = max(0, round(now - call.connected_at))
+        elif call.answered_at is not None and call.talk_seconds is None:
             call.talk_seconds = max(0, round(now - call.answered_at))
         events = self._stop_rings(call)
         if not call.offered:
@@ -474,6 +487,9 @@ class CallTracker:
             return []  # AgentConnect follows with HoldTime and the member
         call.interface, call.member_name = ring.interface, ring.member_name
         call.agent_channel = dest
+        if call.customer_first and call.connected_at is None and call.answered_at is not None:
+            call.connected_at = self._clock()  # the dialler put the answered debtor through
+            return [self._event(call, CallEventKind.ANSWERED)]
         if call.answered_at is not None and not ring.transfer:
             return []
         if call.answered_at is None:

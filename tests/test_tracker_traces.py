@@ -303,8 +303,10 @@ def test_answered_outbound_call_then_agent_leg() -> None:
             chan("Hangup", "out-3", "out-3", "Local/89991234561@outbound-0000000b;1"),
         ],
     )
-    assert [e.kind for e in events] == [K.OFFERED, K.ANSWERED, K.RINGING, K.ENDED]
-    assert events[2].interface == "Local/101@agents"
+    # the debtor's answer, then the operator's: the second ANSWERED names who took the call
+    assert [e.kind for e in events] == [K.OFFERED, K.ANSWERED, K.RINGING, K.ANSWERED, K.ENDED]
+    assert (events[1].interface, events[2].interface, events[3].interface) == ("", "Local/101@agents",
+                                                                               "Local/101@agents")
     assert (events[-1].outcome, events[-1].direction, events[-1].interface) == (
         Outcome.ANSWERED,
         "outbound",

@@ -16,7 +16,7 @@ from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.agi import AgiLeg, AgiStep
 from callcard.pbx_sim.atxfer import Consultations
 from callcard.pbx_sim.messages import Message
-from callcard.pbx_sim.outbound import OutboundCalls
+from callcard.pbx_sim.outbound import OutboundCalls, PbxError
 from callcard.pbx_sim.spy import SpyCalls, SpyState
 
 NOT_INUSE, INUSE = 1, 2
@@ -52,14 +52,30 @@ class QueueConfig:
 
 
 @dataclass(frozen=True)
+class CustomerModel:
+    """How the debtors a dialler calls behave, for benchmarks: each answers with `answer_prob`
+    after a uniform ring in [ring_min, ring_max] s (else rings out), and once put through to an
+    operator talks a gamma-distributed time (mean `talk_mean`, sd `talk_sd`) and hangs up."""
+
+    answer_prob: float
+    talk_mean: float
+    talk_sd: float
+    ring_min: float = 2.0
+    ring_max: float = 10.0
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class PbxConfig:
-    """The PBX to simulate; durations are simulated seconds, `time_scale` speeds the clock up."""
+    """The PBX to simulate; durations are simulated seconds, `time_scale` speeds the clock up.
+    `customers`: dialler calls without an OUT_RESULT variable follow this model."""
 
     queues: tuple[QueueConfig, ...]
     agents: dict[str, AgentBehaviour] = field(default_factory=dict)
     time_scale: float = 1.0
     auth_failure_delay: float = 1.0
     seed: int = 0
+    customers: CustomerModel | None = None
 
 
 def _operator(ext: int) -> MemberConfig:
@@ -215,10 +231,6 @@ class Snapshot:
     members: list[MemberState]
     channels: list[str]
     spies: list[SpyState] = field(default_factory=list)
-
-
-class PbxError(Exception):
-    """An action the PBX refuses; the message is the AMI error text."""
 
 
 def local_parts(interface: str) -> tuple[str, str, str]:
@@ -774,7 +786,11 @@ class Pbx:
 
     def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message]:
         """Blind transfer of a caller (;2): leave the queue, agent or Dial(), then `[queues] <queue>`
-        joins that queue and `[transfer] colleague` Dials ${TRANSFER_TO} (a colleague's phone)."""
+        joins that queue and `[transfer] colleague` Dials ${TRANSFER_TO} (a colleague's phone).
+        A dialler call's answered debtor goes to `[connect-agent]` or `[dialler-abandon]` instead."""
+        outbound = self.outbound.redirect(now, channel, context, exten)
+        if outbound is not None:
+            return outbound
         found = self.find_channel(channel)
         if found is None:
             raise PbxError(f"Channel does not exist: {channel}")

@@ -5,6 +5,10 @@
   (OriginateResponse Reason 4) the answered leg runs `[outbound] <number>` and dials the customer.
 * Dialler: `Originate Channel=Local/<number>@outbound`, `Context=connect-agent`, `Exten=<ext>`:
   the customer first; once they answer the leg runs `Dial(Local/<ext>@agents/n,20,tT)`.
+* Predictive dialler: `Context=dialler`: the answered customer's leg waits in `[dialler]`
+  (`Wait(2)`) for an AMI Redirect (by channel name or uniqueid, as Asterisk allows) to
+  `[connect-agent] <ext>` or `[dialler-abandon] s`; unredirected after 2 s, or when the operator
+  does not answer, it goes to `[dialler-abandon]`: Playback(callcard-abandoned), Hangup.
 
 The customer is always a Local pair `Local/<number>@outbound-XXXXXXXX;1/;2` whose ;2 plays the
 recorded `[outbound]` dialplan: `OUT_RESULT` (or the number's last digit) 1 answers and talks
@@ -15,6 +19,7 @@ and returns the events, nothing awaits.
 
 from __future__ import annotations
 
+import random
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -26,12 +31,18 @@ from callcard.pbx_sim.messages import Message
 if TYPE_CHECKING:
     from callcard.pbx_sim.model import AgentBehaviour, Channel, Pbx
 
+
+class PbxError(Exception):
+    """An action the PBX refuses; the message is the AMI error text."""
+
 ANSWER, BUSY, NOANSWER, CONGESTION = "ANSWER", "BUSY", "NOANSWER", "CONGESTION"
 CUSTOMER_RESULTS = {"2": BUSY, "3": NOANSWER, "4": CONGESTION}
 # DialStatus -> (Hangup cause, Cdr disposition, OriginateResponse Reason)
 FAILURES = {BUSY: (17, "BUSY", 5), NOANSWER: (19, "NO ANSWER", 3), CONGESTION: (34, "FAILED", 8)}
 CUSTOMER_RING_MAX = 60.0  # `[outbound]` 3: Ringing(), Wait(60)
 CONNECT_AGENT_TIMEOUT = 20.0  # `[connect-agent]`: Dial(Local/<ext>@agents/n,20,tT)
+DIALLER_HOLD = 2.0  # `[dialler]`: Wait(2), then `[dialler-abandon]`
+ABANDON_MESSAGE = 3.0  # length of the callcard-abandoned recording
 
 
 @dataclass
@@ -46,6 +57,7 @@ class Party:
     talk: float
     interface: str = ""  # the agent interface for an operator, "" for the customer
     answered: float | None = None
+    talk_from_bridge: bool = False  # `talk` counts from the bridge with the operator, not the answer
 
 
 @dataclass
@@ -60,6 +72,9 @@ class Outbound:
     first: Party
     second: Party | None = None
     bridge: str = ""
+    bridged_at: float = 0.0
+    hold_until: float | None = None  # the answered customer waits in `[dialler]` until then
+    abandon_until: float | None = None  # the customer hears the abandon message until then
 
     @property
     def linkedid(self) -> str:
@@ -93,6 +108,7 @@ class OutboundCalls:
     def __init__(self, pbx: Pbx) -> None:
         self._pbx = pbx
         self.calls: dict[str, Outbound] = {}
+        self._customer_rng: random.Random | None = None
 
     # --- lookups ----------------------------------------------------------------------
 
@@ -110,13 +126,20 @@ class OutboundCalls:
     def due(self) -> list[tuple[float, Callable[[float], list[Message]]]]:
         due: list[tuple[float, Callable[[float], list[Message]]]] = []
         for out in self.calls.values():
+            if out.hold_until is not None:
+                due.append((out.hold_until, lambda t, o=out: self._to_abandon(o, t)))
+                continue
+            if out.abandon_until is not None:
+                due.append((out.abandon_until, lambda t, o=out: self._abandon_done(o, t)))
+                continue
             for p in out.parties():
                 if p.answered is None:
                     if p.decide_at is not None:
                         due.append((p.decide_at, lambda t, o=out, q=p: self._decide(o, q, t)))
                     due.append((p.limit_at, lambda t, o=out, q=p: self._failed(o, q, t, NOANSWER)))
                 elif out.bridge:
-                    due.append((p.answered + p.talk, lambda t, o=out, q=p: self._talk_end(o, q, t)))
+                    start = out.bridged_at if p.talk_from_bridge else p.answered
+                    due.append((start + p.talk, lambda t, o=out, q=p: self._talk_end(o, q, t)))
         return due
 
     # --- Originate --------------------------------------------------------------------
@@ -130,8 +153,8 @@ class OutboundCalls:
         number, _, chan_context = target.partition("@")
         agent = self._agent(channel)
         click_to_call = context == "outbound" and agent is not None
-        dialler = (context == "connect-agent" and _base(chan_context) == "outbound" and bool(number)
-                   and self._agent(f"Local/{exten}@agents") is not None)
+        dialler = _base(chan_context) == "outbound" and bool(number) and (
+            context == "dialler" or (context == "connect-agent" and self._agent(f"Local/{exten}@agents") is not None))
         if not (click_to_call or dialler):
             return None
         before = self._pbx._busy()
@@ -165,6 +188,9 @@ class OutboundCalls:
                         now: float, limit: float) -> Party:
         """`[outbound] <number>`; `_`/`__` inheritance prefixes on the variables are ignored."""
         values = {k.lstrip("_"): v for k, v in variables}
+        model = self._pbx.config.customers
+        if model is not None and "OUT_RESULT" not in values:
+            return self._modelled_customer(one, two, now, limit)
         digit = values.get("OUT_RESULT") or number[-1:]
         try:
             talk = float(values.get("OUT_TALK") or 4)
@@ -173,6 +199,21 @@ class OutboundCalls:
         result = CUSTOMER_RESULTS.get(digit, ANSWER)
         decide = None if result == NOANSWER else now
         return Party(one, two, result, decide, now + min(limit, CUSTOMER_RING_MAX), talk)
+
+    def _modelled_customer(self, one: Channel, two: Channel, now: float, limit: float) -> Party:
+        """A debtor of the config's CustomerModel: answers or rings out; talks from the bridge on."""
+        model = self._pbx.config.customers
+        assert model is not None
+        rng = self._customer_rng
+        if rng is None:
+            rng = self._customer_rng = random.Random(model.seed)
+        ring_end = now + min(limit, CUSTOMER_RING_MAX)
+        if rng.random() >= model.answer_prob:
+            return Party(one, two, NOANSWER, None, ring_end, 0.0)
+        shape, scale = (model.talk_mean / model.talk_sd) ** 2, model.talk_sd ** 2 / model.talk_mean
+        talk = rng.gammavariate(shape, scale)
+        answer_at = now + rng.uniform(model.ring_min, model.ring_max)
+        return Party(one, two, ANSWER, answer_at, max(ring_end, answer_at + 0.001), talk, talk_from_bridge=True)
 
     def _ring(self, out: Outbound, party: Party, now: float) -> list[Message]:
         """What the party's ;2 does first: Answer at once, or Ringing/Busy/Congestion."""
@@ -203,18 +244,21 @@ class OutboundCalls:
             ev += [m.dial_end(None, one, "ANSWER"),
                    m.originate_response_exten(out.action_id, True, one.name, out.context, out.exten, 4,
                                               one.uniqueid, *out.caller, one)]
+            if out.context == "dialler":
+                return ev + self._hold(out, now)
             return ev + self._dial_second(out, now)
         first = out.first.one
+        out.bridged_at = now
         out.bridge = str(uuid.UUID(int=self._pbx._rng.getrandbits(128), version=4))
         first.bridge = one.bridge = out.bridge
         return ev + [m.dial_end(first, one, "ANSWER"), m.bridge_create(out.bridge),
                      m.bridge_enter(out.bridge, 1, one), m.cel(one, "BRIDGE_ENTER", now),
                      m.bridge_enter(out.bridge, 2, first), m.cel(first, "BRIDGE_ENTER", now)]
 
-    def _dial_second(self, out: Outbound, now: float) -> list[Message]:
-        """The answered first leg runs the Originate's Context/Exten: Dial the other end."""
+    def _dial_second(self, out: Outbound, now: float, context: str = "") -> list[Message]:
+        """The answered first leg runs the Originate's Context/Exten (or a Redirect's): Dial the other end."""
         first = out.first.one
-        first.context, first.exten, first.priority = out.context, out.exten, 1
+        first.context, first.exten, first.priority = context or out.context, out.exten, 1
         if out.context == "outbound":
             base, target, limit = f"Local/{out.exten}@outbound", f"{out.exten}@outbound", out.timeout
         else:
@@ -236,6 +280,51 @@ class OutboundCalls:
             party = self._agent_party(one, two, found[0], found[1], now, limit)
         out.second = party
         return ev + self._pbx._status_changes(before) + self._ring(out, party, now)
+
+    # --- the predictive dialler's hold, Redirect and abandon message ----------------------
+
+    def _hold(self, out: Outbound, now: float) -> list[Message]:
+        """`[dialler] <exten>`: the answered customer waits in silence for the dialler's Redirect."""
+        first = out.first.one
+        first.context, first.exten, first.priority = "dialler", out.exten, 1
+        first.application, first.app_data = "Wait", f"{DIALLER_HOLD:g}"
+        out.hold_until = now + DIALLER_HOLD
+        return [m.newexten(first, "Wait", first.app_data)]
+
+    def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message] | None:
+        """AMI Redirect of a holding dialler customer, by channel name or uniqueid; None when the
+        channel is not one of those (the Pbx then tries its inbound calls)."""
+        out = next((o for o in self.calls.values() if o.context == "dialler"
+                    and channel in (o.first.one.name, o.first.one.uniqueid)), None)
+        if out is None:
+            return None
+        if out.hold_until is None or context not in ("connect-agent", "dialler-abandon"):
+            raise PbxError("Redirect failed")
+        out.hold_until = None
+        if context == "dialler-abandon":
+            return self._to_abandon(out, now)
+        if self._agent(f"Local/{exten}@agents") is None:
+            raise PbxError("Redirect failed")
+        out.exten = exten
+        return self._dial_second(out, now, context="connect-agent")
+
+    def _to_abandon(self, out: Outbound, now: float) -> list[Message]:
+        """`[dialler-abandon] s`: the recorded apology, then Hangup()."""
+        first = out.first.one
+        out.hold_until = None
+        first.context, first.exten, first.priority = "dialler-abandon", "s", 1
+        first.application, first.app_data = "Playback", "callcard-abandoned"
+        out.abandon_until = now + ABANDON_MESSAGE
+        return [m.newexten(first, "Playback", "callcard-abandoned")]
+
+    def _abandon_done(self, out: Outbound, now: float) -> list[Message]:
+        before = self._pbx._busy()
+        out.abandon_until = None
+        first = out.first.one
+        first.priority, first.application, first.app_data = 2, "Hangup", ""
+        ev = [m.newexten(first, "Hangup", "")] + self._hangups(out.first, 16, now)
+        ev += [self._cdr(out, out.first.two, "", "ANSWERED", now), self._cdr(out, first, "", "ANSWERED", now)]
+        return ev + self._finish(out, before, now)
 
     # --- endings ----------------------------------------------------------------------
 
@@ -272,6 +361,10 @@ class OutboundCalls:
             return ev + self._finish(out, before, now)
         first = out.first
         ev = [m.dial_end(first.one, party.one, status)] + self._hangups(party, cause, now)
+        if out.context == "dialler":  # `[connect-agent]` falls through to `[dialler-abandon]`
+            out.second = None
+            ev += [self._cdr(out, party.two, "", disposition, now)] + self._pbx._status_changes(before)
+            return ev + self._to_abandon(out, now)
         ev += [self._cdr(out, party.two, "", disposition, now)] + self._hangups(first, cause, now)
         ev += [self._cdr(out, first.one, party.one.name, disposition, now),
                self._cdr(out, first.two, "", "ANSWERED", now)]
