@@ -65,6 +65,21 @@ class Interaction(BaseModel):
     disposition: str | None = None
 
 
+class CardDebt(BaseModel):
+    """An open debt on the card; amounts are decimal strings."""
+
+    id: int
+    contract: str
+    creditor: str
+    principal: str
+    total_due: str
+    currency: str
+    days_past_due: int
+    status: str
+    promised_amount: str | None = None
+    promised_date: str | None = None
+
+
 class ClientCard(BaseModel):
     id: int
     kind: str
@@ -79,6 +94,7 @@ class ClientCard(BaseModel):
     manager: Manager | None = None
     open_requests: list[OpenRequest] = []
     last_interactions: list[Interaction] = []
+    debts: list[CardDebt] = []
 
 
 class ClientPage(BaseModel):

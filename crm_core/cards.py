@@ -16,10 +16,12 @@ from sqlalchemy import Integer, bindparam, cast, func, null, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import (
+    OPEN_DEBT_STATUSES,
     Call,
     Client,
     ClientPhone,
     ContactPerson,
+    Debt,
     Department,
     Interaction,
     Operator,
@@ -129,6 +131,7 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
             ),
             "open_requests": [],
             "last_interactions": [],
+            "debts": [],
         }
     ids = list(cards)
     if not ids:
@@ -152,6 +155,8 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
             "status": status,
             "created_at": as_utc(created_at).isoformat(),
         })
+    for row in session.execute(_OPEN_DEBTS, ids_param):
+        cards[row.client_id]["debts"].append(debt_dict(row))
     for client_id, entries in last_interactions(session, ids, RECENT_INTERACTIONS).items():
         cards[client_id]["last_interactions"] = entries
     return cards
@@ -183,6 +188,29 @@ _OPEN_REQUESTS = (
     .where(Request.client_id.in_(bindparam("ids", expanding=True)), Request.status != "closed")
     .order_by(Request.created_at.desc(), Request.id.desc())
 )
+
+_OPEN_DEBTS = (
+    select(Debt.id, Debt.client_id, Debt.contract, Debt.creditor, Debt.principal, Debt.total_due, Debt.currency,
+           Debt.days_past_due, Debt.status, Debt.promised_amount, Debt.promised_date)
+    .where(Debt.client_id.in_(bindparam("ids", expanding=True)), Debt.status.in_(OPEN_DEBT_STATUSES))
+    .order_by(Debt.days_past_due.desc(), Debt.id)
+)
+
+
+def debt_dict(row: Any) -> dict[str, Any]:
+    """A debt as the card shows it; amounts as strings, so no float ever rounds a kopeck away."""
+    return {
+        "id": row.id,
+        "contract": row.contract,
+        "creditor": row.creditor,
+        "principal": str(row.principal),
+        "total_due": str(row.total_due),
+        "currency": row.currency,
+        "days_past_due": row.days_past_due,
+        "status": row.status,
+        "promised_amount": None if row.promised_amount is None else str(row.promised_amount),
+        "promised_date": None if row.promised_date is None else row.promised_date.isoformat(),
+    }
 
 
 def phone_dict(e164: str, kind: str, label: str) -> dict[str, str]:

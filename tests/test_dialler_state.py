@@ -1,0 +1,90 @@
+"""The dialler's pure state: who is free, how many lines to open, who takes an answered debtor."""
+
+from __future__ import annotations
+
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
+from routing.campaigns.dialler import Abandon, Agent, Connect, Connected, DiallerState, Ended, LiveCall
+
+ANNA, BORIS = Agent(1, "Local/101@agents"), Agent(2, "Local/102@agents")
+
+
+def ev(kind: CallEventKind, linkedid: str, interface: str = "", outcome: Outcome | None = None) -> CallEvent:
+    return CallEvent(kind, linkedid, 0.0, direction="outbound", interface=interface, outcome=outcome)
+
+
+def placed(state: DiallerState, channel_id: str, campaign_id: int = 1) -> LiveCall:
+    call = LiveCall(channel_id, campaign_id, 10, "+73517654321", 0.0)
+    state.placed(call)
+    return call
+
+
+def test_an_operator_on_any_call_is_not_free_until_it_ends() -> None:
+    state = DiallerState()
+    state.on_event(ev(CallEventKind.RINGING, "inbound-1", ANNA.interface), [], 0.0)
+    assert state.free([ANNA, BORIS], 0.0) == [BORIS]
+    state.on_event(ev(CallEventKind.RING_STOPPED, "inbound-1", ANNA.interface), [], 1.0)
+    assert ANNA in state.free([ANNA, BORIS], 1.0)
+    state.on_event(ev(CallEventKind.ANSWERED, "inbound-2", ANNA.interface), [], 2.0)
+    state.on_event(ev(CallEventKind.ENDED, "inbound-2", ANNA.interface, Outcome.ANSWERED), [], 3.0)
+    assert ANNA in state.free([ANNA, BORIS], 3.0)
+
+
+def test_progressive_dials_one_line_per_free_operator_and_none_without_one() -> None:
+    state = DiallerState()
+    assert state.to_dial(1, "progressive", [ANNA, BORIS], 10, 0.0) == 2
+    placed(state, "a")
+    assert state.to_dial(1, "progressive", [ANNA, BORIS], 10, 0.0) == 1  # one already rings for them
+    assert state.to_dial(1, "progressive", [], 10, 0.0) == 0
+    assert state.to_dial(1, "preview", [ANNA], 10, 0.0) == 0
+
+
+def test_answered_debtor_goes_to_the_longest_idle_operator_then_the_next_is_abandoned() -> None:
+    state = DiallerState(wrapup_seconds=30.0)
+    first, second, third = placed(state, "a"), placed(state, "b"), placed(state, "c")
+    # Boris finished a call at t=5 and Anna at t=2: Anna has waited longest
+    for agent, t in ((ANNA, 2.0), (BORIS, 5.0)):
+        state._idle_since[agent.operator_id] = t
+    assert state.on_event(ev(CallEventKind.ANSWERED, "a"), [ANNA, BORIS], 10.0) == [Connect(first, ANNA)]
+    assert state.on_event(ev(CallEventKind.ANSWERED, "b"), [ANNA, BORIS], 10.0) == [Connect(second, BORIS)]
+    assert state.on_event(ev(CallEventKind.ANSWERED, "c"), [ANNA, BORIS], 10.0) == [Abandon(third)]
+    assert state.abandon_rate(1) == 1 / 3
+
+
+def test_connected_call_ends_into_wrap_up_and_a_disposition_frees_the_operator() -> None:
+    state = DiallerState(wrapup_seconds=30.0)
+    call = placed(state, "a")
+    state.on_event(ev(CallEventKind.ANSWERED, "a"), [ANNA], 0.0)
+    assert state.on_event(ev(CallEventKind.RINGING, "a", ANNA.interface), [ANNA], 0.5) == []
+    assert state.on_event(ev(CallEventKind.ANSWERED, "a", ANNA.interface), [ANNA], 1.0) == [Connected(call)]
+    assert state.on_event(ev(CallEventKind.ENDED, "a", ANNA.interface, Outcome.ANSWERED), [ANNA], 61.0) == [
+        Ended(call, "answered")]
+    assert state.free([ANNA], 70.0) == []  # writing up the call
+    assert state.free([ANNA], 91.0) == [ANNA]
+    state.on_event(ev(CallEventKind.ENDED, "a2", ANNA.interface, Outcome.ANSWERED), [ANNA], 62.0)
+    state._wrapup_until[ANNA.operator_id] = 200.0
+    state.wrapped_up(ANNA.operator_id)  # the disposition is saved: no need to wait
+    assert state.free([ANNA], 100.0) == [ANNA]
+
+
+def test_unanswered_outcomes_map_to_attempt_outcomes() -> None:
+    state = DiallerState()
+    for channel_id, outcome, expected in (("a", Outcome.MISSED, "no_answer"), ("b", Outcome.BUSY, "busy"),
+                                          ("c", Outcome.FAILED, "failed")):
+        call = placed(state, channel_id)
+        assert state.on_event(ev(CallEventKind.ENDED, channel_id, "", outcome), [], 1.0) == [Ended(call, expected)]
+    assert state.calls == {}
+
+
+def test_predictive_over_dials_once_the_answer_rate_is_known() -> None:
+    state = DiallerState()
+    for i in range(40):  # one answer in four
+        call = placed(state, f"r{i}")
+        if i % 4 == 0:
+            state.on_event(ev(CallEventKind.ANSWERED, call.channel_id), [], 0.0)
+        state.calls.pop(call.channel_id, None)
+        if i % 4:
+            state._campaign(1).resolved.append(False)
+    state.seed_abandon_rate(1, 100, 0)
+    agents = [Agent(i, f"Local/{100 + i}@agents") for i in range(1, 5)]
+    assert state.to_dial(1, "predictive", agents, 30, 0.0) > 4
+    assert state.to_dial(1, "progressive", agents, 30, 0.0) == 4
