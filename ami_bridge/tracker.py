@@ -207,7 +207,9 @@ class CallTracker:
         return handler(msg) if handler is not None else []
 
     def resync(self, channels: list[AmiMessage]) -> list[CallEvent]:
-        """Reconcile with a CoreShowChannels list after a reconnect: end ghosts, adopt strangers."""
+        """Reconcile with a CoreShowChannels list after a reconnect: end ghosts, adopt strangers, and
+        learn what happened while nobody listened: the queue a caller waits in, an answer (the
+        caller shares a bridge with a queue member's leg), a caller gone from a queue (abandoned)."""
         live = {ch.get("Uniqueid"): ch for ch in channels if ch.get("Uniqueid")}
         events: list[CallEvent] = []
         for key in list(self._calls):
@@ -218,12 +220,41 @@ class CallTracker:
                     call.channels.discard(uniqueid)
             if not call.channels:
                 call.awaiting_originate = False
+                if call.direction == "inbound" and call.queue and call.answered_at is None and not call.transferring:
+                    call.abandoned = True  # hung up in the queue while we were away
+                    call.wait_seconds = max(0, round(self._clock() - call.started))
                 events += self._end(call)
+        adopted: dict[str, _Call] = {}
         for ch in live.values():
             if ch.get("Uniqueid") not in self._channel_call:
                 call = self._adopt(ch, first_leg=False)  # a listed leg's Exten is where it is now
                 if call is not None and not call.offered:
-                    events.append(self._offer(call))
+                    adopted[call.linkedid] = call
+        for ch in live.values():
+            call = self._call_of(ch)
+            if call is not None and ch.get("Application") == "Queue":
+                call.queue = call.queue or ch.get("ApplicationData").split(",")[0]
+                call.caller_channel = call.caller_channel or ch.get("Channel")
+        events += [self._offer(call) for call in adopted.values()]
+        return events + self._answered_while_away(list(live.values()))
+
+    def _answered_while_away(self, channels: list[AmiMessage]) -> list[CallEvent]:
+        """ANSWERED for inbound calls not known as answered whose queue member's leg is in a bridge."""
+        bridges: dict[str, list[AmiMessage]] = {}
+        for ch in channels:
+            if ch.get("BridgeId"):
+                bridges.setdefault(ch.get("BridgeId"), []).append(ch)
+        events: list[CallEvent] = []
+        for members in bridges.values():
+            agent = next((m for m in members if m.get("Application") == "AppQueue"), None)
+            call = self._call_of(agent) if agent is not None and len(members) > 1 else None
+            if call is None or agent is None or call.answered_at is not None or call.direction != "inbound":
+                continue
+            channel = agent.get("Channel")
+            call.rings.pop(channel, None)
+            call.interface, call.member_name, call.agent_channel = device_of(channel), "", channel
+            call.answered_at = self._clock()
+            events += self._stop_rings(call) + [self._event(call, CallEventKind.ANSWERED)]
         return events
 
     # --- channels and calls -------------------------------------------------------------
@@ -441,7 +472,10 @@ class CallTracker:
         caller redirected to a colleague's phone): ring the dialled device."""
         call = self._call_of(msg)
         dest = msg.get("DestChannel")
-        if call is not None and dest and call.agent_channel and msg.get("Channel") == call.agent_channel \
+        caller = msg.get("Channel")
+        if call is not None and caller.endswith(";2") and f"{caller[:-2]};1" in call.rings:
+            return []  # the phone behind a ringing Local leg (`[agents]` Dial(PJSIP/101)): the same ring
+        if call is not None and dest and call.agent_channel and caller == call.agent_channel \
                 and not call.agent_first:
             call.consult = _Consult(dest, device_of(dest))  # Atxfer: the operator consults a colleague
             return [self._event(call, CallEventKind.RINGING, interface=call.consult.interface, member_name="")]

@@ -15,7 +15,7 @@ from ami_bridge.events import CallEventKind as K
 from ami_bridge.events import Outcome
 from ami_bridge.service import Bridge
 from callcard.bus import CALLS_TOPIC, MemoryBus
-from callcard.pbx_sim import CustomerModel, PbxSimulator, default_config
+from callcard.pbx_sim import PbxSimulator, default_config
 from callcard.settings import Settings
 
 SCALE = 10.0
@@ -52,10 +52,11 @@ async def _dial(rig: Rig, number: str = "+73517654321", talk: str = "5") -> None
         caller_id="+74950000000", variables={"CALLCARD_CAMPAIGN": "7", "OUT_TALK": talk}, timeout=30)
 
 
-async def _events(rig: Rig, on_answer: str | None = None, ext: str = "101") -> list[dict]:
-    """The call's events until ENDED; `on_answer` = the Redirect context sent when the debtor answers."""
+async def _events(rig: Rig, on_answer: str | None = None, ext: str = "101", talk: str = "600") -> list[dict]:
+    """The call's events until ENDED; `on_answer` = the Redirect context sent when the debtor answers,
+    `talk` = how long after answering the debtor hangs up (OUT_TALK), whatever happens meanwhile."""
     sub = await rig.bus.subscribe(CALLS_TOPIC)
-    await _dial(rig)
+    await _dial(rig, talk=talk)
     got: list[dict] = []
     async with asyncio.timeout(15):
         async for event in sub:
@@ -72,7 +73,7 @@ def _kinds(events: list[dict]) -> list[tuple[str, str]]:
 
 
 async def test_answered_debtor_redirected_to_an_operator_is_an_answered_call(rig: Rig) -> None:
-    events = await _events(rig, "connect-agent")
+    events = await _events(rig, "connect-agent", talk="5")
     assert _kinds(events) == [(K.OFFERED, ""), (K.ANSWERED, ""), (K.RINGING, "Local/101@agents"),
                               (K.ANSWERED, "Local/101@agents"), (K.ENDED, "Local/101@agents")]
     assert all(e["linkedid"] == CHANNEL_ID and e["direction"] == "outbound" for e in events)
@@ -107,12 +108,3 @@ async def test_operator_who_does_not_answer_sends_the_debtor_to_the_apology(rig:
 async def test_redirect_of_an_unknown_channel_is_refused(rig: Rig) -> None:
     with pytest.raises(AmiError):
         await rig.bridge.commands.redirect("dial-nobody", "connect-agent", "101")
-
-
-async def test_customer_model_answers_about_as_often_as_configured() -> None:
-    config = default_config(time_scale=1000.0)
-    sim = PbxSimulator(config.__class__(**{**config.__dict__,
-                                          "customers": CustomerModel(0.3, 20.0, 8.0, 1.0, 5.0, seed=4)}))
-    answered = [sim.pbx.outbound._modelled_customer(*sim.pbx._pair("Local/1@outbound", "outbound", "1", 0.0, None),
-                                                     0.0, 30.0).result == "ANSWER" for _ in range(600)]
-    assert 0.25 < sum(answered) / len(answered) < 0.35

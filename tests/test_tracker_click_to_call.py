@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ami_bridge.events import CallEventKind, Outcome
-from ami_bridge.frames import FrameParser
+from ami_bridge.frames import AmiMessage, FrameParser
 from ami_bridge.tracker import CallTracker
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.actions import run_action
@@ -62,3 +62,29 @@ def test_click_to_call_without_an_answer_ends_with_the_customers_result(
     events = click_to_call(number, agent)
     assert [e.kind for e in events] == [K.OFFERED, K.RINGING, K.RING_STOPPED, K.ENDED]
     assert (events[-1].outcome, events[-1].interface, events[-1].caller_num) == (outcome, OPERATOR, number)
+
+
+def test_operators_pjsip_phone_answering_is_not_the_customers_answer() -> None:
+    """Production: the originated `Local/101@agents` leg's ;2 runs `[agents]` Dial(PJSIP/101). That
+    Dial is the operator's phone, not the customer: a busy customer stays a busy call."""
+    tracker = CallTracker(clock=lambda: 1000.0)
+    tracker.expect_outbound("orig-1", "c2c-1")
+    tracker.expect_click_to_call("c2c-1", OPERATOR, "+73517654322")
+    one, two, phone, trunk = ("Local/101@agents-00000001;1", "Local/101@agents-00000001;2", "PJSIP/101-00000002",
+                              "PJSIP/trunk-00000003")
+
+    def ev(name: str, uniqueid: str, channel: str, **fields: str) -> AmiMessage:
+        return AmiMessage.of(Event=name, Channel=channel, Uniqueid=uniqueid, Linkedid="c2c-1", **fields)
+
+    script = [
+        ev("Newchannel", "c2c-1", one, Exten="101"), ev("Newchannel", "c2c-1;2", two, Exten="101"),
+        ev("Newchannel", "u3", phone), ev("DialBegin", "c2c-1;2", two, DestChannel=phone, DialString="101"),
+        ev("DialEnd", "c2c-1;2", two, DestChannel=phone, DialStatus="ANSWER"),
+        AmiMessage.of(Event="OriginateResponse", ActionID="orig-1", Response="Success", Reason="4", Uniqueid="c2c-1"),
+        ev("Newchannel", "u4", trunk), ev("DialBegin", "c2c-1", one, DestChannel=trunk, DialString="+73517654322@trunk"),
+        ev("DialEnd", "c2c-1", one, DestChannel=trunk, DialStatus="BUSY"),
+        ev("Hangup", "u4", trunk), ev("Hangup", "u3", phone), ev("Hangup", "c2c-1;2", two), ev("Hangup", "c2c-1", one),
+    ]
+    events = [e for msg in script for e in tracker.feed(msg)]
+    assert [e.kind for e in events] == [K.OFFERED, K.RINGING, K.RING_STOPPED, K.ENDED]
+    assert (events[-1].outcome, events[-1].interface) == (Outcome.BUSY, OPERATOR)

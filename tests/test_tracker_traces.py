@@ -153,7 +153,7 @@ def test_resync_stops_a_ring_before_ending_the_ghost(traces_dir: Path) -> None:
     events = tracker.resync([AmiMessage.of(Event="CoreShowChannel", Uniqueid="9.9", Linkedid="9.9")])
     assert [(e.kind, e.linkedid, e.outcome) for e in events] == [
         (K.RING_STOPPED, "1795394619.4", None),
-        (K.ENDED, "1795394619.4", Outcome.MISSED),
+        (K.ENDED, "1795394619.4", Outcome.ABANDONED),  # gone from the queue while we were away
         (K.OFFERED, "9.9", None),
     ]
 

@@ -54,8 +54,10 @@ class QueueConfig:
 @dataclass(frozen=True)
 class CustomerModel:
     """How the debtors a dialler calls behave, for benchmarks: each answers with `answer_prob`
-    after a uniform ring in [ring_min, ring_max] s (else rings out), and once put through to an
-    operator talks a gamma-distributed time (mean `talk_mean`, sd `talk_sd`) and hangs up."""
+    after a uniform ring in [ring_min, ring_max] s (else, or when that ring outlasts the Originate
+    timeout, rings out), waits as long as it takes for an operator, and once put through talks a
+    gamma-distributed time (mean `talk_mean`, sd `talk_sd`; sd 0: exactly the mean) and hangs up.
+    Seeded: the same calls in the same order behave the same."""
 
     answer_prob: float
     talk_mean: float
@@ -63,6 +65,14 @@ class CustomerModel:
     ring_min: float = 2.0
     ring_max: float = 10.0
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.answer_prob <= 1.0:
+            raise ValueError(f"answer_prob is a probability in [0, 1], not {self.answer_prob}")
+        if self.talk_mean <= 0 or self.talk_sd < 0:
+            raise ValueError(f"talk_mean must be > 0 and talk_sd >= 0, not {self.talk_mean}/{self.talk_sd}")
+        if not 0.0 <= self.ring_min <= self.ring_max:
+            raise ValueError(f"need 0 <= ring_min <= ring_max, not {self.ring_min}..{self.ring_max}")
 
 
 @dataclass(frozen=True)
@@ -82,8 +92,9 @@ def _operator(ext: int) -> MemberConfig:
     return MemberConfig(f"Local/{ext}@agents/n", f"Operator {ext}")
 
 
-def default_config(time_scale: float = 1.0) -> PbxConfig:
-    """The PBX of the recordings: sales/support/collections, operators 101..106 talk 3..8 s."""
+def default_config(time_scale: float = 1.0, customers: CustomerModel | None = None) -> PbxConfig:
+    """The PBX of the recordings: sales/support/collections, operators 101..106 talk 3..8 s;
+    `customers` models the debtors of dialler calls (see PbxConfig)."""
     agents = {f"Local/{ext}@agents/n": AgentBehaviour(0.0, float(ext - 98)) for ext in range(101, 107)}
     agents["Local/201@noanswer/n"] = AgentBehaviour(None, 0.0)
     return PbxConfig(
@@ -95,6 +106,7 @@ def default_config(time_scale: float = 1.0) -> PbxConfig:
         ),
         agents=agents,
         time_scale=time_scale,
+        customers=customers,
     )
 
 
@@ -315,13 +327,14 @@ class Pbx:
         return one, two
 
     def find_channel(self, name: str) -> tuple[Call, Ring | None, Channel] | None:
+        """An inbound call's channel by name or uniqueid: Asterisk's ast_channel_get_by_name takes both."""
         for call in self.calls.values():
             for ch in (call.outer, call.inner):
-                if ch.name == name:
+                if name in (ch.name, ch.uniqueid):
                     return call, None, ch
             for ring in call.rings:
                 for ch in (ring.one, ring.two):
-                    if ch.name == name:
+                    if name in (ch.name, ch.uniqueid):
                         return call, ring, ch
         return None
 
@@ -787,7 +800,8 @@ class Pbx:
     def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message]:
         """Blind transfer of a caller (;2): leave the queue, agent or Dial(), then `[queues] <queue>`
         joins that queue and `[transfer] colleague` Dials ${TRANSFER_TO} (a colleague's phone).
-        A dialler call's answered debtor goes to `[connect-agent]` or `[dialler-abandon]` instead."""
+        A dialler call's answered debtor goes to `[connect-agent]` or `[dialler-abandon]` instead.
+        `channel` is a name or a uniqueid (a pre-assigned ChannelId), as in Asterisk."""
         outbound = self.outbound.redirect(now, channel, context, exten)
         if outbound is not None:
             return outbound

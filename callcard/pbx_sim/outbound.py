@@ -7,14 +7,19 @@
   the customer first; once they answer the leg runs `Dial(Local/<ext>@agents/n,20,tT)`.
 * Predictive dialler: `Context=dialler`: the answered customer's leg waits in `[dialler]`
   (`Wait(2)`) for an AMI Redirect (by channel name or uniqueid, as Asterisk allows) to
-  `[connect-agent] <ext>` or `[dialler-abandon] s`; unredirected after 2 s, or when the operator
-  does not answer, it goes to `[dialler-abandon]`: Playback(callcard-abandoned), Hangup.
+  `[connect-agent] <ext>` or `[dialler-abandon] s`; unredirected after 2 s it goes on to
+  `[dialler-abandon]`: Playback(callcard-abandoned), Hangup.
+
+In both dialler shapes an operator who is busy, unknown to `[agents]` or silent for 20 s fails the
+Dial and `[connect-agent]` goes on to `[dialler-abandon]` too. A Redirect also moves a customer out
+of the apology or away from a ringing or talking operator, as it would in Asterisk.
 
 The customer is always a Local pair `Local/<number>@outbound-XXXXXXXX;1/;2` whose ;2 plays the
-recorded `[outbound]` dialplan: `OUT_RESULT` (or the number's last digit) 1 answers and talks
-`OUT_TALK` s (default 4), 2 Busy(), 3 rings until the Originate timeout (at most 60 s),
-4 Congestion(); any other digit answers. Pure like `model.Pbx`: every method takes `now`
-and returns the events, nothing awaits.
+recorded `[outbound]` dialplan: `OUT_RESULT` (or the number's last digit) 1 answers and hangs up
+`OUT_TALK` s later (default 4), whatever its ;1 is doing, 2 Busy(), 3 rings until the Originate
+timeout (at most 60 s), 4 Congestion(); any other digit answers. A dialler call without OUT_RESULT
+follows the config's `CustomerModel` when there is one. Pure like `model.Pbx`: every method takes
+`now` and returns the events, nothing awaits.
 """
 
 from __future__ import annotations
@@ -80,6 +85,11 @@ class Outbound:
     def linkedid(self) -> str:
         return self.first.one.linkedid
 
+    @property
+    def customer_first(self) -> bool:
+        """A dialler shape (`[dialler]`, `[connect-agent]`): the customer first, an operator later."""
+        return self.context != "outbound"
+
     def parties(self) -> list[Party]:
         return [self.first] + ([self.second] if self.second is not None else [])
 
@@ -100,6 +110,11 @@ def _exten_of(dial_string: str) -> str:
 
 def _base(interface: str) -> str:
     return interface.removesuffix("/n")
+
+
+def _matches_x_bang(exten: str) -> bool:
+    """`_X!`: a digit, then anything (campaign ids and extensions of any length)."""
+    return exten[:1].isdigit()
 
 
 class OutboundCalls:
@@ -127,11 +142,9 @@ class OutboundCalls:
         due: list[tuple[float, Callable[[float], list[Message]]]] = []
         for out in self.calls.values():
             if out.hold_until is not None:
-                due.append((out.hold_until, lambda t, o=out: self._to_abandon(o, t)))
-                continue
+                due.append((out.hold_until, lambda t, o=out: self._hold_over(o, t)))
             if out.abandon_until is not None:
                 due.append((out.abandon_until, lambda t, o=out: self._abandon_done(o, t)))
-                continue
             for p in out.parties():
                 if p.answered is None:
                     if p.decide_at is not None:
@@ -140,6 +153,10 @@ class OutboundCalls:
                 elif out.bridge:
                     start = out.bridged_at if p.talk_from_bridge else p.answered
                     due.append((start + p.talk, lambda t, o=out, q=p: self._talk_end(o, q, t)))
+                elif not p.interface and not p.talk_from_bridge:
+                    # `[outbound]` Wait(OUT_TALK) runs from the answer: the customer also hangs up on
+                    # the hold, the apology or an operator still ringing
+                    due.append((p.answered + p.talk, lambda t, o=out, q=p: self._party_hangs_up(o, q, t)))
         return due
 
     # --- Originate --------------------------------------------------------------------
@@ -174,7 +191,7 @@ class OutboundCalls:
         if agent is not None and click_to_call:
             party = self._agent_party(one, two, agent[0], agent[1], now, timeout)
         else:
-            party = self._customer_party(one, two, number, variables, now, timeout)
+            party = self._customer_party(one, two, number, variables, now, timeout, modelled=True)
         out = Outbound(action_id, channel, context, exten, caller, variables, timeout, party)
         self.calls[out.linkedid] = out
         return ev + self._pbx._status_changes(before) + self._ring(out, party, now)
@@ -185,11 +202,11 @@ class OutboundCalls:
         return Party(one, two, ANSWER, decide, now + limit, behaviour.talk, interface=interface)
 
     def _customer_party(self, one: Channel, two: Channel, number: str, variables: list[tuple[str, str]],
-                        now: float, limit: float) -> Party:
-        """`[outbound] <number>`; `_`/`__` inheritance prefixes on the variables are ignored."""
+                        now: float, limit: float, *, modelled: bool) -> Party:
+        """`[outbound] <number>`; `_`/`__` inheritance prefixes on the variables are ignored.
+        `modelled`: a dialler's customer, who follows the config's CustomerModel unless OUT_RESULT says."""
         values = {k.lstrip("_"): v for k, v in variables}
-        model = self._pbx.config.customers
-        if model is not None and "OUT_RESULT" not in values:
+        if modelled and self._pbx.config.customers is not None and "OUT_RESULT" not in values:
             return self._modelled_customer(one, two, now, limit)
         digit = values.get("OUT_RESULT") or number[-1:]
         try:
@@ -201,7 +218,8 @@ class OutboundCalls:
         return Party(one, two, result, decide, now + min(limit, CUSTOMER_RING_MAX), talk)
 
     def _modelled_customer(self, one: Channel, two: Channel, now: float, limit: float) -> Party:
-        """A debtor of the config's CustomerModel: answers or rings out; talks from the bridge on."""
+        """A debtor of the config's CustomerModel: answers after their ring time unless that is past
+        the Originate timeout, or rings out; talks from the bridge with an operator on."""
         model = self._pbx.config.customers
         assert model is not None
         rng = self._customer_rng
@@ -210,10 +228,14 @@ class OutboundCalls:
         ring_end = now + min(limit, CUSTOMER_RING_MAX)
         if rng.random() >= model.answer_prob:
             return Party(one, two, NOANSWER, None, ring_end, 0.0)
-        shape, scale = (model.talk_mean / model.talk_sd) ** 2, model.talk_sd ** 2 / model.talk_mean
-        talk = rng.gammavariate(shape, scale)
+        talk = model.talk_mean
+        if model.talk_sd > 0:
+            shape, scale = (model.talk_mean / model.talk_sd) ** 2, model.talk_sd ** 2 / model.talk_mean
+            talk = rng.gammavariate(shape, scale)
         answer_at = now + rng.uniform(model.ring_min, model.ring_max)
-        return Party(one, two, ANSWER, answer_at, max(ring_end, answer_at + 0.001), talk, talk_from_bridge=True)
+        if answer_at >= ring_end:
+            return Party(one, two, NOANSWER, None, ring_end, 0.0)
+        return Party(one, two, ANSWER, answer_at, ring_end, talk, talk_from_bridge=True)
 
     def _ring(self, out: Outbound, party: Party, now: float) -> list[Message]:
         """What the party's ;2 does first: Answer at once, or Ringing/Busy/Congestion."""
@@ -255,17 +277,22 @@ class OutboundCalls:
                      m.bridge_enter(out.bridge, 1, one), m.cel(one, "BRIDGE_ENTER", now),
                      m.bridge_enter(out.bridge, 2, first), m.cel(first, "BRIDGE_ENTER", now)]
 
-    def _dial_second(self, out: Outbound, now: float, context: str = "") -> list[Message]:
-        """The answered first leg runs the Originate's Context/Exten (or a Redirect's): Dial the other end."""
+    def _dial_second(self, out: Outbound, now: float, context: str = "", exten: str = "") -> list[Message]:
+        """The answered first leg runs the Originate's Context/Exten (or a Redirect's): Dial the other end.
+        An extension `[agents]` lacks fails at once (CHANUNAVAIL); a busy operator's phone gives BUSY."""
         first = out.first.one
-        first.context, first.exten, first.priority = context or out.context, out.exten, 1
+        exten = exten or out.exten
+        first.context, first.exten, first.priority = context or out.context, exten, 1
         if out.context == "outbound":
-            base, target, limit = f"Local/{out.exten}@outbound", f"{out.exten}@outbound", out.timeout
+            base, target, limit = f"Local/{exten}@outbound", f"{exten}@outbound", out.timeout
         else:
-            base, target, limit = f"Local/{out.exten}@agents", f"{out.exten}@agents/n", CONNECT_AGENT_TIMEOUT
+            base, target, limit = f"Local/{exten}@agents", f"{exten}@agents/n", CONNECT_AGENT_TIMEOUT
         first.application, first.app_data = "Dial", f"Local/{target},{limit:g},tT"
         ev = [m.newexten(first, "Dial", first.app_data)]
-        one, two = self._pbx._pair(base, base.rsplit("@", 1)[1], out.exten, now, out.linkedid)
+        found = self._agent(base)
+        if out.customer_first and found is None:
+            return ev + self._goto_abandon(out, now)
+        one, two = self._pbx._pair(base, base.rsplit("@", 1)[1], exten, now, out.linkedid)
         ev += [m.cel(one, "CHAN_START", now), m.newchannel(one), m.cel(two, "CHAN_START", now), m.newchannel(two)]
         for ch in (one, two):
             ch.cid_num, ch.cid_name = first.cid_num, first.cid_name
@@ -273,9 +300,10 @@ class OutboundCalls:
             ev += [m.new_callerid(ch), m.new_connected_line(ch)]
         ev += [m.local_bridge(one, two, False), m.dial_begin(first, one, target)]
         before = self._pbx._busy()
-        found = self._agent(base)
-        if out.context == "outbound" or found is None:
-            party = self._customer_party(one, two, out.exten, out.variables, now, limit)
+        if found is None:
+            party = self._customer_party(one, two, exten, out.variables, now, limit, modelled=False)
+        elif out.customer_first and _base(found[0]) in before:  # already ringing or talking elsewhere
+            party = Party(one, two, BUSY, now, now + limit, 0.0, interface=found[0])
         else:
             party = self._agent_party(one, two, found[0], found[1], now, limit)
         out.second = party
@@ -291,22 +319,61 @@ class OutboundCalls:
         out.hold_until = now + DIALLER_HOLD
         return [m.newexten(first, "Wait", first.app_data)]
 
-    def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message] | None:
-        """AMI Redirect of a holding dialler customer, by channel name or uniqueid; None when the
-        channel is not one of those (the Pbx then tries its inbound calls)."""
-        out = next((o for o in self.calls.values() if o.context == "dialler"
-                    and channel in (o.first.one.name, o.first.one.uniqueid)), None)
-        if out is None:
-            return None
-        if out.hold_until is None or context not in ("connect-agent", "dialler-abandon"):
-            raise PbxError("Redirect failed")
+    def _hold_over(self, out: Outbound, now: float) -> list[Message]:
         out.hold_until = None
-        if context == "dialler-abandon":
-            return self._to_abandon(out, now)
-        if self._agent(f"Local/{exten}@agents") is None:
+        return self._goto_abandon(out, now)
+
+    def _goto_abandon(self, out: Outbound, now: float) -> list[Message]:
+        """Priority 2 of `[dialler]` (Wait over) and `[connect-agent]` (Dial failed): Goto the apology."""
+        first = out.first.one
+        first.priority, first.application, first.app_data = 2, "Goto", "dialler-abandon,s,1"
+        return [m.newexten(first, "Goto", first.app_data)] + self._to_abandon(out, now)
+
+    def _find(self, channel: str) -> tuple[Outbound, Party, Channel] | None:
+        """The outbound call and party with a channel of that name or uniqueid (Asterisk takes both)."""
+        for out in self.calls.values():
+            for party in out.parties():
+                for ch in (party.one, party.two):
+                    if channel in (ch.name, ch.uniqueid):
+                        return out, party, ch
+        return None
+
+    def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message] | None:
+        """AMI Redirect of an outbound call's leg, by channel name or uniqueid; None when no outbound
+        call has that channel (the Pbx then tries its inbound calls). What the dialplan can do with it:
+        the answered customer's ;1 of a dialler call goes to `[connect-agent] <ext>` or
+        `[dialler-abandon] s`, leaving its Wait, its Playback or its Dial (the operator leg hangs up)."""
+        found = self._find(channel)
+        if found is None:
+            return None
+        out, _, ch = found
+        movable = out.customer_first and ch is out.first.one and out.first.answered is not None
+        to_agent = context == "connect-agent" and _matches_x_bang(exten)
+        if not movable or not (to_agent or (context == "dialler-abandon" and exten == "s")):
             raise PbxError("Redirect failed")
-        out.exten = exten
-        return self._dial_second(out, now, context="connect-agent")
+        ev = self._leave(out, now)
+        if to_agent:
+            return ev + self._dial_second(out, now, context, exten)
+        return ev + self._to_abandon(out, now)
+
+    def _leave(self, out: Outbound, now: float) -> list[Message]:
+        """The redirected ;1 stops what it runs; a Dial()'s operator leg is cancelled or hung up."""
+        out.hold_until = out.abandon_until = None
+        second = out.second
+        if second is None:
+            return []
+        before = self._pbx._busy()
+        first = out.first.one
+        out.second = None
+        if out.bridge:
+            bridge, out.bridge = out.bridge, ""
+            ev = [m.bridge_leave(bridge, 1, first), m.bridge_leave(bridge, 0, second.one), m.bridge_destroy(bridge)]
+            first.bridge = second.one.bridge = ""
+            ev += self._hangups(second, 16, now) + [self._cdr(out, second.two, "", "ANSWERED", now)]
+        else:
+            ev = [m.dial_end(first, second.one, "CANCEL")] + self._hangups(second, 16, now)
+            ev.append(self._cdr(out, second.two, "", "NO ANSWER", now))
+        return ev + self._pbx._status_changes(before) + self._pbx._dispatch(now)
 
     def _to_abandon(self, out: Outbound, now: float) -> list[Message]:
         """`[dialler-abandon] s`: the recorded apology, then Hangup()."""
@@ -318,12 +385,17 @@ class OutboundCalls:
         return [m.newexten(first, "Playback", "callcard-abandoned")]
 
     def _abandon_done(self, out: Outbound, now: float) -> list[Message]:
-        before = self._pbx._busy()
-        out.abandon_until = None
         first = out.first.one
         first.priority, first.application, first.app_data = 2, "Hangup", ""
-        ev = [m.newexten(first, "Hangup", "")] + self._hangups(out.first, 16, now)
-        ev += [self._cdr(out, out.first.two, "", "ANSWERED", now), self._cdr(out, first, "", "ANSWERED", now)]
+        return [m.newexten(first, "Hangup", "")] + self._hangs_up_alone(out, now)
+
+    def _hangs_up_alone(self, out: Outbound, now: float) -> list[Message]:
+        """The answered customer's pair goes while no other party is dialled (hold or apology)."""
+        before = self._pbx._busy()
+        out.hold_until = out.abandon_until = None
+        first = out.first
+        ev = self._hangups(first, 16, now)
+        ev += [self._cdr(out, first.two, "", "ANSWERED", now), self._cdr(out, first.one, "", "ANSWERED", now)]
         return ev + self._finish(out, before, now)
 
     # --- endings ----------------------------------------------------------------------
@@ -361,10 +433,10 @@ class OutboundCalls:
             return ev + self._finish(out, before, now)
         first = out.first
         ev = [m.dial_end(first.one, party.one, status)] + self._hangups(party, cause, now)
-        if out.context == "dialler":  # `[connect-agent]` falls through to `[dialler-abandon]`
+        if out.customer_first:  # `[connect-agent]` goes on to `[dialler-abandon]`
             out.second = None
             ev += [self._cdr(out, party.two, "", disposition, now)] + self._pbx._status_changes(before)
-            return ev + self._to_abandon(out, now)
+            return ev + self._pbx._dispatch(now) + self._goto_abandon(out, now)
         ev += [self._cdr(out, party.two, "", disposition, now)] + self._hangups(first, cause, now)
         ev += [self._cdr(out, first.one, party.one.name, disposition, now),
                self._cdr(out, first.two, "", "ANSWERED", now)]
@@ -401,6 +473,8 @@ class OutboundCalls:
             return self._failed(out, party, now, BUSY)  # a ringing phone rejected: busy
         if out.bridge:
             return self._talk_end(out, party, now)
+        if out.second is None:
+            return self._hangs_up_alone(out, now)
         return self._cancel(out, now)
 
     # --- control API and AMI Hangup ----------------------------------------------------
@@ -425,14 +499,16 @@ class OutboundCalls:
         return None if found is None else self._party_hangs_up(found[0], found[1], now)
 
     def hangup(self, now: float, channel: str) -> list[Message] | None:
-        """AMI Hangup of any leg: that party hangs up; None when the channel is not outbound."""
-        for out in self.calls.values():
-            for party in out.parties():
-                if channel in (party.one.name, party.two.name):
-                    return self._party_hangs_up(out, party, now)
-        return None
+        """AMI Hangup of any leg (name or uniqueid): that party hangs up; None when not outbound."""
+        found = self._find(channel)
+        if found is None:
+            return None
+        out, party, _ = found
+        return self._party_hangs_up(out, party, now)
 
     def states(self) -> list[tuple[Outbound, str]]:
-        """(call, "ringing" | "talking") for the snapshot."""
-        return [(out, "talking" if out.bridge else "ringing") for out in self.calls.values()]
+        """(call, "ringing" | "talking" | "up") for the snapshot; "up": an answered dialler customer
+        on hold or hearing the apology, no operator dialled."""
+        return [(out, "talking" if out.bridge else "ringing" if out.second or out.first.answered is None else "up")
+                for out in self.calls.values()]
 
