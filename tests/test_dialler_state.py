@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from routing.campaigns.dialler import Abandon, Agent, Connect, Connected, DiallerState, Ended, LiveCall
 
@@ -88,3 +90,86 @@ def test_predictive_over_dials_once_the_answer_rate_is_known() -> None:
     agents = [Agent(i, f"Local/{100 + i}@agents") for i in range(1, 5)]
     assert state.to_dial(1, "predictive", agents, 30, 0.0) > 4
     assert state.to_dial(1, "progressive", agents, 30, 0.0) == 4
+
+
+# --- tables ----------------------------------------------------------------------------------
+
+R, A, S, E = CallEventKind.RINGING, CallEventKind.ANSWERED, CallEventKind.RING_STOPPED, CallEventKind.ENDED
+
+
+@pytest.mark.parametrize(("events", "free"), [
+    ([], [ANNA, BORIS]),
+    ([(R, "in-1", ANNA)], [BORIS]),  # an inbound call ringing Anna
+    ([(R, "in-1", ANNA), (S, "in-1", ANNA)], [ANNA, BORIS]),  # it went to someone else
+    ([(R, "in-1", ANNA), (A, "in-1", ANNA)], [BORIS]),
+    ([(R, "in-1", ANNA), (A, "in-1", ANNA), (E, "in-1", ANNA)], [ANNA, BORIS]),
+    ([(A, "in-1", ANNA), (R, "in-2", ANNA), (S, "in-2", ANNA)], [BORIS]),  # still talking on the first
+    ([(A, "in-1", ANNA), (A, "in-2", BORIS), (E, "in-2", None)], [BORIS]),  # ENDED frees every leg of its call
+])
+def test_free_operators_follow_every_call(events: list, free: list[Agent]) -> None:
+    state = DiallerState()
+    for kind, linkedid, agent in events:
+        state.on_event(ev(kind, linkedid, agent.interface if agent else ""), [], 0.0)
+    assert state.free([ANNA, BORIS], 0.0) == free
+
+
+@pytest.mark.parametrize(("mode", "agents", "ringing", "max_lines", "expected"), [
+    ("progressive", [ANNA, BORIS], 0, 10, 2),
+    ("progressive", [ANNA, BORIS], 1, 10, 1),
+    ("progressive", [ANNA, BORIS], 2, 10, 0),
+    ("progressive", [ANNA, BORIS], 0, 1, 1),  # the trunk allowance
+    ("progressive", [], 0, 10, 0),  # nobody ready: nothing at once
+    ("predictive", [], 0, 10, 0),
+    ("predictive", [ANNA, BORIS], 0, 10, 2),  # no measured answer rate yet: progressive
+    ("preview", [ANNA, BORIS], 0, 10, 0),
+])
+def test_lines_to_open(mode: str, agents: list[Agent], ringing: int, max_lines: int, expected: int) -> None:
+    state = DiallerState()
+    for i in range(ringing):
+        placed(state, f"ring-{i}")
+    assert state.to_dial(1, mode, agents, max_lines, 0.0) == expected
+
+
+def test_a_seeded_answer_rate_lets_predictive_over_dial_at_once() -> None:
+    state = DiallerState()
+    state.seed_answers(1, [i % 5 == 0 for i in range(20)])
+    assert state.to_dial(1, "predictive", [ANNA, BORIS], 10, 0.0) == 3
+    state.seed_abandon_rate(1, 100, 3)  # at the cap: back to one line per operator
+    assert state.to_dial(1, "predictive", [ANNA, BORIS], 10, 0.0) == 2
+
+
+@pytest.mark.parametrize(("steps", "holders"), [
+    # (operator, debt, at) holds in order -> who holds debts 10, 11 at t=30
+    ([(1, 10, 0.0)], {10: 1, 11: None}),
+    ([(1, 10, 0.0), (1, 11, 5.0)], {10: None, 11: 1}),  # "next" lets go of the last one
+    ([(1, 10, 0.0), (2, 11, 5.0)], {10: 1, 11: 2}),
+    ([(1, 10, -40.0)], {10: None, 11: None}),  # held for 60 s only
+])
+def test_preview_holds(steps: list[tuple[int, int, float]], holders: dict[int, int | None]) -> None:
+    state = DiallerState()
+    for operator_id, debt_id, at in steps:
+        state.hold_preview(1, debt_id, operator_id, at)
+    assert {debt_id: state.previewer(1, debt_id, 30.0) for debt_id in holders} == holders
+    assert state.held_debts(1, 30.0, but=1) == {d for d, op in holders.items() if op not in (None, 1)}
+    assert state.previewer(2, 10, 30.0) is None  # per campaign
+
+
+def test_preview_call_goes_only_to_the_operator_who_asked_for_it() -> None:
+    state = DiallerState()
+    call = LiveCall("p", 1, 10, "+73517654321", 0.0, preview_operator=BORIS.operator_id)
+    state.placed(call)
+    assert state.on_event(ev(CallEventKind.ANSWERED, "p"), [ANNA, BORIS], 1.0) == [Connect(call, BORIS)]
+    busy = LiveCall("q", 1, 11, "+73517654322", 0.0, preview_operator=BORIS.operator_id)
+    state.placed(busy)
+    state.on_event(ev(CallEventKind.ANSWERED, "x", BORIS.interface), [], 1.0)  # Boris took another call
+    assert state.on_event(ev(CallEventKind.ANSWERED, "q"), [ANNA, BORIS], 2.0) == [Abandon(busy)]
+
+
+def test_an_adopted_call_keeps_its_operator_busy_until_it_ends() -> None:
+    state = DiallerState()
+    call = LiveCall("old", 1, 10, "+73517654321", 0.0, answered=0.0, operator=ANNA, connected=0.0)
+    state.adopt(call)
+    assert state.on_call(ANNA) and state.free([ANNA, BORIS], 1.0) == [BORIS]
+    assert state.on_event(ev(CallEventKind.ENDED, "old", ANNA.interface, Outcome.ANSWERED), [ANNA], 50.0) == [
+        Ended(call, "answered")]
+    assert not state.on_call(ANNA)

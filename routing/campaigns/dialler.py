@@ -1,15 +1,18 @@
 """The dialler's live state, fed by CallEvents: pure, no I/O, so every decision is tested without sockets.
 
-It answers three questions the service asks: how many calls may a campaign place now
+It answers the questions the service asks: how many calls may a campaign place now
 (`to_dial`, through `routing.pacing`), which operator takes a debtor who has just answered
-(`on_event` -> `Connect`, longest idle first) or that nobody can (`Abandon`), and what became of
-each call (`Ended`). Every interface seen ringing or talking on any call, inbound too, is busy
-until its call ends, so the dialler never hands a debtor to someone already on the phone.
+(`on_event` -> `Connect`, longest idle first) or that nobody can (`Abandon`), what became of
+each call (`Ended`), and which debts operators are previewing (`hold_preview`), so neither
+another operator nor the automatic dialler takes them meanwhile. Every interface seen ringing or
+talking on any call, inbound too, is busy until its call ends, so the dialler never hands a
+debtor to someone already on the phone.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
@@ -18,6 +21,7 @@ from routing.pacing import DialStats, how_many_to_dial, soon_free
 RECENT = 200  # answer-rate and handle-time window, in calls
 MIN_RESOLVED = 20  # calls resolved before the measured answer rate is trusted
 CONNECT_RING = 20.0  # `[connect-agent]` rings the operator this long
+PREVIEW_HOLD = 60.0  # a previewed debt stays the operator's this long
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class DiallerState:
         self._idle_since: dict[int, float] = {}
         self._handle_times: list[float] = []  # sorted, recent
         self._campaigns: dict[int, _Campaign] = {}
+        self._previews: dict[tuple[int, int], tuple[int, float]] = {}  # (campaign, debt) -> (operator, until)
 
     # --- what the service tells it -------------------------------------------------------
 
@@ -100,8 +105,48 @@ class DiallerState:
         stats = self._campaign(campaign_id)
         stats.live_answers, stats.abandons = live_answers, abandons
 
+    def seed_answers(self, campaign_id: int, answered: Iterable[bool]) -> None:
+        """The campaign's recent calls from the database (oldest first), so a restarted dialler
+        paces by the measured answer rate at once instead of re-learning it progressively."""
+        self._campaign(campaign_id).resolved.extend(answered)
+
     def placed(self, call: LiveCall) -> None:
         self.calls[call.channel_id] = call
+
+    def adopt(self, call: LiveCall) -> None:
+        """A call a previous run placed that is still on: follow it to its end; an operator
+        already talking on it is busy."""
+        self.calls[call.channel_id] = call
+        if call.operator is not None:
+            self._reserved[call.operator.operator_id] = call.channel_id
+            if call.connected is not None:
+                self._busy.setdefault(call.operator.interface, set()).add(call.channel_id)
+                self._talk_since[call.operator.operator_id] = call.connected
+
+    def hold_preview(self, campaign_id: int, debt_id: int, operator_id: int, now: float) -> None:
+        """The operator is reading this debt's card: theirs for PREVIEW_HOLD seconds, and only
+        one at a time per campaign (asking for the next lets go of the last)."""
+        self._previews = {key: held for key, held in self._previews.items()
+                          if held[1] > now and not (key[0] == campaign_id and held[0] == operator_id)}
+        self._previews[(campaign_id, debt_id)] = (operator_id, now + PREVIEW_HOLD)
+
+    def release_preview(self, campaign_id: int, debt_id: int) -> None:
+        self._previews.pop((campaign_id, debt_id), None)
+
+    def previewer(self, campaign_id: int, debt_id: int, now: float) -> int | None:
+        """The operator holding this debt for preview, if the hold is still on."""
+        held = self._previews.get((campaign_id, debt_id))
+        return held[0] if held is not None and held[1] > now else None
+
+    def previewing(self, operator_id: int, campaign_id: int, now: float) -> int | None:
+        """The debt the operator holds in this campaign, if any."""
+        return next((debt_id for (c, debt_id), (op, until) in self._previews.items()
+                     if c == campaign_id and op == operator_id and until > now), None)
+
+    def held_debts(self, campaign_id: int, now: float, but: int | None = None) -> set[int]:
+        """Debts of the campaign held for preview by operators other than `but`."""
+        return {debt_id for (c, debt_id), (op, until) in self._previews.items()
+                if c == campaign_id and op != but and until > now}
 
     def wrapped_up(self, operator_id: int) -> None:
         """The operator recorded the call's disposition: free again."""
@@ -114,6 +159,10 @@ class DiallerState:
         free = [a for a in agents if not self._busy.get(a.interface) and a.operator_id not in self._reserved
                 and self._wrapup_until.get(a.operator_id, 0.0) <= now]
         return sorted(free, key=lambda a: self._idle_since.get(a.operator_id, 0.0))
+
+    def on_call(self, agent: Agent) -> bool:
+        """Ringing or talking on any call, or being put through to a debtor."""
+        return bool(self._busy.get(agent.interface)) or agent.operator_id in self._reserved
 
     def to_dial(self, campaign_id: int, mode: str, agents: list[Agent], max_lines: int, now: float) -> int:
         """New calls the campaign may place now; 0 at once when none of its agents is free or about to be."""
