@@ -29,6 +29,7 @@ from agent_desk.http import call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from crm_core import clients
 from crm_core.models import Department, Operator
+from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 
 router = APIRouter(include_in_schema=False)
 PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
@@ -115,7 +116,7 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
             .order_by(Operator.name)
         ).all()
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
-                   departments=departments, colleagues=colleagues)
+                   campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues)
 
 
 @router.get("/calls", response_class=HTMLResponse)

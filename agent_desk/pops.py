@@ -23,6 +23,7 @@ from ami_bridge.events import CallEvent, CallEventKind
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic
 from crm_core.cards import caller_card
 from crm_core.models import Operator
+from routing.campaigns.models import Campaign, DialAttempt
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +46,21 @@ _ACTIVE_OPERATORS = select(Operator.interface, Operator.id).where(Operator.activ
 _ACTIVE_OPERATOR = select(Operator.id).where(
     Operator.interface == bindparam("interface"), Operator.active.is_(True)
 )
+# A dialler call's Linkedid is its Originate's ChannelId (see routing.campaigns.models.DialAttempt).
+_CAMPAIGN_CALL = (
+    select(Campaign.id, Campaign.name, Campaign.script, DialAttempt.debt_id)
+    .join(Campaign, DialAttempt.campaign_id == Campaign.id)
+    .where(DialAttempt.channel_id == bindparam("linkedid"))
+)
 
 
 @dataclass
 class _RungCall:
-    """Who was rung for one call (interface -> operator id) and the card they were shown."""
+    """Who was rung for one call (interface -> operator id), the card they were shown and, for a
+    dialler call, its campaign."""
 
     card: dict[str, Any] | None = None
+    campaign: dict[str, Any] | None = None
     rung: dict[str, int] = field(default_factory=dict)
 
 
@@ -134,10 +143,12 @@ class DeskPopper:
     async def _ringing(self, event: CallEvent) -> list[Delivery]:
         call = self._calls.get(event.linkedid)
         known_card = call.card if call is not None else None
+        campaign = call.campaign if call is not None else None
         operator_id = self._cached_operator(event.interface)
         if operator_id is None or known_card is None:
             async with self._lookups:
-                operator_id, card = await asyncio.to_thread(self._lookup, event, known_card)
+                operator_id, card, found = await asyncio.to_thread(self._lookup, event, known_card)
+            campaign = campaign or found
         else:
             card = known_card
         if operator_id is None:
@@ -145,6 +156,7 @@ class DeskPopper:
             return []
         call = self._remember(event.linkedid)
         call.card = card
+        call.campaign = campaign
         call.rung[event.interface] = operator_id
         message = {
             "type": "pop",
@@ -155,21 +167,29 @@ class DeskPopper:
             "card": card,
             "at": event.at,
         }
+        if campaign is not None:
+            message["campaign"] = campaign
         return [(desk_topic(operator_id), message)]
 
-    def _lookup(self, event: CallEvent, known_card: dict[str, Any] | None) -> tuple[int | None, dict[str, Any]]:
-        """Runs in a worker thread: the rung operator and the caller's card (built once per call)."""
+    def _lookup(
+        self, event: CallEvent, known_card: dict[str, Any] | None
+    ) -> tuple[int | None, dict[str, Any], dict[str, Any] | None]:
+        """Runs in a worker thread: the rung operator, the caller's card and, for an outbound
+        call the dialler placed, its campaign (both built once per call)."""
         with self._sessions() as session:
             operator_id = self._operator_id(session, event.interface)
             if operator_id is None:
-                return None, {}
+                return None, {}, None
             if known_card is not None:
-                return operator_id, known_card
+                return operator_id, known_card, None
+            campaign = None
             try:
-                return operator_id, caller_card(session, event.caller_num, self._region)
+                if event.direction == "outbound":
+                    campaign = _campaign_call(session, event.linkedid)
+                return operator_id, caller_card(session, event.caller_num, self._region), campaign
             except Exception:
                 log.exception("desk popper: no card for caller %r", event.caller_num)
-                return operator_id, _bare_card(event.caller_num)
+                return operator_id, _bare_card(event.caller_num), campaign
 
     def _cached_operator(self, interface: str) -> int | None:
         """The operator on `interface` if the map is fresh and has it; None means ask `_operator_id`."""
@@ -229,6 +249,14 @@ class DeskPopper:
     def live_calls(self) -> int:
         """How many calls are remembered (bounded by max_calls; ENDED forgets)."""
         return len(self._calls)
+
+
+def _campaign_call(session: Session, linkedid: str) -> dict[str, Any] | None:
+    """The campaign of a call the dialler placed (its Linkedid is the attempt's ChannelId), else None."""
+    row = session.execute(_CAMPAIGN_CALL, {"linkedid": linkedid}).first()
+    if row is None:
+        return None
+    return {"id": row.id, "name": row.name, "script": row.script, "debt_id": row.debt_id, "channel_id": linkedid}
 
 
 def _bare_card(caller_raw: str) -> dict[str, Any]:

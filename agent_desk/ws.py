@@ -8,6 +8,9 @@ mid-call shows the same call. A ping every PING_SECONDS keeps proxies from closi
 from __future__ import annotations
 
 import asyncio
+import os
+import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,6 +21,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from agent_desk import live
 from agent_desk.auth import CurrentOperator, socket_operator
 from callcard.bus import desk_topic
+from callcard.metrics import POP_LATENCY, POPS_SENT
+from routing.campaigns.manage import clear_ready
 
 router = APIRouter()
 
@@ -25,6 +30,8 @@ PING_SECONDS = 20.0
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FOREIGN_ORIGIN = 4403
 CLOSE_FORBIDDEN = 4403
+# Desks open per operator in this process: the last one closing takes them off every campaign.
+_open_desks: Counter[int] = Counter()
 
 
 def _same_origin(websocket: WebSocket) -> bool:
@@ -66,11 +73,17 @@ async def desk_socket(websocket: WebSocket) -> None:
             await websocket.send_json(message)
 
     async def forward() -> None:
-        await send({"type": "hello", "operator_id": operator.id})
+        # `worker`: which web process serves this desk (several uvicorn workers share the port)
+        await send({"type": "hello", "operator_id": operator.id, "worker": os.getpid()})
         for message in await live.live_messages(bus, desk_topic(operator.id)):  # read after subscribing
             await send(message)
         while True:
-            await send(await sub.get())
+            message = await sub.get()
+            await send(message)
+            if message.get("type") == "pop":
+                POPS_SENT.inc()
+                if isinstance(at := message.get("at"), int | float):
+                    POP_LATENCY.observe(max(0.0, time.time() - at))
 
     async def ping() -> None:
         while True:
@@ -89,6 +102,7 @@ async def desk_socket(websocket: WebSocket) -> None:
         except WebSocketDisconnect:
             scope.cancel()
 
+    _open_desks[operator.id] += 1
     try:
         async with anyio.create_task_group() as group:
             for job in (forward, ping, listen):
@@ -96,3 +110,13 @@ async def desk_socket(websocket: WebSocket) -> None:
     finally:
         with anyio.CancelScope(shield=True):
             await sub.close()
+            _open_desks[operator.id] -= 1
+            if _open_desks[operator.id] <= 0:
+                del _open_desks[operator.id]
+                await asyncio.to_thread(_not_ready, websocket.app.state.desk.sessions, operator.id)
+
+
+def _not_ready(sessions: Any, operator_id: int) -> None:
+    """The desk is gone: the dialler must not put a debtor through to a phone nobody watches."""
+    with sessions.begin() as session:
+        clear_ready(session, operator_id)

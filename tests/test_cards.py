@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import event
@@ -10,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.cards import ClientNotFound, caller_card, client_card
 from crm_core.clients import NewContact, create_client, save_call_note
-from crm_core.models import Call, Department, Interaction, Operator, Request, utcnow
+from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
 
 HOSTILE = "<img src=x onerror=alert(1)> Robert'); DROP TABLE clients;-- \"Иван\" & Co"
 
@@ -150,3 +151,32 @@ def test_client_card_opens_a_client_page(sessions, crm) -> None:
         assert card["last_interactions"][0]["disposition"] == "callback"
         with pytest.raises(ClientNotFound):
             client_card(s, 999_999)
+
+
+def test_card_lists_open_debts_with_amounts_as_text_and_promise(sessions, crm) -> None:
+    with sessions.begin() as s:
+        s.add_all([
+            Debt(client_id=crm["ivan"], creditor="Банк «Восток»", contract="K-100", principal=Decimal("9000"),
+                 total_due=Decimal("12500.5"), currency="RUB", days_past_due=45, status="promised",
+                 promised_amount=Decimal("5000"), promised_date=date(2026, 12, 1)),
+            Debt(client_id=crm["ivan"], creditor="МФО", contract="K-101", principal=Decimal("100"),
+                 total_due=Decimal("150"), days_past_due=200),
+            Debt(client_id=crm["ivan"], creditor="МФО", contract="K-102", principal=Decimal("1"),
+                 total_due=Decimal("1"), status="paid"),
+            Debt(client_id=crm["firm"], creditor="Лизинг", contract="F-1", principal=Decimal("1"),
+                 total_due=Decimal("2"), status="disputed"),
+        ])
+    with sessions() as s:
+        ivan = client_card(s, crm["ivan"])
+        shared = caller_card(s, "+79120000001")["matches"]
+        firm = client_card(s, crm["firm"])
+    assert [(d["contract"], d["status"]) for d in ivan["debts"]] == [("K-101", "active"), ("K-100", "promised")], \
+        "open debts only, most overdue first"
+    promised = ivan["debts"][1]
+    assert {k: v for k, v in promised.items() if k != "id"} == {
+        "contract": "K-100", "creditor": "Банк «Восток»", "principal": "9000.00", "total_due": "12500.50",
+        "currency": "RUB", "days_past_due": 45, "status": "promised", "promised_amount": "5000.00",
+        "promised_date": "2026-12-01"}
+    assert ivan["debts"][0]["promised_amount"] is None and ivan["debts"][0]["promised_date"] is None
+    assert [d["contract"] for d in firm["debts"]] == ["F-1"], "a disputed debt is still open"
+    assert all(m["debts"] == [] for m in shared)

@@ -1,6 +1,6 @@
 // The client card, as the desk pops it and the client page shows it. One renderer for both.
 
-import { el, formatSeconds, formatTime, label, phoneButton, t } from "./common.js";
+import { el, formatSeconds, formatTime, label, page, phoneButton, t } from "./common.js";
 
 export function segmentBadge(segment) {
   return el("span", { class: `badge segment segment-${segment}` }, label("segment", segment));
@@ -39,7 +39,49 @@ export function interactionList(items, emptyKey) {
   return el("ul", { class: "interactions" }, items.map(interactionItem));
 }
 
-export function renderCard(client, { link = true } = {}) {
+// Amounts come as decimal strings; shown in the page's locale with the debt's currency.
+export function money(amount, currency) {
+  if (amount === null || amount === undefined) return "";
+  try {
+    return new Intl.NumberFormat(page.lang === "en" ? "en-GB" : "ru-RU", { style: "currency", currency })
+      .format(Number(amount));
+  } catch {
+    return `${amount} ${currency}`; // a currency code Intl does not know
+  }
+}
+
+function formatDay(iso) {
+  const [year, month, day] = String(iso).split("-").map(Number);
+  const date = new Date(year, month - 1, day);
+  return Number.isNaN(date.getTime()) ? String(iso) : date.toLocaleDateString(page.lang === "en" ? "en-GB" : "ru-RU");
+}
+
+// Open debts, the total due first; `currentId` marks the debt this campaign call is about.
+function debtList(debts, currentId) {
+  return el("ul", { class: "debts", id: "card-debts" }, debts.map((debt) => {
+    const current = debt.id === currentId;
+    return el("li", {
+      class: `debt debt-${debt.status}${current ? " debt-current" : ""}`, "data-debt-id": debt.id,
+      "aria-current": current ? "true" : null,
+    },
+    el("div", { class: "debt-main" },
+      el("span", { class: "debt-total" }, money(debt.total_due, debt.currency)), " ",
+      el("span", { class: "muted" }, t("debt.total_due")),
+      current ? el("span", { class: "badge debt-current-badge" }, t("debt.current")) : null,
+      el("span", { class: `badge debt-status debt-status-${debt.status}` }, label("debt", debt.status))),
+    el("div", { class: "muted debt-facts" }, [
+      `${t("debt.contract")} ${debt.contract}`, debt.creditor,
+      `${t("debt.principal")} ${money(debt.principal, debt.currency)}`,
+      `${debt.days_past_due} ${t("debt.dpd")}`,
+    ].join(" · ")),
+    debt.promised_amount
+      ? el("div", { class: "debt-promise" }, el("strong", {}, `${t("debt.promise")}: `),
+        money(debt.promised_amount, debt.currency), debt.promised_date ? ` → ${formatDay(debt.promised_date)}` : "")
+      : null);
+  }));
+}
+
+export function renderCard(client, { link = true, debtId = null } = {}) {
   const head = el("header", { class: "card-head" },
     el("h2", { class: "client-name", id: "client-name" }, client.name),
     el("div", { class: "card-tags" },
@@ -73,9 +115,14 @@ export function renderCard(client, { link = true } = {}) {
         el("span", { class: "muted" }, ` · ${[request.department, label("status", request.status), formatTime(request.created_at)].filter(Boolean).join(" · ")}`))))
     : el("p", { class: "muted" }, t("card.no_requests")));
 
+  const debts = client.debts && client.debts.length
+    ? section(t("card.debts"), debtList(client.debts, debtId), "card-debts")
+    : null;
+
   return el("article", { class: "client-card", "data-client-id": client.id },
     head,
     speaking,
+    debts,
     el("div", { class: "card-columns" },
       el("div", {},
         facts,

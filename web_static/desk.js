@@ -1,8 +1,12 @@
 // The operator's desk: listens on /ws/desk, pops the caller's card while the phone rings,
-// follows the call's state, and saves the after-call note for the client the operator chose.
+// follows the call's state, and saves the after-call note for the client the operator chose
+// (for a campaign call, the disposition form of campaign_desk.js instead).
 
 import { api, el, formatSeconds, label, page, t, toast, typing } from "./common.js";
 import { renderCard, segmentBadge } from "./card.js";
+import {
+  dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
+} from "./campaign_desk.js";
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -13,7 +17,7 @@ const view = {
   consult: $("transfer-consult"), consultLabel: $("transfer-consult-label"),
 };
 
-let call = null; // {linkedid, queue, callerNum, callerName, card, state, since, clientId, mine}
+let call = null; // {linkedid, queue, callerNum, callerName, card, campaign, state, since, clientId, mine}
 let ticker = null;
 
 // ---- call state -----------------------------------------------------------------------
@@ -44,15 +48,16 @@ function onPop(message) {
   const again = call && call.linkedid === message.linkedid ? call : null;
   call = {
     linkedid: message.linkedid, queue: message.queue, callerNum: message.caller_num,
-    callerName: message.caller_name, card: message.card, since: Date.now(), clientId: null,
+    callerName: message.caller_name, card: message.card, campaign: message.campaign || null,
+    since: Date.now(), clientId: null,
   };
   const caller = message.card.caller;
   const number = caller.display || message.caller_num || t("unknown.hidden");
-  view.caller.replaceChildren(
+  view.caller.replaceChildren(...[ // a dialler call has no caller name: nothing, not "null"
     message.caller_name ? el("span", { class: "caller-name", id: "caller-name" }, message.caller_name) : null,
-    el("span", { class: "caller-number" }, number));
+    el("span", { class: "caller-number" }, number)].filter(Boolean));
   view.queue.textContent = message.queue ? `${t("desk.queue")}: ${message.queue}` : "";
-  view.form.hidden = false;
+  view.form.hidden = showCampaignCall(call.campaign, Boolean(again)); // a campaign call has its own form
   view.save.disabled = false;
   setState("ringing", { restartTimer: sinceOf(message) });
   const matches = message.card.matches;
@@ -110,7 +115,8 @@ function chooseClient(client, fromChooser) {
     ? el("button", { type: "button", class: "link-button", id: "change-client",
       onclick: () => showChooser(call.card.matches) }, t("multi.change"))
     : null;
-  view.card.replaceChildren(...[change, renderCard(client)].filter(Boolean));
+  const debtId = call.campaign ? call.campaign.debt_id : null;
+  view.card.replaceChildren(...[change, renderCard(client, { debtId })].filter(Boolean));
 }
 
 function showChooser(matches) {
@@ -189,7 +195,8 @@ view.form.addEventListener("submit", (event) => {
 document.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
     event.preventDefault();
-    saveNote();
+    if (dispositionOpen()) saveDisposition();
+    else saveNote();
     return;
   }
   if (typing(event) || event.ctrlKey || event.metaKey || event.altKey || !call) return;
@@ -202,6 +209,8 @@ document.addEventListener("keydown", (event) => {
   } else if (/^[1-9]$/.test(event.key) && $("chooser")) {
     const match = call.card.matches[Number(event.key) - 1];
     if (match) chooseClient(match, true);
+  } else if (/^[1-9]$/.test(event.key) && dispositionOpen() && pickDisposition(event.key)) {
+    event.preventDefault();
   }
 });
 
@@ -263,6 +272,7 @@ function connect() {
       backoff = 500;
       view.banner.hidden = true;
       document.body.dataset.socket = "ready";
+      loadCampaigns(); // a closed desk took us off every campaign: show the flags as they are now
     } else if (message.type === "pop") {
       onPop(message);
     } else if (message.type === "call_state") {
@@ -283,6 +293,20 @@ function connect() {
     setTimeout(connect, delay);
   });
 }
+
+// ---- preview campaigns: the debtor's card before the call ----------------------------------
+
+wirePanel({
+  preview: async (found) => {
+    if (call && ["ringing", "talking"].includes(call.state)) return; // never hide a live caller's card
+    try {
+      const client = await api(`/api/clients/${found.client_id}`);
+      view.card.replaceChildren(renderCard(client.card, { debtId: found.debt_id }));
+    } catch (error) {
+      toast(t("error.generic", { error: error.message }), "error");
+    }
+  },
+});
 
 if (!page.operator.interface) toast(t("desk.no_interface"), "warn");
 connect();

@@ -8,7 +8,7 @@ effect is tested exactly; the caller commits.
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -52,7 +52,7 @@ class DispositionError(ValueError):
     """Bad input for a disposition; `code` names the problem (`disp.err.<code>` in the desk's
     catalog, with `values`), the message says it in English."""
 
-    def __init__(self, code: str, message: str, **values: object) -> None:
+    def __init__(self, code: str, message: str, /, **values: object) -> None:
         super().__init__(message)
         self.code = code
         self.values = values
@@ -102,7 +102,7 @@ def record_disposition(
         day = _promise_day(promised_date, now, zones)
         debt.status, debt.promised_amount, debt.promised_date = "promised", value, day
         day_after = max(_midnight(day + timedelta(days=1), zone) for zone in zones)
-        row.state, row.next_at = "pending", day_after
+        _pending(row, attempt, day_after)
         _hold_other_lists(session, debt.id, campaign.id, day_after)
         details = f"{value} {debt.currency} → {day.isoformat()}"
         create_request(
@@ -125,13 +125,13 @@ def record_disposition(
             .where(ClientPhone.client_id == client.id,
                    ClientPhone.phone_id.in_(select(Phone.id).where(Phone.e164 == attempt.phone_e164)))
             .values(status="wrong_number"))
-        row.state, row.next_at = "pending", None  # another number of the debtor may still be right
+        _pending(row, attempt, None)  # another number of the debtor may still be right
     elif code == REFUSED:
         client.contact_refused = True
         row.state, row.next_at = "excluded", None
     elif code == CALLBACK:
         when = _callback_at(callback_at, now)
-        row.state, row.next_at = "pending", when
+        _pending(row, attempt, when)
         details = when.isoformat()
         request = create_request(
             session, "callback", f"Перезвонить должнику: {client.name}, договор {debt.contract}"[:256], now,
@@ -142,7 +142,10 @@ def record_disposition(
         attempts = row.attempts + (1 if attempt.ended_at is None else 0)  # the dialler counts a call when it ends
         retry_at = next_attempt(campaign.retry, code, attempts, now)
         row.last_outcome = code
-        row.state, row.next_at = ("pending", retry_at) if retry_at is not None else ("done", None)
+        if retry_at is None:
+            row.state, row.next_at = "done", None
+        else:
+            _pending(row, attempt, retry_at)
 
     if code in NO_CONVERSATION:
         _no_conversation(session, attempt)
@@ -209,7 +212,7 @@ def _callback_at(value: datetime | None, now: datetime) -> datetime:
         raise DispositionError("bad_callback", "the call-back time needs a date, a time and a time zone")
     if value <= now or value > now + MAX_CALLBACK_AHEAD:
         raise DispositionError("callback_not_ahead", "the call-back time must be in the future, within a year")
-    return value
+    return value.astimezone(UTC)
 
 
 def _debtor_zones(client: Client, phone: str, campaign: Campaign) -> tuple[ZoneInfo, ...]:
@@ -221,7 +224,8 @@ def _debtor_zones(client: Client, phone: str, campaign: Campaign) -> tuple[ZoneI
 
 
 def _midnight(day: date, zone: ZoneInfo) -> datetime:
-    return datetime.combine(day, time(0), zone)
+    """The start of `day` in `zone`, in UTC (SQLite keeps no zone: every stored time is UTC)."""
+    return datetime.combine(day, time(0), zone).astimezone(UTC)
 
 
 def _list_row(session: Session, attempt: DialAttempt) -> CampaignDebt:
@@ -232,6 +236,14 @@ def _list_row(session: Session, attempt: DialAttempt) -> CampaignDebt:
                            last_outcome="")
         session.add(row)
     return row
+
+
+def _pending(row: CampaignDebt, attempt: DialAttempt, next_at: datetime | None) -> None:
+    """Due again at `next_at`; while the call is still on, the row stays `dialling` (the dialler makes
+    it pending when the call ends), so the debt is never dialled twice at once."""
+    row.next_at = next_at
+    if not (row.state == "dialling" and attempt.ended_at is None):
+        row.state = "pending"
 
 
 def _others(debt_id: int, campaign_id: int) -> Any:

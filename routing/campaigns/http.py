@@ -1,22 +1,21 @@
 """Campaigns over HTTP: supervisors set them up and watch them (/campaigns), operators mark
 themselves ready, preview debts and record dispositions (/api/campaigns..., /api/campaign-calls/...).
 
-Routes are thin: `lists`, `dispositions` and the dialler service do the work; every change is audited.
+Routes are thin: `manage`, `dispositions` and the dialler service do the work. Pages are for
+supervisors and admins (an operator gets 403, and an operator's attempt at a change is audited as
+refused); every change and every export is audited (crm_core.audit).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-from datetime import UTC, date, datetime, timedelta
+import asyncio
+from datetime import UTC, date, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_desk.auth import (
@@ -29,18 +28,20 @@ from agent_desk.auth import (
 )
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
-from crm_core.audit import Actor, record
-from crm_core.models import OPEN_DEBT_STATUSES, Client, Debt, Department, Operator
+from agent_desk.reports import to_csv
+from crm_core.audit import OK, REFUSED, Actor, record
+from crm_core.clients import NOTE_MAX
+from crm_core.models import OPEN_DEBT_STATUSES, Call, Debt, Department, Operator
 from routing import compliance, pacing
-from routing.campaigns import dispositions
-from routing.campaigns.lists import FilterError, check_filters, refresh_list
-from routing.campaigns.models import Campaign, CampaignDebt, CampaignOperator, DialAttempt, DialSkip
-from routing.campaigns.retry import DEFAULT_RETRY, RetryRulesError, retry_rules
+from routing.campaigns import dispositions, manage
+from routing.campaigns.models import Campaign, CampaignOperator, DialAttempt
+from routing.campaigns.retry import DEFAULT_RETRY
 from routing.campaigns.service import DialRefused
 
 router = APIRouter()
 SUPERVISING = ("supervisor", "admin")
-STATUS_CHANGES = {"start": "running", "pause": "paused", "finish": "finished"}
+SKIPS_ON_PAGE = 500
+CODE = r"^[a-z0-9_]{0,32}$"
 
 
 def _t(request: Request, key: str, **values: object) -> str:
@@ -51,20 +52,120 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _supervisor_page(request: Request) -> CurrentOperator:
-    operator = page_operator(request)
-    if operator.role not in SUPERVISING:
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
-
-
-Supervisor = Annotated[CurrentOperator, Depends(_supervisor_page)]
-Reader = Annotated[CurrentOperator, Depends(api_operator)]
-Writer = Annotated[CurrentOperator, Depends(api_writer)]
+def _actor(operator: CurrentOperator) -> Actor:
+    return Actor(operator.id, operator.login)
 
 
 def _sessions(request: Request) -> Any:
     return request.app.state.desk.sessions
+
+
+def _audit(request: Request, operator: CurrentOperator, action: str, target: str, details: dict[str, Any],
+           outcome: str = OK, error: str = "") -> None:
+    record(_sessions(request), _actor(operator), action, target, details, outcome, error)
+
+
+def _refused(request: Request, operator: CurrentOperator, *, change: bool = False) -> HTMLResponse | None:
+    """None for a supervisor or admin; else the 403 page (an attempted change is audited as refused)."""
+    if operator.role in SUPERVISING:
+        return None
+    if change:
+        _audit(request, operator, "forbidden", request.url.path, {"method": request.method, "role": operator.role},
+               REFUSED, "role does not allow campaign changes")
+    return _render(request, "forbidden.html", operator, 403)
+
+
+Viewer = Annotated[CurrentOperator, Depends(page_operator)]
+Reader = Annotated[CurrentOperator, Depends(api_operator)]
+Writer = Annotated[CurrentOperator, Depends(api_writer)]
+CampaignId = Annotated[int, Path(ge=1)]
+
+
+# --- operator side ------------------------------------------------------------------------
+
+
+class ReadyIn(BaseModel):
+    ready: bool
+
+
+class DispositionIn(BaseModel):
+    """The desk's disposition form; which fields a code takes is `dispositions.record_disposition`'s rule."""
+
+    code: str = Field(max_length=32)
+    amount: str | None = Field(None, max_length=32)
+    promised_date: date | None = None
+    callback_at: datetime | None = None  # with its zone: the desk sends UTC
+    note: str = Field("", max_length=NOTE_MAX)
+
+
+@router.get("/api/campaigns/mine", tags=["campaigns"])
+def my_campaigns(request: Request, operator: Reader) -> list[dict[str, Any]]:
+    """The unfinished campaigns the operator is assigned to, with their ready flag and dialling mode."""
+    with _sessions(request)() as session:
+        return manage.my_campaigns(session, operator.id)
+
+
+@router.post("/api/campaigns/{campaign_id}/ready", tags=["campaigns"])
+def set_ready(request: Request, operator: Writer, campaign_id: CampaignId, body: ReadyIn) -> dict[str, Any]:
+    """Ready: the dialler may put this campaign's debtors through to me (cleared when my desk disconnects)."""
+    try:
+        with _sessions(request).begin() as session:
+            manage.set_ready(session, campaign_id, operator.id, body.ready)
+    except manage.NotAssigned:
+        raise HTTPException(404, _t(request, "campaign.not_assigned")) from None
+    except manage.StatusChangeError:
+        raise HTTPException(409, _t(request, "campaign.err.finished")) from None
+    _audit(request, operator, "campaign_ready", str(campaign_id), {"ready": body.ready})
+    return {"id": campaign_id, "ready": body.ready}
+
+
+def _call_operators(session: Session, channel_id: str) -> tuple[int | None, int | None] | None:
+    """(the operator the dialler put the call through to, the one the call log says took it), or None."""
+    row = session.execute(
+        select(DialAttempt.operator_id, Call.operator_id).outerjoin(Call, Call.linkedid == DialAttempt.channel_id)
+        .where(DialAttempt.channel_id == channel_id)).first()
+    return None if row is None else (row[0], row[1])
+
+
+@router.post("/api/campaign-calls/{channel_id}/disposition", tags=["campaigns"])
+async def disposition(request: Request, operator: Writer, channel_id: Annotated[str, Path(max_length=64)],
+                      body: DispositionIn) -> dict[str, Any]:
+    """The result of a campaign call, by the operator who took it or a supervisor (audited either way)."""
+    details = body.model_dump(mode="json", exclude={"note"})
+    try:
+        result, handler = await asyncio.to_thread(_record, request, operator, channel_id, body)
+    except HTTPException as refused:
+        await asyncio.to_thread(_audit, request, operator, "campaign_disposition", channel_id, details, REFUSED,
+                                str(refused.detail))
+        raise
+    await asyncio.to_thread(_audit, request, operator, "campaign_disposition", channel_id,
+                            {**details, "debt_id": result["debt_id"]})
+    dialler = getattr(request.app.state, "campaign_dialler", None)
+    if dialler is not None and handler is not None:
+        dialler.wrapped_up(handler)  # on the loop, like the dialler: free for the next debtor without waiting
+    return result
+
+
+def _record(request: Request, operator: CurrentOperator, channel_id: str,
+            body: DispositionIn) -> tuple[dict[str, Any], int | None]:
+    """Worker thread: check who asks, record the disposition; the result and the call's operator."""
+    with _sessions(request)() as session:
+        took = _call_operators(session, channel_id)
+    if took is None:
+        raise HTTPException(404, _t(request, "campaign.no_call"))
+    if operator.id not in took and operator.role not in SUPERVISING:
+        raise HTTPException(403, _t(request, "api.not_your_call"))
+    try:
+        with _sessions(request).begin() as session:
+            attempt = dispositions.record_disposition(
+                session, channel_id, body.code, operator.id, amount=body.amount, promised_date=body.promised_date,
+                callback_at=body.callback_at, note=body.note, now=_now())
+            result = {"channel_id": channel_id, "disposition": attempt.disposition, "debt_id": attempt.debt_id,
+                      "debt_status": attempt.debt.status}
+            return result, attempt.operator_id
+    except dispositions.DispositionError as exc:
+        status = {"unknown_call": 404, "already_recorded": 409}.get(exc.code, 422)
+        raise HTTPException(status, _t(request, f"disp.err.{exc.code}", **exc.values)) from None
 
 
 def _dialler(request: Request) -> Any:
@@ -74,67 +175,6 @@ def _dialler(request: Request) -> Any:
     return dialler
 
 
-# --- operator side ------------------------------------------------------------------------
-
-class ReadyIn(BaseModel):
-    ready: bool
-
-
-class DispositionBody(BaseModel):
-    code: str = Field(max_length=32)
-    amount: str | None = Field(default=None, max_length=32)
-    promised_date: date | None = None
-    callback_at: datetime | None = None
-    note: str = Field(default="", max_length=4000)
-
-
-@router.get("/api/campaigns/mine", tags=["campaigns"])
-def my_campaigns(request: Request, operator: Reader) -> list[dict[str, Any]]:
-    """The campaigns the operator is assigned to, with their ready flag."""
-    with _sessions(request)() as session:
-        rows = session.execute(
-            select(Campaign.id, Campaign.name, Campaign.mode, Campaign.status, CampaignOperator.ready)
-            .join(CampaignOperator, CampaignOperator.campaign_id == Campaign.id)
-            .where(CampaignOperator.operator_id == operator.id, Campaign.status != "finished")
-            .order_by(Campaign.name))
-        return [{"id": i, "name": n, "mode": m, "status": s, "ready": r} for i, n, m, s, r in rows]
-
-
-@router.post("/api/campaigns/{campaign_id}/ready", tags=["campaigns"])
-def set_ready(request: Request, operator: Writer, campaign_id: int, body: ReadyIn) -> dict[str, Any]:
-    with _sessions(request).begin() as session:
-        link = session.get(CampaignOperator, (campaign_id, operator.id))
-        if link is None:
-            raise HTTPException(404, _t(request, "campaign.not_assigned"))
-        link.ready = body.ready
-    record(_sessions(request), Actor(operator.id, operator.login), "campaign_ready", str(campaign_id),
-           {"ready": body.ready})
-    return {"id": campaign_id, "ready": body.ready}
-
-
-@router.post("/api/campaign-calls/{channel_id}/disposition", tags=["campaigns"])
-def disposition(request: Request, operator: Writer, channel_id: str, body: DispositionBody) -> dict[str, Any]:
-    """The operator's word on a campaign call: promise to pay, paid, dispute, wrong number, ..."""
-    with _sessions(request).begin() as session:
-        attempt = session.scalar(select(DialAttempt).where(DialAttempt.channel_id == channel_id))
-        if attempt is None:
-            raise HTTPException(404, _t(request, "campaign.no_call"))
-        if attempt.operator_id != operator.id and operator.role not in SUPERVISING:
-            raise HTTPException(403, _t(request, "api.forbidden"))
-        try:
-            dispositions.record_disposition(session, channel_id, dispositions.DispositionIn(
-                body.code, body.amount, body.promised_date, body.callback_at, body.note), operator.id, _now())
-        except dispositions.DispositionError as exc:
-            raise HTTPException(422, str(exc)) from None
-        debt_id = attempt.debt_id
-    record(_sessions(request), Actor(operator.id, operator.login), "campaign_disposition", channel_id,
-           {"code": body.code, "debt_id": debt_id})
-    dialler = getattr(request.app.state, "campaign_dialler", None)
-    if dialler is not None:
-        dialler.wrapped_up(operator.id)
-    return {"channel_id": channel_id, "disposition": body.code}
-
-
 def _assigned(request: Request, operator: CurrentOperator, campaign_id: int) -> None:
     with _sessions(request)() as session:
         if session.get(CampaignOperator, (campaign_id, operator.id)) is None:
@@ -142,9 +182,9 @@ def _assigned(request: Request, operator: CurrentOperator, campaign_id: int) -> 
 
 
 @router.post("/api/campaigns/{campaign_id}/preview", tags=["campaigns"])
-async def preview_next(request: Request, operator: Writer, campaign_id: int) -> dict[str, Any]:
+async def preview_next(request: Request, operator: Writer, campaign_id: CampaignId) -> dict[str, Any]:
     """Preview mode: the next debt the law allows calling now, for the operator to read first."""
-    _assigned(request, operator, campaign_id)
+    await asyncio.to_thread(_assigned, request, operator, campaign_id)
     found = await _dialler(request).preview_next(operator.id, campaign_id)
     if found is None:
         raise HTTPException(404, _t(request, "campaign.nothing_due"))
@@ -152,8 +192,10 @@ async def preview_next(request: Request, operator: Writer, campaign_id: int) -> 
 
 
 @router.post("/api/campaigns/{campaign_id}/preview/{debt_id}/dial", tags=["campaigns"])
-async def preview_dial(request: Request, operator: Writer, campaign_id: int, debt_id: int) -> dict[str, str]:
-    _assigned(request, operator, campaign_id)
+async def preview_dial(request: Request, operator: Writer, campaign_id: CampaignId,
+                       debt_id: Annotated[int, Path(ge=1)]) -> dict[str, str]:
+    """Call the previewed debtor; the guard's reason comes back (409) when the call is not allowed."""
+    await asyncio.to_thread(_assigned, request, operator, campaign_id)
     try:
         channel_id = await _dialler(request).dial_preview(operator.id, campaign_id, debt_id)
     except DialRefused as exc:
@@ -161,220 +203,178 @@ async def preview_dial(request: Request, operator: Writer, campaign_id: int, deb
     return {"channel_id": channel_id}
 
 
-# --- supervisor side ------------------------------------------------------------------------
-
-def _figures(session: Session, campaign_id: int, now: datetime) -> dict[str, Any]:
-    size = session.scalar(select(func.count()).select_from(CampaignDebt).where(
-        CampaignDebt.campaign_id == campaign_id, CampaignDebt.state != "excluded")) or 0
-    since = now - timedelta(days=30)
-    outcomes = {o: n for o, n in session.execute(
-        select(DialAttempt.outcome, func.count()).where(DialAttempt.campaign_id == campaign_id,
-                                                        DialAttempt.placed_at >= since)
-        .group_by(DialAttempt.outcome))}
-    live = outcomes.get("answered", 0) + outcomes.get("abandoned", 0)
-    return {"size": size, "dialled": sum(outcomes.values()), "answered": live,
-            "connected": outcomes.get("answered", 0), "abandoned": outcomes.get("abandoned", 0),
-            "abandon_rate": outcomes.get("abandoned", 0) / live if live else 0.0,
-            "skipped": session.scalar(select(func.count()).select_from(DialSkip)
-                                      .where(DialSkip.campaign_id == campaign_id)) or 0}
+# --- supervisor pages ----------------------------------------------------------------------
 
 
-@router.get("/campaigns", response_class=HTMLResponse, include_in_schema=False)
-def campaigns_page(request: Request, operator: Supervisor) -> HTMLResponse:
-    now = _now()
-    with _sessions(request)() as session:
-        rows = [(c, _figures(session, c.id, now)) for c in session.scalars(select(Campaign).order_by(Campaign.id))]
-        return _render(request, "campaigns.html", operator, active="campaigns", campaigns=rows,
-                       **_form_choices(session), campaign=None, form=_form_of(None), errors=[])
-
-
-@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
-def campaign_page(request: Request, operator: Supervisor, campaign_id: int, code: str = "") -> HTMLResponse:
-    with _sessions(request)() as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise HTTPException(404, _t(request, "campaign.not_found"))
-        return _render(request, "campaign.html", operator, active="campaigns", campaign=campaign,
-                       figures=_figures(session, campaign_id, _now()), skips=_skips(session, campaign_id, code),
-                       skip_code=code, form=_form_of(campaign), errors=[], **_form_choices(session))
-
-
-def _skips(session: Session, campaign_id: int, code: str = "", limit: int | None = 500) -> list[dict[str, Any]]:
-    query = (select(DialSkip, Debt.contract, Client.name).join(Debt, Debt.id == DialSkip.debt_id)
-             .join(Client, Client.id == Debt.client_id).where(DialSkip.campaign_id == campaign_id)
-             .order_by(DialSkip.at.desc()))
-    if code:
-        query = query.where(DialSkip.code == code)
-    if limit:
-        query = query.limit(limit)
-    return [{"debtor": name, "contract": contract, "phone": skip.phone_e164, "code": skip.code,
-             "reason": skip.reason, "at": skip.at, "next_allowed_at": skip.next_allowed_at, "count": skip.count}
-            for skip, contract, name in session.execute(query)]
-
-
-@router.get("/campaigns/{campaign_id}/skipped.csv", include_in_schema=False)
-def skipped_csv(request: Request, operator: Supervisor, campaign_id: int, code: str = "") -> Response:
-    """Every number the dialler did not call, with the reason, as a spreadsheet."""
-    with _sessions(request)() as session:
-        rows = _skips(session, campaign_id, code, limit=None)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["debtor", "contract", "phone", "code", "reason", "at", "next_allowed_at", "count"])
-    for r in rows:
-        writer.writerow([_cell(r["debtor"]), _cell(r["contract"]), r["phone"], r["code"], r["reason"],
-                         r["at"].isoformat(), r["next_allowed_at"].isoformat() if r["next_allowed_at"] else "",
-                         r["count"]])
-    record(_sessions(request), Actor(operator.id, operator.login), "campaign_skips_export", str(campaign_id),
-           {"rows": len(rows), "code": code})
-    return Response("\ufeff" + out.getvalue(), media_type="text/csv; charset=utf-8", headers={
-        "Content-Disposition": f'attachment; filename="campaign-{campaign_id}-skipped.csv"'})
-
-
-def _cell(text: str) -> str:
-    """A spreadsheet must not run a debtor's name as a formula (CSV injection)."""
-    return "'" + text if text[:1] in ("=", "+", "-", "@") else text
-
-
-def _form_choices(session: Session) -> dict[str, Any]:
+def _choices(session: Session) -> dict[str, Any]:
     return {
         "rule_sets": list(compliance.RULE_SETS), "modes": pacing.MODES, "open_statuses": OPEN_DEBT_STATUSES,
-        "retry_outcomes": list(DEFAULT_RETRY), "weekdays": range(7),
-        "departments": session.execute(select(Department.id, Department.name).order_by(Department.name)).all(),
-        "operators": session.execute(select(Operator.id, Operator.name).where(
-            Operator.active.is_(True), Operator.interface.is_not(None)).order_by(Operator.name)).all(),
+        "retry_outcomes": list(DEFAULT_RETRY), "weekdays": [str(d) for d in range(7)],
+        "departments": [(str(i), n) for i, n in session.execute(
+            select(Department.id, Department.name).order_by(Department.name))],
+        "operators": [(str(i), n) for i, n in session.execute(
+            select(Operator.id, Operator.name).where(Operator.active.is_(True), Operator.interface.is_not(None))
+            .order_by(Operator.name))],
         "regions": [r for r in session.scalars(select(Debt.region).distinct().order_by(Debt.region)) if r],
     }
 
 
-def _form_of(campaign: Campaign | None) -> dict[str, Any]:
-    """The form's values: the campaign's, or sensible defaults for a new one."""
+def _field_label(request: Request, name: str) -> str:
+    """The field as the form labels it; a retry field by its outcome and column."""
+    for outcome in DEFAULT_RETRY:
+        for suffix, column in (("delay", "campaign.delay_minutes"), ("max", "campaign.max_attempts")):
+            if name == f"retry_{outcome}_{suffix}":
+                return f"{_t(request, 'attempt.' + outcome)}, {_t(request, column).lower()}"
+    return _t(request, f"campaign.{name}")
+
+
+def _problems(request: Request, problems: list[manage.FormProblem]) -> list[dict[str, str]]:
+    """Each problem as text in the page's language, naming the field."""
+    return [{"field": p.field, "text": f"{_field_label(request, p.field)}: {_t(request, p.key, **p.values)}"}
+            for p in problems]
+
+
+def _list_page(request: Request, operator: CurrentOperator, session: Session, *, status_code: int = 200,
+               form: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None) -> HTMLResponse:
+    now = _now()
+    campaigns = list(session.scalars(select(Campaign).order_by(Campaign.status == "finished", Campaign.name)))
+    rows = [(c, manage.figures(session, c, now)) for c in campaigns]
+    return _render(request, "campaigns.html", operator, status_code, active="campaigns", campaigns=rows,
+                   campaign=None, form=form or manage.form_values(None), errors=errors or [],
+                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session))
+
+
+def _campaign_page(request: Request, operator: CurrentOperator, session: Session, campaign: Campaign, *,
+                   status_code: int = 200, form: dict[str, Any] | None = None,
+                   errors: list[dict[str, str]] | None = None, problem: str = "") -> HTMLResponse:
+    return _render(request, "campaign.html", operator, status_code, active="campaigns", campaign=campaign,
+                   figures=manage.figures(session, campaign, _now()), codes=manage.skip_codes(session, campaign.id),
+                   form=form or manage.form_values(campaign), errors=errors or [], problem=problem,
+                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session))
+
+
+def _campaign(request: Request, session: Session, campaign_id: int) -> Campaign:
+    campaign = session.get(Campaign, campaign_id)
     if campaign is None:
-        return {"name": "", "rule_set": "ru_230fz", "mode": "progressive", "caller_id": "", "max_lines": 10,
-                "ring_seconds": 30, "filters": {"statuses": ["active"]}, "script": "", "department_id": None,
-                "schedule": {"weekdays": [0, 1, 2, 3, 4, 5], "start": "09:00", "end": "20:00",
-                             "time_zone": "Europe/Moscow"},
-                "retry": retry_rules(None), "operator_ids": []}
-    return {"name": campaign.name, "rule_set": campaign.rule_set, "mode": campaign.mode,
-            "caller_id": campaign.caller_id, "max_lines": campaign.max_lines, "ring_seconds": campaign.ring_seconds,
-            "filters": campaign.filters or {}, "script": campaign.script, "department_id": campaign.department_id,
-            "schedule": campaign.schedule or {}, "retry": retry_rules(campaign.retry),
-            "operator_ids": [op.id for op in campaign.operators]}
+        raise HTTPException(404, _t(request, "campaign.not_found"))
+    return campaign
 
 
-class CampaignFormError(ValueError):
-    """What is wrong with the submitted campaign form; shown above it."""
+@router.get("/campaigns", response_class=HTMLResponse, include_in_schema=False)
+def campaigns_page(request: Request, operator: Viewer) -> HTMLResponse:
+    """Every campaign with its live figures, and the form for a new one."""
+    if (refused := _refused(request, operator)) is not None:
+        return refused
+    with _sessions(request)() as session:
+        return _list_page(request, operator, session)
 
 
-def parse_form(form: Any) -> dict[str, Any]:
-    """The submitted form as Campaign fields; CampaignFormError lists every problem at once."""
-    errors: list[str] = []
-
-    def number(key: str, low: int, high: int) -> int:
-        text = str(form.get(key, "")).strip()
-        if not text.isdigit() or not low <= int(text) <= high:
-            errors.append(f"{key}: a whole number from {low} to {high}")
-            return low
-        return int(text)
-
-    name = str(form.get("name", "")).strip()
-    if not name or len(name) > 128:
-        errors.append("name: required, at most 128 characters")
-    rule_set, mode = str(form.get("rule_set", "")), str(form.get("mode", ""))
-    if rule_set not in compliance.RULE_SETS:
-        errors.append(f"rule set: one of {', '.join(compliance.RULE_SETS)}")
-    if mode not in pacing.MODES:
-        errors.append(f"mode: one of {', '.join(pacing.MODES)}")
-    filters: dict[str, Any] = {}
-    try:
-        filters = check_filters({
-            "min_days": form.get("min_days") or None, "max_days": form.get("max_days") or None,
-            "min_total": form.get("min_total") or None, "max_total": form.get("max_total") or None,
-            "regions": [r for r in str(form.get("regions", "")).split(",") if r.strip()],
-            "statuses": form.getlist("statuses")})
-        filters = {k: str(v) if k in ("min_total", "max_total") else v for k, v in filters.items()}
-    except FilterError as exc:
-        errors.append(f"filters: {exc}")
-    start, end = str(form.get("start", "09:00")), str(form.get("end", "20:00"))
-    zone = str(form.get("time_zone", "Europe/Moscow")).strip() or "Europe/Moscow"
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        errors.append(f"time zone: {zone!r} is not an IANA zone such as Europe/Moscow")
-    if not (len(start) == 5 and len(end) == 5 and start < end):
-        errors.append("schedule: start and end as HH:MM, start before end")
-    retry: dict[str, Any] = {}
-    try:
-        retry = retry_rules({o: {"delay_minutes": _int(form.get(f"retry_{o}_delay")),
-                                 "max_attempts": _int(form.get(f"retry_{o}_max"))} for o in DEFAULT_RETRY})
-    except RetryRulesError as exc:
-        errors.append(f"retry: {exc}")
-    max_lines, ring_seconds = number("max_lines", 1, 500), number("ring_seconds", 10, 60)
-    department = str(form.get("department_id", "")).strip()
-    if errors:
-        raise CampaignFormError("; ".join(errors))
-    return {"name": name, "rule_set": rule_set, "mode": mode, "caller_id": str(form.get("caller_id", "")).strip()[:32],
-            "max_lines": max_lines, "ring_seconds": ring_seconds, "filters": filters,
-            "schedule": {"weekdays": sorted(int(d) for d in form.getlist("weekdays") if str(d).isdigit()),
-                         "start": start, "end": end, "time_zone": zone},
-            "retry": retry, "script": str(form.get("script", ""))[:20000],
-            "department_id": int(department) if department.isdigit() else None,
-            "operator_ids": sorted({int(i) for i in form.getlist("operators") if str(i).isdigit()})}
+@router.get("/campaigns/{campaign_id}", response_class=HTMLResponse, include_in_schema=False)
+def campaign_page(request: Request, operator: Viewer, campaign_id: CampaignId) -> HTMLResponse:
+    if (refused := _refused(request, operator)) is not None:
+        return refused
+    with _sessions(request)() as session:
+        return _campaign_page(request, operator, session, _campaign(request, session, campaign_id))
 
 
-def _int(value: Any) -> Any:
-    text = str(value or "").strip()
-    return int(text) if text.isdigit() else text
-
-
-@router.post("/campaigns/save", include_in_schema=False)
-async def save_campaign(request: Request, operator: Supervisor) -> Response:
-    """Create (no id) or update a campaign from its form."""
+@router.post("/campaigns/save", response_class=HTMLResponse, include_in_schema=False)
+async def save_campaign(request: Request, operator: Viewer) -> Response:
+    """Create (no id) or update a campaign; a refused form comes back as typed, every problem named (422)."""
+    if (refused := await asyncio.to_thread(_refused, request, operator, change=True)) is not None:
+        return refused
     form = await request.form()
     if not csrf_ok(request, str(form.get("csrf", ""))):
         raise HTTPException(403, _t(request, "api.csrf"))
-    campaign_id = str(form.get("id", ""))
+    data = {key: form.getlist(key) for key in form.keys() if key != "csrf"}
+    raw_id = str(form.get("id", ""))
+    campaign_id = int(raw_id) if raw_id.isdigit() else None
+    return await asyncio.to_thread(_save, request, operator, data, campaign_id)
+
+
+def _save(request: Request, operator: CurrentOperator, data: dict[str, list[Any]],
+          campaign_id: int | None) -> Response:
     try:
-        values = parse_form(form)
-    except CampaignFormError as exc:
+        spec = manage.read_form(data)
+        with _sessions(request).begin() as session:
+            campaign, before = manage.save_campaign(session, spec, campaign_id)
+            saved_id = campaign.id
+    except LookupError:
+        raise HTTPException(404, _t(request, "campaign.not_found")) from None
+    except manage.CampaignFormError as exc:
+        _audit(request, operator, "campaign_save", str(campaign_id or ""), {"problems": str(exc)}, REFUSED,
+               str(exc))
         with _sessions(request)() as session:
-            campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
-            return _render(request, "campaigns.html", operator, status_code=422, active="campaigns",
-                           campaigns=[], campaign=campaign, form=_form_of(campaign), errors=str(exc).split("; "),
-                           **_form_choices(session))
-    operator_ids = values.pop("operator_ids")
-    with _sessions(request).begin() as session:
-        campaign = session.get(Campaign, int(campaign_id)) if campaign_id.isdigit() else None
-        if campaign is None:
-            campaign = Campaign(status="draft")
-            session.add(campaign)
-        for key, value in values.items():
-            setattr(campaign, key, value)
-        session.flush()
-        current = {link.operator_id: link for link in session.scalars(
-            select(CampaignOperator).where(CampaignOperator.campaign_id == campaign.id))}
-        for op_id in set(current) - set(operator_ids):
-            session.delete(current[op_id])
-        for op_id in set(operator_ids) - set(current):
-            session.add(CampaignOperator(campaign_id=campaign.id, operator_id=op_id))
-        saved_id = campaign.id
-    record(_sessions(request), Actor(operator.id, operator.login), "campaign_saved", str(saved_id),
-           json.loads(json.dumps({**values, "operators": operator_ids}, default=str)))
+            values = manage.submitted_values(data)
+            errors = _problems(request, exc.problems)
+            if campaign_id is None:
+                return _list_page(request, operator, session, status_code=422, form=values, errors=errors)
+            campaign = _campaign(request, session, campaign_id)
+            return _campaign_page(request, operator, session, campaign, status_code=422, form=values, errors=errors)
+    _audit(request, operator, "campaign_save", str(saved_id),
+           {"before": _jsonable(before), "after": {**spec.stored(), "operators": list(spec.operator_ids)}})
     return RedirectResponse(f"/campaigns/{saved_id}", status_code=303)
 
 
-@router.post("/campaigns/{campaign_id}/status", include_in_schema=False)
-def change_status(request: Request, operator: Supervisor, campaign_id: int,
-                  csrf: Annotated[str, Form()] = "", action: Annotated[str, Form(max_length=16)] = "") -> Response:
+def _jsonable(values: dict[str, Any]) -> dict[str, Any]:
+    return {key: (value.isoformat() if isinstance(value, datetime) else value) for key, value in values.items()}
+
+
+@router.post("/campaigns/{campaign_id}/status", response_class=HTMLResponse, include_in_schema=False)
+def change_status(request: Request, operator: Viewer, campaign_id: CampaignId,
+                  csrf: Annotated[str, Form(max_length=128)] = "",
+                  action: Annotated[str, Form(max_length=16)] = "") -> Response:
+    """Start (builds the list from the filters), pause or finish; an impossible change is a 409 that says why."""
+    if (refused := _refused(request, operator, change=True)) is not None:
+        return refused
     if not csrf_ok(request, csrf):
         raise HTTPException(403, _t(request, "api.csrf"))
-    if action not in STATUS_CHANGES:
-        raise HTTPException(422, f"action must be one of {', '.join(STATUS_CHANGES)}")
-    with _sessions(request).begin() as session:
-        campaign = session.get(Campaign, campaign_id)
-        if campaign is None:
-            raise HTTPException(404, _t(request, "campaign.not_found"))
-        campaign.status = STATUS_CHANGES[action]
-        size = refresh_list(session, campaign, _now()) if action == "start" else None
-    record(_sessions(request), Actor(operator.id, operator.login), "campaign_status", str(campaign_id),
-           {"action": action, "list_size": size})
+    try:
+        with _sessions(request).begin() as session:
+            campaign = _campaign(request, session, campaign_id)
+            before = campaign.status
+            size = manage.change_status(session, campaign, action, _now())
+            after = campaign.status
+    except manage.StatusChangeError as exc:
+        _audit(request, operator, "campaign_status", str(campaign_id), {"action": action[:16]}, REFUSED, str(exc))
+        with _sessions(request)() as session:
+            campaign = _campaign(request, session, campaign_id)
+            problem = _t(request, "campaign.err.status", action=_t(request, f"campaign.{exc.action}_action"),
+                         status=_t(request, f"cstatus.{exc.status}"))
+            return _campaign_page(request, operator, session, campaign, status_code=409, problem=problem)
+    _audit(request, operator, "campaign_status", str(campaign_id),
+           {"action": action, "before": before, "after": after, "list_size": size})
     return RedirectResponse(f"/campaigns/{campaign_id}", status_code=303)
+
+
+SkipCode = Annotated[str, Query(max_length=32, pattern=CODE)]
+
+
+@router.get("/campaigns/{campaign_id}/skipped", response_class=HTMLResponse, include_in_schema=False)
+def skipped_page(request: Request, operator: Viewer, campaign_id: CampaignId, code: SkipCode = "") -> HTMLResponse:
+    """Numbers the dialler did not call and why, in the rule set's own words; filter by verdict code."""
+    if (refused := _refused(request, operator)) is not None:
+        return refused
+    with _sessions(request)() as session:
+        campaign = _campaign(request, session, campaign_id)
+        rows = manage.skipped(session, campaign_id, code, limit=SKIPS_ON_PAGE + 1)
+        return _render(request, "campaign_skips.html", operator, active="campaigns", campaign=campaign,
+                       skips=rows[:SKIPS_ON_PAGE], more=len(rows) > SKIPS_ON_PAGE, code=code,
+                       codes=manage.skip_codes(session, campaign_id), zone=manage.campaign_zone(campaign))
+
+
+@router.get("/campaigns/{campaign_id}/skipped.csv", include_in_schema=False)
+def skipped_csv(request: Request, operator: Viewer, campaign_id: CampaignId, code: SkipCode = "") -> Response:
+    """The whole report as CSV for Excel (formula-safe); every export is audited."""
+    if (refused := _refused(request, operator, change=True)) is not None:
+        return refused
+    with _sessions(request)() as session:
+        campaign = _campaign(request, session, campaign_id)
+        zone = manage.campaign_zone(campaign)
+        rows = manage.skipped(session, campaign_id, code)
+    data = to_csv(manage.SKIP_COLUMNS, (row.cells(zone) for row in rows))
+    _audit(request, operator, "export", f"campaign {campaign_id} skipped",
+           {"code": code, "rows": len(rows), "bytes": len(data)})
+    name = f"campaign-{campaign_id}-skipped{'-' + code if code else ''}.csv"
+    return Response(data, media_type="text/csv; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})
+

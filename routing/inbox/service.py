@@ -29,6 +29,7 @@ REQUEST_TYPES = {
     "order": RequestType("sales", timedelta(hours=2)),
     "service": RequestType("service", timedelta(hours=24)),
     "callback": RequestType("sales", timedelta(minutes=15)),  # "call back within 15 minutes"
+    "promise": RequestType("collections", timedelta(days=1)),  # check that a promised payment came
 }
 STATUSES = ("open", "in_progress", "closed")
 # Where a request may go from each status: closed is final (a follow-up is a new request).
