@@ -106,3 +106,12 @@ def test_refresh_with_a_bad_filter_changes_nothing(sessions: sessionmaker[Sessio
         with pytest.raises(FilterError):
             refresh_list(s, campaign, NOW)
         assert s.scalars(select(CampaignDebt)).all() == []
+
+
+@pytest.mark.parametrize("typed", ["Свердловская обл.", "свердловская область", "66", "Свердловская область"])
+def test_region_filter_finds_the_official_name_the_import_stores(typed: str) -> None:
+    assert check_filters({"regions": [typed]})["regions"] == ["Свердловская область"]
+
+
+def test_unrecognised_region_filter_is_kept_as_typed() -> None:
+    assert check_filters({"regions": ["  Луна "]})["regions"] == ["Луна"]

@@ -12,6 +12,7 @@ from sqlalchemy import Select, select, update
 from sqlalchemy.orm import Session
 
 from crm_core.models import DEBT_STATUSES, OPEN_DEBT_STATUSES, Debt
+from crm_core.regions import find_region
 from routing.campaigns.models import Campaign, CampaignDebt
 
 FILTER_KEYS = ("min_days", "max_days", "min_total", "max_total", "regions", "statuses")
@@ -40,7 +41,7 @@ def check_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
                 out[key] = Decimal(str(value).replace(",", ".").replace(" ", ""))
             except InvalidOperation:
                 raise FilterError(f"{key} must be an amount, not {value!r}") from None
-    regions = [str(r).strip() for r in filters.get("regions") or () if str(r).strip()]
+    regions = [_official(str(r)) for r in filters.get("regions") or () if str(r).strip()]
     statuses = [str(s) for s in filters.get("statuses") or ()]
     bad = [s for s in statuses if s not in OPEN_DEBT_STATUSES]
     if bad:
@@ -51,6 +52,12 @@ def check_filters(filters: Mapping[str, Any]) -> dict[str, Any]:
     if statuses:
         out["statuses"] = statuses
     return out
+
+
+def _official(region: str) -> str:
+    """The import stores a recognised region under its official name; "Свердловская обл." finds it too."""
+    found = find_region(region)
+    return found.name if found is not None else region.strip()
 
 
 def select_debts(campaign: Campaign) -> Select[tuple[int]]:
