@@ -203,7 +203,13 @@ class WallService:
         numbers = self.state.unknown_numbers()
         if numbers:
             self.state.learn_clients(await asyncio.to_thread(self._cards, numbers))
-        snapshot = {"type": "wall", **self.state.figures(self.clock())}
+        figures: dict[str, Any] = {}
+        for step in self.state.figure_steps(self.clock()):
+            if step is None:
+                await asyncio.sleep(0)  # let pops through: see LiveState.figure_steps
+            else:
+                figures = step
+        snapshot = {"type": "wall", **figures}
         await self._write_back_changes()
         await self.bus.publish(WALL_TOPIC, snapshot)
         await self.bus.keep(WALL_KEY, SNAPSHOT_FIELD, snapshot, self.ttl)

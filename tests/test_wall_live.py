@@ -110,3 +110,16 @@ def test_threshold_problems_name_what_is_inconsistent() -> None:
     assert problems(Thresholds(longest_wait_warn=60, longest_wait_alert=30, abandon_rate_warn=5,
                                abandon_rate_alert=120, service_seconds=0)) == [
         "thr.err.service_seconds", "thr.err.longest_wait", "thr.err.abandon_rate"]
+
+
+def test_figures_built_in_steps_survive_events_between_the_steps() -> None:
+    """The wall builds its snapshot in steps, letting the event loop run pops in between: an event
+    applied mid-way must neither break the build nor be lost for the next snapshot."""
+    state = synced_state()
+    steps = state.figure_steps(NOON + 5, chunk=1)
+    assert next(steps) is None  # a first step, then other work may run
+    state.apply(QueueEvent(K.CALLER_JOINED, NOON + 5, queue="sales", linkedid="c1", caller_num="+79990000001"))
+    *pauses, figures = list(steps)
+    assert pauses and all(step is None for step in pauses)
+    assert {a["interface"] for a in figures["agents"]} == {A, B}
+    assert [w["linkedid"] for w in queue(state.figures(NOON + 6), "sales")["waiting"]] == ["c1"]
