@@ -6,6 +6,8 @@ the CLI, the tests and the end-to-end stack build the same app from the same par
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -17,14 +19,19 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
 
-from agent_desk import http, pages, supervisor_http, wall_http, wall_ws, ws
+from agent_desk import health, http, pages, supervisor_http, wall_http, wall_ws, ws
 from agent_desk.auth import LoginRequired, csrf_token, session_language
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
 from agent_desk.supervisor import SupervisorDoor
-from callcard.bus import Bus
-from callcard.settings import Settings
+from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge
+from callcard.bus import Bus, make_bus
+from callcard.logs import configure_logging
+from callcard.settings import Settings, require_shared_bus
+from crm_core.db import make_engine, make_sessionmaker
 from ivr import http as ivr_http
 from routing import http as routing_http
+from routing.campaigns import http as campaigns_http
+from routing.campaigns import import_http as debt_import_http
 from routing.inbox import http as inbox_http
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "web_static"
@@ -46,9 +53,9 @@ class Transferrer(Protocol):
 
     async def attended_transfer(self, linkedid: str, interface: str) -> None: ...
 
-    def on_phone(self, interface: str) -> bool: ...
+    async def on_phone(self, interface: str) -> bool: ...
 
-    def operator_on_line(self, linkedid: str) -> bool: ...
+    async def operator_on_line(self, linkedid: str) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -83,12 +90,17 @@ def create_app(
     dialer: Dialer | None = None,
     transferrer: Transferrer | None = None,
     supervision: SupervisorDoor | None = None,
+    campaign_dialler: object | None = None,
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[None]] | None = None,
 ) -> FastAPI:
-    """Build the desk app; the caller owns the bus and the engine and closes them."""
-    app = FastAPI(title="callcard desk", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json")
+    """Build the desk app; the caller owns the bus and the engine and closes them (in `lifespan`
+    when the app runs on its own under uvicorn)."""
+    app = FastAPI(title="callcard desk", version="0.1.0", docs_url="/api/docs", openapi_url="/api/openapi.json",
+                  lifespan=lifespan)
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_globals])
     templates.env.autoescape = True
     app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
+    app.state.campaign_dialler = campaign_dialler  # routing.campaigns.service.DiallerService, when running here
     app.add_middleware(
         SessionMiddleware,
         secret_key=settings.secret_key,
@@ -111,5 +123,30 @@ def create_app(
     app.include_router(routing_http.router)
     app.include_router(inbox_http.router)
     app.include_router(ivr_http.router)
+    app.include_router(debt_import_http.router)  # before campaigns: /campaigns/import is not a campaign id
+    app.include_router(campaigns_http.router)
+    app.include_router(health.router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     return app
+
+
+def create_app_from_env() -> FastAPI:
+    """uvicorn's app factory for `callcard run web` (every worker process calls it): settings from
+    the environment, the Redis bus, and the bridge reached through it (`ami_bridge.remote`) for
+    click-to-call, transfers and supervisor actions."""
+    settings = Settings.from_env()
+    require_shared_bus(settings, "web")
+    configure_logging(settings)
+    engine = make_engine(settings.database_url)
+    bus = make_bus(settings.bus_url, settings.bus_prefix)
+    bridge = RemoteBridge(bus, settings.ami_action_timeout + COMMAND_MARGIN)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await bridge.close()
+        await bus.close()
+        engine.dispose()
+
+    return create_app(settings, make_sessionmaker(engine), bus, dialer=bridge, transferrer=bridge,
+                      supervision=bridge, lifespan=lifespan)

@@ -12,7 +12,8 @@ Workarounds, each covered by a test in tests/test_ami_client.py:
     action times out with `AmiTimeout`, pending ones fail with `AmiDisconnected`;
 (e) reconnect is a fixed delay with no resync -> `AmiClient.run` reconnects with
     exponential backoff and after each login hands CoreShowChannels and QueueStatus to
-    `on_resync`;
+    `on_resync`; events that arrive meanwhile are held and dispatched after it, so no event
+    reaches a callback before the snapshot it follows;
 (f) a refused login is only a falsy flag -> `AmiLoginFailed` is logged and retried.
 OriginateResponse carries the Originate's ActionID but is an event: it is dispatched as one.
 """
@@ -176,8 +177,12 @@ class _Manager(Manager):
         # panoramisk re-sends actions pending at disconnect after FullyBooted; ours fail instead.
         self.callbacks.clear()
         self.patterns.clear()
+        self.held: list[AmiMessage] | None = None  # during a resync: events to dispatch after it
 
     def dispatch(self, event: AmiMessage) -> list[str]:  # type: ignore[override]
+        if self.held is not None:
+            self.held.append(event)
+            return []
         matches = []
         name = event.event
         for pattern, regexp in self.patterns:
@@ -330,10 +335,18 @@ class AmiClient:
             log.warning("AMI connection to %s:%s lost", self.settings.ami_host, self.settings.ami_port)
 
     async def _resync(self) -> None:
-        channels = await self.list_action({"Action": "CoreShowChannels"})
-        queues = await self.list_action({"Action": "QueueStatus"})
-        if self.on_resync is not None:
-            _call_isolated(self.on_resync, channels, queues)
+        """The snapshot first, then what happened while it was taken: an AgentConnect or a Hangup
+        that came before the lists must not reach the trackers ahead of the state it changes."""
+        self._manager.held = []
+        try:
+            channels = await self.list_action({"Action": "CoreShowChannels"})
+            queues = await self.list_action({"Action": "QueueStatus"})
+            if self.on_resync is not None:
+                _call_isolated(self.on_resync, channels, queues)
+        finally:
+            held, self._manager.held = self._manager.held, None
+            for event in held:
+                self._manager.dispatch(event)
 
     async def _keepalive(self) -> None:
         """Ping so a half-open TCP session is noticed; an unanswered Ping drops the connection."""

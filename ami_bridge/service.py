@@ -12,12 +12,13 @@ import inspect
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ami_bridge.client import AmiClient, AmiCommands
 from ami_bridge.events import CallEvent, QueueEvent
 from ami_bridge.frames import AmiMessage
+from ami_bridge.leader import NotLeading, takeover_endings
 from ami_bridge.queue_tracker import QueueTracker
 from ami_bridge.tracker import CallTracker, normalize_interface
 from callcard.bus import CALLS_TOPIC, QUEUES_TOPIC, Bus
@@ -26,6 +27,10 @@ from callcard.settings import Settings
 log = logging.getLogger(__name__)
 
 EventHook = Callable[[CallEvent], object]
+# Writes a batch of CallEvents durably before they are published (the leader's stream), or raises
+# NotLeading when this bridge may no longer write.
+Journal = Callable[[list[CallEvent]], Awaitable[None]]
+PUBLISH_BATCH = 200  # events taken off the outbox per journal write
 
 
 @dataclass
@@ -61,8 +66,11 @@ class Bridge:
     ) -> None:
         self.bus = bus
         self.on_event = on_event
+        self._clock = clock
         self.tracker = CallTracker(clock)
         self.queue_tracker = QueueTracker(clock)
+        self.journal: Journal | None = None
+        self._open_calls: dict[str, CallEvent] = {}  # at takeover: calls the last leader left open
         self.client = AmiClient(
             settings,
             on_resync=self._on_resync,
@@ -71,7 +79,17 @@ class Bridge:
         )
         self.client.register_event("*", self._on_ami_event)
         self._counters = BridgeCounters()
-        self._outbox: asyncio.Queue[CallEvent | QueueEvent] = asyncio.Queue()
+        self._outbox: asyncio.Queue[CallEvent | QueueEvent | None] = asyncio.Queue()  # None: stop
+
+    def begin_term(self, journal: Journal, open_calls: dict[str, CallEvent]) -> None:
+        """Lead anew (ami_bridge.leader): fresh trackers, since another bridge may have led meanwhile
+        and this one's picture is stale; the first resync ends the `open_calls` Asterisk no longer has."""
+        self.tracker = CallTracker(self._clock)
+        self.queue_tracker = QueueTracker(self._clock)
+        self.client.on_originate = self.tracker.expect_outbound
+        self._outbox = asyncio.Queue()
+        self.journal = journal
+        self._open_calls = open_calls
 
     @property
     def commands(self) -> AmiCommands:
@@ -128,11 +146,12 @@ class Bridge:
             {"Action": "Atxfer", "Channel": channel, "Exten": exten, "Context": context or "agents"}
         )
 
-    def operator_on_line(self, linkedid: str) -> bool:
-        """Whether an operator talks to the caller now (a call still ringing cannot be handed over)."""
+    async def operator_on_line(self, linkedid: str) -> bool:
+        """Whether an operator talks to the caller now (a call still ringing cannot be handed over);
+        async as every door is: the web app may ask it of a bridge in another process."""
         return self.tracker.agent_channel(linkedid) is not None
 
-    def on_phone(self, interface: str) -> bool:
+    async def on_phone(self, interface: str) -> bool:
         """Whether that phone rings or talks in a live call now (a transfer to it would find it busy)."""
         return self.tracker.on_phone(interface)
 
@@ -162,6 +181,9 @@ class Bridge:
     def _on_resync(self, channels: list[AmiMessage], queues: list[AmiMessage]) -> None:
         self._counters.resyncs += 1
         events = self.tracker.resync(channels)
+        if self._open_calls:
+            events += takeover_endings(self._open_calls, set(self.tracker.active_calls), self._clock())
+            self._open_calls = {}
         log.info(
             "AMI resync: %d live channels, %d queue items, %d call events",
             len(channels),
@@ -176,8 +198,35 @@ class Bridge:
             self._outbox.put_nowait(event)
 
     async def _publish_forever(self) -> None:
+        """Publish in order until the end mark (None) that `run` queues when it stops."""
         while True:
-            event = await self._outbox.get()
+            item = await self._outbox.get()
+            batch: list[CallEvent | QueueEvent] = []
+            while item is not None:
+                batch.append(item)
+                if len(batch) == PUBLISH_BATCH or self._outbox.empty():
+                    break
+                item = self._outbox.get_nowait()
+            if batch:
+                await self._publish_batch(batch)
+            if item is None:
+                return
+
+    async def _publish_batch(self, batch: list[CallEvent | QueueEvent]) -> None:
+        """Journal first (it waits out a Redis outage), then publish; a deposed bridge publishes nothing."""
+        if self.journal is not None:
+            calls = [e for e in batch if isinstance(e, CallEvent)]
+            try:
+                if calls:
+                    await self.journal(calls)
+            except NotLeading:
+                log.warning("bridge: no longer leading; %d events left to the next leader", len(batch))
+                return
+            except Exception:  # a fault in the journal must not stop the publisher for good
+                self._counters.publish_errors += len(batch)
+                log.exception("bridge: %d events could not be journalled; dropped", len(batch))
+                return
+        for event in batch:
             await self._publish(event)
 
     async def _publish(self, event: CallEvent | QueueEvent) -> None:
@@ -212,9 +261,8 @@ class Bridge:
         try:
             await self.client.run(stop)
         finally:
-            publisher.cancel()
-            while not self._outbox.empty():
-                await self._publish(self._outbox.get_nowait())
+            self._outbox.put_nowait(None)
+            await publisher
 
 
 async def run_bridge(

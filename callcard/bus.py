@@ -187,10 +187,10 @@ class RedisBus:
         await self._redis.aclose()
 
 
-def make_bus(url: str) -> Bus:
-    """Pick the backend from the URL scheme."""
+def make_bus(url: str, prefix: str = "callcard:") -> Bus:
+    """Pick the backend from the URL scheme; `prefix` names Redis channels and keys."""
     if url in ("memory://", "memory", ""):
         return MemoryBus()
     if url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBus(url)
+        return RedisBus(url, prefix)
     raise BusError(f"unsupported bus URL {url!r}: use memory:// or redis://host:port/db")

@@ -1,4 +1,4 @@
-"""`callcard` command line: demo, serve, ivr, pbx-sim, migrate, seed, create-user."""
+"""`callcard` command line: demo, serve, run <role>, ivr, pbx-sim, migrate, seed, create-user."""
 
 from __future__ import annotations
 
@@ -8,12 +8,19 @@ import getpass
 import logging
 import os
 import random
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
 
-from callcard.settings import Settings, SettingsError
+from callcard.logs import configure_logging, safe_url
+from callcard.settings import Settings, SettingsError, require_shared_bus
+
+log = logging.getLogger("callcard")
 
 DEMO_IVR_SHARE = 0.4  # share of the demo's inbound calls that go through the IVR first
 
@@ -38,7 +45,7 @@ def cmd_migrate(settings: Settings, _args: argparse.Namespace) -> None:
     from crm_core.migrate import upgrade
 
     upgrade(settings.database_url)
-    print(f"database migrated: {_safe_url(settings.database_url)}")
+    print(f"database migrated: {safe_url(settings.database_url)}")
 
 
 def cmd_seed(settings: Settings, _args: argparse.Namespace) -> None:
@@ -85,6 +92,60 @@ async def _serve(settings: Settings) -> None:
           f"FastAGI IVR on {settings.agi_host}:{settings.agi_port})")
     await _wait_for_signal()
     await stop_stack(stack)
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
+    """One part per process, meeting the others on the Redis bus (see callcard.runtime)."""
+    require_shared_bus(settings, args.role)
+    if args.workers < 1:
+        raise CliError(f"--workers must be 1 or more, not {args.workers}")
+    log.info("callcard run %s: database %s, bus %s (prefix %r), AMI %s@%s:%s", args.role,
+             safe_url(settings.database_url), safe_url(settings.bus_url), settings.bus_prefix,
+             settings.ami_username, settings.ami_host, settings.ami_port)
+    if args.role == "web":
+        _run_web(settings, args.workers)
+    else:
+        asyncio.run(_run_part(settings, args.role))
+
+
+async def _run_part(settings: Settings, part: str) -> None:
+    from callcard.metrics import serve_metrics
+    from callcard.runtime import start_stack, stop_stack
+
+    stack = await start_stack(settings, with_web=False, parts={part})
+    if part == "ivr" and stack.agi is None:
+        await stop_stack(stack)
+        raise CliError(f"cannot listen on {settings.agi_host}:{settings.agi_port} for FastAGI")
+    metrics = serve_metrics(settings.http_host, settings.metrics_port) if settings.metrics_port else None
+    log.info("callcard run %s: started%s", part,
+             f", metrics on {settings.http_host}:{settings.metrics_port}" if metrics else "")
+    await _wait_for_signal()
+    await stop_stack(stack)
+    if metrics is not None:
+        metrics.shutdown()  # type: ignore[attr-defined]
+
+
+def _run_web(settings: Settings, workers: int) -> None:
+    """uvicorn with `workers` processes, each building the app from the environment. With more than
+    one, prometheus_client's multiprocess mode (a fresh directory) gives /metrics every worker's figures."""
+    import uvicorn
+
+    from callcard.metrics import MULTIPROC_ENV
+
+    made = ""
+    if workers > 1:
+        if os.environ.get(MULTIPROC_ENV):
+            for stale in Path(os.environ[MULTIPROC_ENV]).glob("*.db"):  # the last run's figures
+                stale.unlink()
+        else:
+            made = os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="callcard-metrics-")
+    try:
+        uvicorn.run("agent_desk.app:create_app_from_env", factory=True, host=settings.http_host,
+                    port=settings.http_port, workers=workers, log_config=None, log_level="warning",
+                    access_log=False, ws_per_message_deflate=False, timeout_graceful_shutdown=5)
+    finally:
+        if made:
+            shutil.rmtree(made, ignore_errors=True)
 
 
 def cmd_ivr(settings: Settings, _args: argparse.Namespace) -> None:
@@ -170,15 +231,6 @@ def _print_seed(summary: object) -> None:
         print(f"  login {login:<8} password {password}")
 
 
-def _safe_url(url: str) -> str:
-    """The URL without its password, for printing."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        return f"{scheme}://{creds.split(':', 1)[0]}:***@{host}"
-    return url
-
-
 async def _wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -205,12 +257,68 @@ def cmd_requests(settings: Settings, args: argparse.Namespace) -> None:
     print(f"{len(created)} request(s) filed from {directory}")
 
 
+def cmd_campaign(settings: Settings, args: argparse.Namespace) -> None:
+    """`campaign import FILE`: load debts (crm_core.debt_import); rejected rows go to the report, exit 0."""
+    from crm_core.db import make_engine, make_sessionmaker
+    from crm_core.debt_import import ImportFailed, ImportFileError, import_debts
+
+    source = Path(args.file)
+    report_path = Path(args.report) if args.report else source.with_name(source.stem + ".rejected.csv")
+    engine = make_engine(settings.database_url)
+    try:
+        report = import_debts(make_sessionmaker(engine), source, progress=_ProgressPrinter(sys.stderr),
+                              region=args.region or settings.default_region, report_path=report_path,
+                              lang=settings.default_language)
+    except (ImportFileError, ImportFailed, ValueError) as exc:
+        raise CliError(f"{source}: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"cannot write the report {report_path}: {exc.strerror or exc}") from None
+    finally:
+        engine.dispose()
+    print(f"{source} ({report.encoding}, {report.delimiter!r}): read {report.read}, "
+          f"created {report.created}, updated {report.updated}, unchanged {report.unchanged}, "
+          f"rejected {len(report.rejected)}")
+    if report.rejected:
+        print(f"{len(report.rejected)} rejected row(s) with line numbers and reasons: {report_path}")
+    for warning in report.warnings[:20]:
+        print(f"  line {warning.line}: {warning.reason.text(settings.default_language)}", file=sys.stderr)
+    if len(report.warnings) > 20:
+        print(f"  ... {len(report.warnings) - 20} more warning(s)", file=sys.stderr)
+
+
+class _ProgressPrinter:
+    """A bar redrawn in place on a terminal; elsewhere (logs, pipes) a line every 10 %."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.tty = stream.isatty()
+        self.shown = -1
+
+    def __call__(self, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if self.tty:
+            bar = "#" * (percent // 4)
+            end = "\n" if done >= total else ""
+            self.stream.write(f"\r[{bar:<25}] {percent:3d}%  {done}/{total} lines{end}")
+        elif percent // 10 > self.shown // 10 or (done >= total and percent != self.shown):
+            self.stream.write(f"import: {percent}% ({done}/{total} lines)\n")
+        else:
+            return
+        self.shown = percent
+        self.stream.flush()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="callcard", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="migrate, seed, start the PBX simulator and everything else")
     sub.add_parser("serve", help="web app + AMI bridge + call logger + FastAGI IVR against CALLCARD_AMI_*")
+    run = sub.add_parser("run", help="one part of a several-process deployment on the Redis bus")
+    run.add_argument("role", choices=["bridge", "worker", "web", "ivr", "dialler"],
+                     help="bridge: AMI to bus; worker: call log, pops, wall, inbox timers; web: the app "
+                          "under uvicorn; ivr: FastAGI; dialler: campaigns")
+    run.add_argument("--workers", type=int, default=1, help="web: uvicorn worker processes")
     sub.add_parser("ivr", help="run the FastAGI IVR server alone on CALLCARD_AGI_HOST:CALLCARD_AGI_PORT")
     sim = sub.add_parser("pbx-sim", help="run the PBX simulator alone (AMI over TCP)")
     sim.add_argument("--host", default="127.0.0.1")
@@ -227,23 +335,26 @@ def build_parser() -> argparse.ArgumentParser:
     requests_sub = requests.add_subparsers(dest="requests_command", required=True)
     eml = requests_sub.add_parser("import-eml", help="file every *.eml in DIR as a request (renamed *.eml.done)")
     eml.add_argument("directory")
+    campaign = sub.add_parser("campaign", help="outbound debtor campaigns")
+    campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
+    debts = campaign_sub.add_parser("import", help="load debts from a CSV (see crm_core/debt_import.py)")
+    debts.add_argument("file")
+    debts.add_argument("--report", default="", help="rejected rows CSV (default: FILE.rejected.csv)")
+    debts.add_argument("--region", default="", help="the numbers' country (default: CALLCARD_DEFAULT_REGION)")
     return parser
 
 
 COMMANDS = {
-    "demo": cmd_demo, "serve": cmd_serve, "ivr": cmd_ivr, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
-    "seed": cmd_seed, "create-user": cmd_create_user, "requests": cmd_requests,
+    "demo": cmd_demo, "serve": cmd_serve, "run": cmd_run, "ivr": cmd_ivr, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
+    "seed": cmd_seed, "create-user": cmd_create_user, "requests": cmd_requests, "campaign": cmd_campaign,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per migration is noise
     try:
         settings = Settings.from_env()
+        configure_logging(settings, verbose=args.verbose)
         COMMANDS[args.command](settings, args)
     except (CliError, SettingsError) as exc:
         print(f"callcard: {exc}", file=sys.stderr)

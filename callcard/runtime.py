@@ -1,7 +1,11 @@
-"""Run callcard's parts in one process: web app, AMI bridge, call logger, desk pops.
+"""Run callcard's parts: all in one process (`callcard serve`, the demo, the tests) or one part per
+process on the Redis bus (`callcard run bridge|worker|ivr|dialler`; `run web` is uvicorn's).
 
-Consumers subscribe to the bus before the bridge connects, so the first call event of
-a run is never published into the void.
+The parts: `bridge` (AMI -> bus, and the bridge's commands for the other processes), `worker`
+(call logger, desk popper, wall service, follow-ups, escalations, e-mail drop folder), `ivr`
+(FastAGI), `dialler` (campaigns), and the web app. A process without the bridge reaches it through
+`ami_bridge.remote.RemoteBridge`. Consumers subscribe to the bus before the bridge connects, so
+the first call event of a run is never published into the void.
 """
 
 from __future__ import annotations
@@ -10,21 +14,31 @@ import asyncio
 import gc
 import logging
 import uuid
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import uvicorn
+from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
-from agent_desk.app import create_app
+from agent_desk.app import Dialer, create_app
 from agent_desk.pops import DeskPopper
+from ami_bridge.client import AmiCommands
+from ami_bridge.leader import run_leading
+from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge, serve_bridge_commands
 from ami_bridge.service import Bridge
-from callcard.bus import Bus, make_bus
+from callcard.bus import Bus, MemoryBus, make_bus
+from callcard.metrics import DIALLER_CALLS, watch_bridge
 from callcard.settings import Settings
+from callcard.streams import run_call_log
 from crm_core.call_log import CallLogger
 from crm_core.db import make_engine, make_sessionmaker
 from ivr.server import FastAgiServer, IvrApplication
+from routing.campaigns.service import DiallerService
 from routing.inbox.followups import FollowUps, run_escalations
 from routing.inbox.intake import watch_eml_dir
 from routing.load import LiveQueueLoad
@@ -33,6 +47,8 @@ from routing.wall import WallService
 log = logging.getLogger(__name__)
 
 GC_THRESHOLDS = (20_000, 20, 50)  # gen 0 allocations, gen 1 and gen 2 collection counts (default 700, 10, 10)
+PARTS = ("bridge", "worker", "ivr", "dialler")  # the web app is started by `with_web` (or by uvicorn)
+EVERY_PART = frozenset(PARTS)
 
 
 @dataclass
@@ -43,12 +59,14 @@ class Stack:
     engine: Engine
     sessions: sessionmaker[Session]
     bus: Bus
-    bridge: Bridge
-    server: uvicorn.Server
+    bridge: Bridge | None  # None in a process without the bridge part
+    server: uvicorn.Server | None  # None without the web app
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
     agi: FastAgiServer | None = None  # the IVR, None when its port could not be bound
     wall: WallService | None = None  # the supervisor wall's live state
+    dialler: DiallerService | None = None
+    remote: RemoteBridge | None = None  # the bridge of another process, when this one has none
 
     @property
     def desk_url(self) -> str:
@@ -72,23 +90,75 @@ class AmiDialer:
         )
 
 
-async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
-    """Start every part; returns once the web server accepts connections."""
+class CountedOriginates:
+    """The dialler's AMI door: the same commands, each call it places counted for /metrics."""
+
+    def __init__(self, commands: AmiCommands) -> None:
+        self._commands = commands
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._commands, name)
+
+    async def originate(self, channel: str, **options: Any) -> str:
+        action_id = await self._commands.originate(channel, **options)
+        DIALLER_CALLS.inc()
+        return action_id
+
+
+async def start_stack(settings: Settings, *, with_web: bool = True, parts: Collection[str] = EVERY_PART) -> Stack:
+    """Start `parts` (every one by default) and the web app unless `with_web` is False; returns
+    once the web server accepts connections."""
+    unknown = set(parts) - EVERY_PART
+    if unknown:
+        raise ValueError(f"unknown parts {sorted(unknown)}; parts are {', '.join(PARTS)}")
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
-    bus = make_bus(settings.bus_url)
-    bridge = Bridge(settings, bus)
-    app = create_app(settings, sessions, bus, dialer=AmiDialer(bridge), transferrer=bridge, supervision=bridge)
-    # No permessage-deflate: desk messages are a few kB on a LAN, and compressing each one for each
-    # desk cost more CPU than any other step of sending a pop.
-    config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
-        ws_per_message_deflate=False,
-    )
-    stack = Stack(settings, engine, sessions, bus, bridge, uvicorn.Server(config))
+    bus = make_bus(settings.bus_url, settings.bus_prefix)
+    bridge = Bridge(settings, bus) if "bridge" in parts else None
+    stack = Stack(settings, engine, sessions, bus, bridge, None)
+    door: Bridge | RemoteBridge
+    if bridge is None:
+        door = stack.remote = RemoteBridge(bus, settings.ami_action_timeout + COMMAND_MARGIN)
+    else:
+        door = bridge
+    if "worker" in parts:
+        _start_worker(stack)
+    if "dialler" in parts:
+        stack.dialler = DiallerService(sessions, bus, CountedOriginates(door.commands),
+                                       region=settings.default_region)
+        stack.tasks.append(asyncio.create_task(stack.dialler.run(stack.stop), name="dialler"))
+    if "ivr" in parts:
+        stack.agi = await _start_ivr(settings, sessions, LiveQueueLoad(door.queue_summary))
+        if stack.agi is not None:
+            stack.tasks.append(asyncio.create_task(stack.agi.serve_until(stack.stop), name="fastagi"))
+    await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
+    dialer: Dialer = door
+    if bridge is not None:
+        dialer = AmiDialer(bridge)
+        watch_bridge(bridge)
+        if isinstance(bus, MemoryBus):
+            stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
+        else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
+            door_for_term = partial(serve_bridge_commands, bridge, dialer.click_to_call, bus)
+            stack.tasks.append(asyncio.create_task(run_leading(bridge, settings, stack.stop, door_for_term),
+                                                   name="ami-bridge"))
+    if with_web:
+        app = create_app(settings, sessions, bus, dialer=dialer, transferrer=door, supervision=door,
+                         campaign_dialler=stack.dialler)
+        stack.server = web_server(settings, app)
+        stack.tasks.append(asyncio.create_task(stack.server.serve(), name="web"))
+        while not stack.server.started:
+            await asyncio.sleep(0.02)
+    settle_gc()
+    return stack
+
+
+def _start_worker(stack: Stack) -> None:
+    """The bus consumers that need no PBX session: call log, desk pops, wall, inbox timers."""
+    settings, sessions, bus = stack.settings, stack.sessions, stack.bus
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
-    stack.tasks.append(asyncio.create_task(logger.run(bus, stack.stop), name="call-logger"))
+    stack.tasks.append(asyncio.create_task(run_call_log(logger, settings, bus, stack.stop), name="call-logger"))
     stack.tasks.append(asyncio.create_task(popper.run(stack.stop), name="desk-popper"))
     follow_ups = FollowUps(sessions, settings.default_region)
     stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
@@ -99,17 +169,17 @@ async def start_stack(settings: Settings, *, with_web: bool = True) -> Stack:
         stack.tasks.append(asyncio.create_task(
             watch_eml_dir(sessions, Path(settings.eml_dir), stack.stop, region=settings.default_region),
             name="eml-drop-folder"))
-    stack.agi = await _start_ivr(settings, sessions, LiveQueueLoad(bridge.queue_summary))
-    if stack.agi is not None:
-        stack.tasks.append(asyncio.create_task(stack.agi.serve_until(stack.stop), name="fastagi"))
-    await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
-    stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
-    if with_web:
-        stack.tasks.append(asyncio.create_task(stack.server.serve(), name="web"))
-        while not stack.server.started:
-            await asyncio.sleep(0.02)
-    settle_gc()
-    return stack
+
+
+def web_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
+    """uvicorn for the in-process app. No permessage-deflate: desk messages are a few kB on a LAN,
+    and compressing each one for each desk cost more CPU than any other step of sending a pop.
+    No log config of uvicorn's own: its lines go through callcard's (text or JSON, redacted)."""
+    config = uvicorn.Config(
+        app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
+        ws_per_message_deflate=False, log_config=None,
+    )
+    return uvicorn.Server(config)
 
 
 def settle_gc() -> None:
@@ -136,12 +206,15 @@ async def _start_ivr(settings: Settings, sessions: sessionmaker[Session],
 
 async def stop_stack(stack: Stack) -> None:
     stack.stop.set()
-    stack.server.should_exit = True
-    done, pending = await asyncio.wait(stack.tasks, timeout=5)
+    if stack.server is not None:
+        stack.server.should_exit = True
+    done, pending = await asyncio.wait(stack.tasks, timeout=5) if stack.tasks else (set(), set())
     for task in pending:
         task.cancel()
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             log.error("%s stopped with %r", task.get_name(), task.exception())
+    if stack.remote is not None:
+        await stack.remote.close()
     await stack.bus.close()
     stack.engine.dispose()

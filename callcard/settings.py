@@ -6,6 +6,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+LOG_FORMATS = ("text", "json")
+
 
 class SettingsError(ValueError):
     """A CALLCARD_ variable holds a value the app cannot use."""
@@ -16,6 +18,11 @@ class Settings:
     # Storage and bus
     database_url: str = "sqlite:///var/callcard.db"
     bus_url: str = "memory://"
+    bus_prefix: str = "callcard:"  # Redis key and channel prefix: several centres (or test runs) on one Redis
+    # Reliability on Redis: one leading bridge per Asterisk, the call log fed from a stream
+    leader_ttl: float = 3.0  # seconds of the bridge's lease: renewed every third, given up at half
+    call_stream_maxlen: int = 1_000_000  # call events kept in the stream (approximate trimming)
+    call_log_consumer: str = ""  # the call logger's name in the stream's consumer group; "" = host name
     # Asterisk Manager Interface
     ami_host: str = "127.0.0.1"
     ami_port: int = 5038
@@ -39,6 +46,9 @@ class Settings:
     eml_dir: str = ""
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
+    # Operations: Prometheus port of the processes other than web (0 = none), log lines as text or json
+    metrics_port: int = 0
+    log_format: str = "text"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -51,7 +61,25 @@ class Settings:
                 continue
             values[f.name] = _convert(f.name, f.type, raw)
         values.update(overrides)
-        return cls(**values)  # type: ignore[arg-type]
+        settings = cls(**values)  # type: ignore[arg-type]
+        if settings.log_format not in LOG_FORMATS:
+            raise SettingsError(f"CALLCARD_LOG_FORMAT={settings.log_format!r}: use one of {', '.join(LOG_FORMATS)}")
+        if settings.leader_ttl < 0.3:
+            raise SettingsError(f"CALLCARD_LEADER_TTL={settings.leader_ttl:g}: the lease needs at least 0.3 s")
+        if settings.call_stream_maxlen < 1000:
+            raise SettingsError(f"CALLCARD_CALL_STREAM_MAXLEN={settings.call_stream_maxlen}: keep at least 1000 events")
+        return settings
+
+
+def require_shared_bus(settings: Settings, role: str) -> None:
+    """A part run in a process of its own meets the others only on Redis; memory:// would leave
+    it talking to itself, so it refuses to start rather than run deaf."""
+    if not settings.bus_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError(
+            f"`callcard run {role}` needs a bus shared with the other processes: set "
+            f"CALLCARD_BUS_URL=redis://host:6379/0 (now {settings.bus_url!r}); `callcard serve` runs "
+            "every part in one process on memory://"
+        )
 
 
 def _convert(name: str, type_name: object, raw: str) -> object:

@@ -14,6 +14,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
@@ -30,6 +32,17 @@ MAX_BATCH = 200  # events per transaction: bounds how long one batch holds its r
 # At most one batch per this many seconds: under load events gather into fewer, larger transactions
 # (a third less CPU per call at 100 calls/s); an event that finds the logger idle is stored at once.
 BATCH_INTERVAL = 0.03
+
+
+class CallLogUnavailable(RuntimeError):
+    """The database cannot be reached: nothing of the batch was stored, and it may be retried as is."""
+
+
+def _unavailable(exc: Exception) -> bool:
+    """A lost or refused connection (server down, proxy cut, pool exhausted), not an event at fault."""
+    if isinstance(exc, (OperationalError, InterfaceError, PoolTimeout)):
+        return True
+    return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
 def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, Call]:
@@ -76,7 +89,8 @@ class CallLogger:
         """Merge events in order, in one transaction: the same rows as applying them one by one.
 
         If the database refuses the batch, each event is retried alone, so only the event at
-        fault is lost (the merge is idempotent, and the failed batch was rolled back).
+        fault is lost (the merge is idempotent, and the failed batch was rolled back). If the
+        database cannot be reached, CallLogUnavailable: the caller keeps the batch and retries it.
         """
         usable = []
         for event in events:
@@ -87,18 +101,23 @@ class CallLogger:
                 usable.append(event)
         if not usable:
             return
-        if len(usable) == 1:
-            self._store(usable)
-            return
         try:
             self._store(usable)
-        except Exception:
-            log.warning("call log: a batch of %d events failed; storing them one by one", len(usable))
-            for event in usable:
-                try:
-                    self._store([event])
-                except Exception:
-                    log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
+            return
+        except Exception as exc:
+            if _unavailable(exc):
+                raise CallLogUnavailable(str(exc).splitlines()[0]) from exc
+            if len(usable) == 1:
+                log.exception("call log: could not store %s event of call %r", usable[0].kind, usable[0].linkedid)
+                return
+        log.warning("call log: a batch of %d events failed; storing them one by one", len(usable))
+        for event in usable:
+            try:
+                self._store([event])
+            except Exception as exc:
+                if _unavailable(exc):
+                    raise CallLogUnavailable(str(exc).splitlines()[0]) from exc
+                log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
 
     def _store(self, events: list[CallEvent]) -> None:
         with self._sessions.begin() as session:
@@ -169,7 +188,9 @@ class CallLogger:
     def _merge(self, session: Session, call: Call, event: CallEvent) -> None:
         at = _utc(event.at)
         call.started_at = min(as_utc(call.started_at), _start_estimate(event))
-        if event.direction:
+        if event.direction and call.direction != "outbound":
+            # outbound is known only to the bridge that originated the call; a bridge that adopted
+            # it after a takeover or reconnect sees it as inbound, and must not turn it back
             call.direction = _clean(event.direction, 16)
         if event.caller_num and not call.caller_raw:
             self._set_caller(session, call, _clean(event.caller_num, 128))
@@ -216,7 +237,8 @@ class CallLogger:
             self._end(call, at)
         elif event.kind is CallEventKind.ENDED:
             self._end(call, at)
-            if event.outcome is not None:
+            if event.outcome is not None and not (event.outcome is Outcome.MISSED and call.answered_at):
+                # missed is "nobody answered": from a bridge that adopted the call after its answer
                 call.outcome = event.outcome.value
             if event.talk_seconds is not None:
                 call.talk_seconds = event.talk_seconds

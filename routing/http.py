@@ -76,9 +76,9 @@ async def transfer(
             raise HTTPException(409, _t(request, "api.no_call"))
         target = _colleague(request, session, body.operator_id, operator.id) if body.operator_id is not None \
             else _department(request, session, body.department or "", call.queue)
-    if not desk.transferrer.operator_on_line(linkedid):
+    if not await desk.transferrer.operator_on_line(linkedid):
         raise HTTPException(409, _t(request, "api.not_answered"))
-    if target.interface and desk.transferrer.on_phone(target.interface):
+    if target.interface and await desk.transferrer.on_phone(target.interface):
         raise HTTPException(409, _t(request, "api.colleague_busy", name=target.name))
     try:
         if body.attended:

@@ -29,6 +29,7 @@ class FakeAsterisk:
         self.replies: dict[str, dict[str, str]] = {}  # action -> reply headers (default Success)
         self.list_items: dict[str, list[dict[str, str]]] = {"CoreShowChannels": [], "QueueStatus": []}
         self.after_login: bytes = b""  # written once a login succeeds
+        self.before_list: dict[str, bytes] = {}  # action -> events written just before its list reply
         self.writers: list[asyncio.StreamWriter] = []
         self._handlers: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
@@ -106,6 +107,7 @@ class FakeAsterisk:
             writer.write(frame(Event="FullyBooted", Privilege="system,all", Status="Fully Booted"))
             writer.write(self.after_login)
         elif name in self.list_items:
+            writer.write(self.before_list.get(name, b""))
             writer.write(self._list(name, action_id, self.list_items[name]))
         else:
             reply = self.replies.get(name, {"Response": "Success"})

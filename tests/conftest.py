@@ -6,13 +6,12 @@ absent, unless CALLCARD_REQUIRE_SERVICES=1 (set by .ci/run), where absence fails
 
 from __future__ import annotations
 
-import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from services import PG_URL, REDIS_URL, require_service  # noqa: F401  (fixtures below use them)
 from sqlalchemy import text
 
 from callcard.bus import MemoryBus, RedisBus
@@ -20,28 +19,6 @@ from crm_core.db import make_engine, make_sessionmaker
 from crm_core.tables import Base
 
 TRACES = Path(__file__).resolve().parent.parent.parent / "shared" / "ami-traces"
-PG_URL = os.environ.get("CALLCARD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-REDIS_URL = os.environ.get("CALLCARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
-
-
-def _reachable(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def require_service(name: str, host: str, port: int) -> None:
-    """Skip (locally) or fail (CI) when a real server the test needs is not there."""
-    if _reachable(host, port):
-        return
-    reason = f"{name} is not reachable on {host}:{port}"
-    if os.environ.get("CALLCARD_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{reason} and CALLCARD_REQUIRE_SERVICES=1")
-    pytest.skip(reason)
-
-
 @pytest.fixture
 def traces_dir() -> Path:
     assert TRACES.is_dir(), f"AMI recordings not found at {TRACES}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -346,7 +347,7 @@ def test_websocket_without_a_session_closes_4401(client: TestClient) -> None:
 def test_websocket_forwards_only_the_operators_own_topic(client: TestClient, bus: MemoryBus, people) -> None:  # type: ignore[no-untyped-def]
     log_in(client, "op1")
     with client.websocket_connect("/ws/desk") as socket:
-        assert socket.receive_json() == {"type": "hello", "operator_id": people["op1"]}
+        assert socket.receive_json() == {"type": "hello", "operator_id": people["op1"], "worker": os.getpid()}
         client.portal.call(bus.publish, desk_topic(people["op2"]), {"type": "pop", "linkedid": "for-op2"})
         client.portal.call(bus.publish, desk_topic(people["op1"]), {"type": "pop", "linkedid": "for-op1"})
         assert socket.receive_json()["linkedid"] == "for-op1"

@@ -1,0 +1,25 @@
+# One image for every callcard process (migrate, bridge, worker, web, ivr, dialler): the compose
+# service picks the role with its command. The source stays in /app (installed editable) because
+# the web app serves /app/web_static next to its package.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY agent_desk ./agent_desk
+COPY ami_bridge ./ami_bridge
+COPY callcard ./callcard
+COPY crm_core ./crm_core
+COPY ivr ./ivr
+COPY routing ./routing
+COPY web_static ./web_static
+RUN pip install -e . \
+ && useradd --system --no-create-home --home-dir /app callcard
+
+USER callcard
+EXPOSE 8000 4573 9100
+CMD ["callcard", "serve"]
