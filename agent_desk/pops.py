@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk import live
 from ami_bridge.events import CallEvent, CallEventKind
-from callcard.bus import CALLS_TOPIC, Bus, desk_topic
+from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
 from crm_core.models import Operator
 from routing.campaigns.models import Campaign, DialAttempt
@@ -87,22 +87,15 @@ class DeskPopper:
         delivered in order by a chain of tasks, calls run side by side (see `_dispatch`).
         """
         sub = await self._bus.subscribe(CALLS_TOPIC)
-        stopping = asyncio.create_task(stop.wait())
         try:
-            while True:
-                getting = asyncio.create_task(sub.get())
-                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    return
+            async for message in until_stopped(sub, stop):
                 try:
-                    event = CallEvent.from_dict(getting.result())
+                    event = CallEvent.from_dict(message)
                 except Exception:
-                    log.exception("desk popper: could not handle %r", getting.result())
+                    log.exception("desk popper: could not handle %r", message)
                     continue
                 await self._dispatch(event)
         finally:
-            stopping.cancel()
             if self._busy:
                 await asyncio.wait(set(self._busy.values()), timeout=STOP_GRACE_SECONDS)
             await sub.close()

@@ -53,6 +53,22 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
+async def until_stopped(sub: Subscription, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
+    """The subscription's messages until `stop` is set: a consumer that waits for the next message
+    still notices a stop at once, instead of only after one more message arrives."""
+    stopping = asyncio.ensure_future(stop.wait())
+    try:
+        while True:
+            getting = asyncio.ensure_future(sub.get())
+            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if not getting.done():
+                getting.cancel()
+                return
+            yield getting.result()
+    finally:
+        stopping.cancel()
+
+
 def _unexpired(entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
     """Kept entries are `{"until": epoch, "message": {...}}`; only live ones count."""
     now = time.time()

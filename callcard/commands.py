@@ -19,7 +19,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from callcard.bus import Bus, Subscription
+from callcard.bus import Bus, Subscription, until_stopped
 
 log = logging.getLogger(__name__)
 
@@ -40,19 +40,12 @@ async def serve_commands(bus: Bus, topic: str, methods: Mapping[str, Callable[..
     task, so one slow command never holds up the others."""
     sub = await bus.subscribe(topic)
     running: set[asyncio.Task[None]] = set()
-    stopping = asyncio.create_task(stop.wait())
     try:
-        while True:
-            getting = asyncio.create_task(sub.get())
-            await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if not getting.done():
-                getting.cancel()
-                return
-            task = asyncio.create_task(_answer(bus, methods, errors, getting.result()))
+        async for request in until_stopped(sub, stop):
+            task = asyncio.create_task(_answer(bus, methods, errors, request))
             running.add(task)
             task.add_done_callback(running.discard)
     finally:
-        stopping.cancel()
         for task in running:
             task.cancel()
         await sub.close()

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
-from callcard.bus import CALLS_TOPIC, Bus, desk_topic
+from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import clients_for_number
 from crm_core.models import Department
 from crm_core.phones import try_normalize
@@ -61,22 +61,15 @@ class FollowUps:
 
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
         subscription = await bus.subscribe(CALLS_TOPIC)
-        stopping = asyncio.ensure_future(stop.wait())
         try:
-            while not stop.is_set():
-                getting = asyncio.ensure_future(subscription.get())
-                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    break
+            async for message in until_stopped(subscription, stop):
                 try:
-                    event = CallEvent.from_dict(getting.result())
+                    event = CallEvent.from_dict(message)
                     if self.concerns(event):  # most events cannot: they skip the worker thread
                         await asyncio.to_thread(self.apply, event)
                 except Exception:  # one bad event must not stop the follow-ups of every later call
-                    log.exception("follow-ups: could not handle %.200r", getting.result())
+                    log.exception("follow-ups: could not handle %.200r", message)
         finally:
-            stopping.cancel()
             await subscription.close()
 
 
