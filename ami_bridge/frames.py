@@ -148,7 +148,11 @@ class FrameParser:
         self.banner = ""
         self.errors = 0  # dropped frames, ignored lines, invalid UTF-8: for /metrics
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        self._buf = ""
+        # The unfinished frame, kept as read and joined only when it ends, so a read costs its own
+        # size however much is held (byte-sized reads of a big frame would otherwise be quadratic).
+        self._parts: list[str] = []
+        self._held = 0  # characters in _parts
+        self._line = 0  # characters after the last LF in _parts: 0 with _held > 0 means it ends in LF
         self._pending_cr = False
         self._skipping = False
 
@@ -164,14 +168,15 @@ class FrameParser:
             text = text[:-1]
         if "\r" in text:
             text = text.replace("\r\n", "\n")
-        buf = self._buf + text
         if self._skipping:
-            buf = self._skip(buf)
-        if "\n\n" not in buf:
-            self._buf = self._check_tail(buf)
+            text = self._skip(text)
+        ends_in_lf = self._held > 0 and self._line == 0
+        if "\n\n" not in text and not (ends_in_lf and text.startswith("\n")):
+            self._hold(text)
             return []
-        frames = buf.split("\n\n")
-        self._buf = self._check_tail(frames.pop())
+        frames = ("".join(self._parts) + text if self._parts else text).split("\n\n")
+        self._parts, self._held, self._line = [], 0, 0
+        self._hold(frames.pop())
         messages = []
         for frame in frames:
             if frame:
@@ -180,29 +185,36 @@ class FrameParser:
                     messages.append(msg)
         return messages
 
-    def _skip(self, buf: str) -> str:
-        """Drop text up to and including the next blank line, which ends the bad frame."""
+    def _skip(self, text: str) -> str:
+        """Drop text up to and including the next blank line, which ends the bad frame; return the rest."""
+        buf = "".join(self._parts) + text  # while skipping, at most the LF that may start a blank line
+        self._parts, self._held, self._line = [], 0, 0
         end = buf.find("\n\n")
         if end < 0:
-            return buf[-1:] if buf.endswith("\n") else ""
+            if buf.endswith("\n"):
+                self._parts, self._held = ["\n"], 1
+            return ""
         self._skipping = False
         log.info("AMI: resynchronised after a dropped frame")
         return buf[end + 2 :]
 
-    def _check_tail(self, tail: str) -> str:
-        """Drop an unfinished frame that already breaks the line or frame limit."""
-        if len(tail) <= self.max_line:
-            return tail
-        reason = ""
-        if len(tail) > self.max_frame:
-            reason = f"frame over {self.max_frame} bytes"
-        elif len(tail) - tail.rfind("\n") - 1 > self.max_line:
-            reason = f"line over {self.max_line} bytes"
-        if not reason:
-            return tail
-        self._drop(reason)
+    def _hold(self, text: str) -> None:
+        """Keep the start of an unfinished frame; drop it as soon as it breaks the line or frame limit."""
+        if not text:
+            return
+        self._parts.append(text)
+        self._held += len(text)
+        newline = text.rfind("\n")
+        self._line = self._line + len(text) if newline < 0 else len(text) - newline - 1
+        if self._held - (self._line == 0) > self.max_frame:  # a final LF may start the ending blank line
+            self._drop(f"frame over {self.max_frame} bytes")
+        elif self._line > self.max_line:
+            self._drop(f"line over {self.max_line} bytes")
+        else:
+            return
         self._skipping = True
-        return tail[-1:] if tail.endswith("\n") else ""
+        self._parts, self._held = (["\n"], 1) if self._line == 0 else ([], 0)
+        self._line = 0
 
     def _drop(self, reason: str) -> None:
         self.errors += 1
@@ -217,6 +229,7 @@ class FrameParser:
             self._drop(f"frame over {self.max_frame} bytes")
             return None
         headers: list[tuple[str, str]] = []
+        banner = ""
         for line in frame.split("\n"):
             if len(line) > self.max_line:
                 self._drop(f"line over {self.max_line} bytes")
@@ -225,8 +238,10 @@ class FrameParser:
             if colon:
                 headers.append((name.strip(), value.removeprefix(" ")))
             elif not headers and line.startswith(BANNER_PREFIX):
-                self.banner = line.strip()
+                banner = line.strip()  # taken only if the frame is not dropped, as when it is cut short
             elif line.strip():
                 self.errors += 1
                 log.info("AMI: ignored a line without a colon: %.80r", line)
+        if banner:
+            self.banner = banner
         return AmiMessage(headers) if headers else None

@@ -542,14 +542,14 @@ def _amount(column: str, text: str, reasons: list[Reason]) -> Decimal | None:
     if found is None:
         reasons.append(Reason("amount", {"column": column, "value": _shown(text)}))
         return None
-    amount = Decimal(f"{found.group(1).replace(' ', '')}.{found.group(2) or '0'}").quantize(Decimal("0.01"))
+    amount = Decimal(f"{found.group(1).replace(' ', '')}.{found.group(2) or '0'}")  # exact, any length
     if negative and amount:
         reasons.append(Reason("negative", {"column": column, "value": _shown(text)}))
         return None
-    if amount >= MAX_AMOUNT:
+    if amount >= MAX_AMOUNT:  # before quantize(), which raises InvalidOperation past 28 digits
         reasons.append(Reason("too_big", {"column": column, "value": _shown(text)}))
         return None
-    return amount
+    return amount.quantize(Decimal("0.01"))
 
 
 def _due_date(text: str, reasons: list[Reason]) -> date | None:

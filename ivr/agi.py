@@ -16,8 +16,10 @@ from dataclasses import dataclass, field
 log = logging.getLogger(__name__)
 
 MAX_ENV_LINES = 256
-_REPLY = re.compile(r"^(\d{3})(?:[ -](.*))?$")
-_RESULT = re.compile(r"^result=(\S*)(?: \((.*)\))?(?: endpos=(-?\d+))?\s*$")
+# ASCII digits only (`\d` takes any script's), and an endpos int() can convert: a longer one leaves
+# the reply unparsed like any other malformed result.
+_REPLY = re.compile(r"^([0-9]{3})(?:[ -](.*))?$")
+_RESULT = re.compile(r"^result=(\S*)(?: \((.*)\))?(?: endpos=(-?[0-9]{1,18}))?\s*$")
 
 
 class AgiError(Exception):
@@ -145,6 +147,9 @@ class AgiChannel:
             raw = await asyncio.wait_for(self._reader.readline(), self._reply_timeout)
         except TimeoutError:
             raise AgiError(f"no reply to {command!r} within {self._reply_timeout:g} s") from None
+        except ValueError:  # asyncio's line limit was exceeded; the rest of the reply is unusable
+            raise AgiError(f"a reply to {command!r} is longer than the stream's line limit "
+                           "(64 KiB unless set otherwise)") from None
         if not raw.endswith(b"\n"):
             self.hung_up = True
             raise AgiHangup(f"Asterisk closed the connection while {command!r} ran")
