@@ -520,11 +520,27 @@ def _text_problems(name: str, value: str) -> list[Reason]:
         problems.append(Reason("control", {"column": name}))
     if "\ufffd" in value:
         problems.append(Reason("lost_chars", {"column": name}))
-    elif len(_GARBLED.findall(value)) >= 2:
+    elif _garbled_pairs(value) >= 2:
         problems.append(Reason("garbled", {"column": name, "value": _shown(value, 30)}))
     elif name in NAMES and (mixed := next((w for w in _WORD.findall(value) if _mixed_script(w)), None)):
         problems.append(Reason("mixed_script", {"column": name, "value": _shown(mixed, 30)}))
     return problems
+
+
+def _garbled_pairs(value: str) -> int:
+    """Pairs that are a modern Russian letter's UTF-8 bytes read as Windows-1251/1252 ("Рё" is "и");
+    "Сё" would be U+0478, which no Russian text has, so "Сёма Сёмин" is a name, not mojibake."""
+    count = 0
+    for pair in _GARBLED.findall(value):
+        for codec in ("cp1251", "cp1252"):
+            try:
+                letter = pair.encode(codec).decode("utf-8")
+            except (UnicodeEncodeError, UnicodeDecodeError):
+                continue
+            if "\u0410" <= letter <= "\u044f" or letter in "\u0401\u0451":
+                count += 1
+                break
+    return count
 
 
 def _mixed_script(word: str) -> bool:

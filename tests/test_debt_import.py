@@ -193,6 +193,12 @@ def test_text_spoilt_by_a_wrong_encoding_is_refused(debtor: str, code: str) -> N
     assert isinstance(fine, DebtRow) and fine.debtor == "Müller Hans"
 
 
+@pytest.mark.parametrize("debtor", ["Сёма Сёмин", "Сёмкина Рёна Сёмовна"])
+def test_real_names_that_look_like_mojibake_pairs_are_kept(debtor: str) -> None:
+    [row] = parse_rows(";".join(HEADER) + "\n" + ";".join(debt("A", debtor)), "RU", TODAY)
+    assert isinstance(row, DebtRow) and row.debtor == debtor
+
+
 @pytest.mark.parametrize(("header", "code"), [
     ("contract;creditor;debtor;region;phones;principal;total", "missing_days"),
     ("contract;creditor;debtor;region;phones;principal;total_due;days;stauts", "unknown_columns"),
