@@ -1,8 +1,9 @@
 """Who is at the desk: session login with argon2, roles, CSRF tokens.
 
 The session cookie (Starlette's signed SessionMiddleware) carries only the operator id,
-the language and a CSRF token; the operator row is re-read on every request so a
-deactivated account loses access at once.
+the language and a CSRF token; the operator row (and, below supervisor, their departments) is
+re-read on every request, so a deactivated account or a changed role loses access at once.
+What each role may do is the table in README, "Security".
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent_desk.i18n import pick_language, translate
 from crm_core.models import Operator
 from crm_core.passwords import hash_password, verify_password
+from crm_core.visibility import Viewer, department_ids, department_queues
 
-ROLES = ("operator", "supervisor", "admin")
+ROLES = ("operator", "department_head", "supervisor", "admin")
+SEES_ALL = ("supervisor", "admin")  # every department, client and call
+SUPERVISING = ("department_head", "supervisor", "admin")  # supervisor pages; a head's limited to their departments
 CSRF_HEADER = "X-CSRF-Token"
 
 
@@ -34,10 +38,20 @@ class CurrentOperator:
     role: str
     interface: str | None
     language: str
+    departments: frozenset[int] = frozenset()  # belonged to or headed; empty for SEES_ALL roles
 
     @classmethod
-    def of(cls, row: Operator) -> CurrentOperator:
-        return cls(row.id, row.login, row.name, row.role, row.interface, row.language)
+    def of(cls, row: Operator, departments: frozenset[int] = frozenset()) -> CurrentOperator:
+        return cls(row.id, row.login, row.name, row.role, row.interface, row.language, departments)
+
+    @property
+    def sees_all(self) -> bool:
+        return self.role in SEES_ALL
+
+    @property
+    def viewer(self) -> Viewer:
+        """What the operator may see of clients and calls (crm_core.visibility)."""
+        return Viewer(self.id, None if self.sees_all else self.departments)
 
 
 class LoginRequired(Exception):
@@ -97,12 +111,14 @@ def session_language(request: Request | WebSocket) -> str:
 
 
 def load_operator(sessions: sessionmaker[Session], operator_id: object) -> CurrentOperator | None:
-    """The active operator behind a session's id, or None."""
+    """The active operator behind a session's id, with their departments, or None."""
     if not isinstance(operator_id, int):
         return None
     with sessions() as session:
         row = session.get(Operator, operator_id)
-        return CurrentOperator.of(row) if row is not None and row.active else None
+        if row is None or not row.active:
+            return None
+        return CurrentOperator.of(row, frozenset() if row.role in SEES_ALL else department_ids(session, row.id))
 
 
 def _from_session(request: Request | WebSocket) -> CurrentOperator | None:
@@ -127,6 +143,15 @@ def page_operator(request: Request) -> CurrentOperator:
 
 def socket_operator(websocket: WebSocket) -> CurrentOperator | None:
     return _from_session(websocket)
+
+
+def supervised_queues(sessions: sessionmaker[Session], operator: CurrentOperator) -> frozenset[str] | None:
+    """The queues a supervisor page shows this person: None (every queue) for supervisors and admins,
+    their departments' queues for a department head."""
+    if operator.sees_all:
+        return None
+    with sessions() as session:
+        return department_queues(session, operator.departments)
 
 
 def require_role(*roles: str) -> Callable[[Request], CurrentOperator]:

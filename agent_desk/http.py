@@ -20,13 +20,13 @@ from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from crm_core import cards, clients
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
+from crm_core.visibility import Viewer, department_ids, may_see_client
 from routing.models import CallTransfer
 
 router = APIRouter(prefix="/api", tags=["desk"])
 
 Reader = Annotated[CurrentOperator, Depends(api_operator)]
 Writer = Annotated[CurrentOperator, Depends(api_writer)]
-SUPERVISING = ("supervisor", "admin")
 
 
 def _session(request: Request) -> Session:
@@ -48,7 +48,7 @@ def search(
 ) -> list[schemas.ClientSummary]:
     region = request.app.state.desk.settings.default_region
     with _session(request) as session:
-        return [client_summary(c) for c in clients.search_clients(session, q, limit, region)]
+        return [client_summary(c) for c in clients.search_clients(session, q, limit, region, operator.viewer)]
 
 
 @router.post("/clients", response_model=schemas.ClientCard, status_code=201)
@@ -70,7 +70,7 @@ def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
 @router.get("/clients/{client_id}", response_model=schemas.ClientPage)
 def client(request: Request, operator: Reader, client_id: int) -> dict:
     with _session(request) as session:
-        return client_page(request, session, client_id)
+        return client_page(request, session, client_id, operator.viewer)
 
 
 @router.get("/calls", response_model=list[schemas.CallRow])
@@ -82,12 +82,20 @@ def calls(
     limit: int = Query(100, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> list[schemas.CallRow]:
-    """The call log; filtering by another operator's calls is a supervisor's view."""
-    if operator_id not in (None, operator.id) and operator.role not in SUPERVISING:
-        raise HTTPException(403, _t(request, "api.forbidden"))
+    """The calls the operator may see; another operator's calls are a supervisor's view (a department
+    head's for the people of their departments)."""
     with _session(request) as session:
-        rows = clients.list_calls(session, outcome=outcome, operator_id=operator_id, limit=limit, offset=offset)
+        if not may_view_calls_of(session, operator, operator_id):
+            raise HTTPException(403, _t(request, "api.forbidden"))
+        rows = clients.list_calls(session, outcome=outcome, operator_id=operator_id, limit=limit, offset=offset,
+                                  visible_to=operator.viewer)
         return [call_row(row) for row in rows]
+
+
+def may_view_calls_of(session: Session, operator: CurrentOperator, other_id: int | None) -> bool:
+    if other_id in (None, operator.id) or operator.sees_all:
+        return True
+    return operator.role == "department_head" and bool(department_ids(session, other_id) & operator.departments)
 
 
 @router.post("/calls/{linkedid}/note", response_model=schemas.NoteOut)
@@ -98,8 +106,10 @@ def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn
         handed_over = session.scalar(
             select(CallTransfer.id).where(CallTransfer.linkedid == linkedid, CallTransfer.from_operator_id == operator.id)
         )
-        if handled_by not in (None, operator.id) and handed_over is None and operator.role not in SUPERVISING:
+        if handled_by not in (None, operator.id) and handed_over is None and not operator.sees_all:
             raise HTTPException(403, _t(request, "api.not_your_call"))
+        if body.client_id is not None and not _may_note(session, operator.viewer, linkedid, body.client_id):
+            raise HTTPException(403, _t(request, "api.other_department"))
         try:
             clients.save_call_note(
                 session, linkedid, operator.id, body.note, body.disposition, client_id=body.client_id
@@ -152,8 +162,22 @@ def language(request: Request, operator: Writer, body: schemas.LanguageIn) -> sc
 # ---- shaping, shared with the HTML pages --------------------------------------------------
 
 
-def client_page(request: Request, session: Session, client_id: int) -> dict:
-    """A client's card and timeline, or 404."""
+def _may_note(session: Session, viewer: Viewer, linkedid: str, client_id: int) -> bool:
+    """A note goes to a client the operator may see, or to one the call's number belongs to (the
+    call itself shows that client's card on the desk)."""
+    if may_see_client(session, viewer, client_id):
+        return True
+    caller = session.scalar(select(Call.caller_e164).where(Call.linkedid == linkedid))
+    return caller is not None and client_id in {m.client_id for m in cards.clients_for_number(session, caller)}
+
+
+def client_page(request: Request, session: Session, client_id: int, viewer: Viewer) -> dict:
+    """A client's card and timeline: 404 when there is no such client, 403 when it is another
+    department's (crm_core.visibility)."""
+    if not may_see_client(session, viewer, client_id):
+        if session.get(Client, client_id) is None:
+            raise HTTPException(404, _t(request, "api.not_found"))
+        raise HTTPException(403, _t(request, "api.other_department"))
     try:
         card = cards.client_card(session, client_id)
     except cards.ClientNotFound:

@@ -7,9 +7,11 @@ that carries the data and the translated strings.
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
 
@@ -27,6 +29,7 @@ from agent_desk.auth import (
 )
 from agent_desk.http import call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
+from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
@@ -34,6 +37,8 @@ from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 router = APIRouter(include_in_schema=False)
 PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
 CALLS_PER_PAGE = 50
+LOGIN_FAILURES = (5, 300.0)  # per login: 5 failed attempts in 5 minutes, then 429 until the oldest ages out
+ADDRESS_FAILURES = (20, 300.0)  # per client address: more, since a whole office may sit behind one NAT
 
 
 def _render(
@@ -73,23 +78,65 @@ def login_form(request: Request, lang: str | None = None) -> Response:
     return _render(request, "login.html", None, login_value="", error=None)
 
 
+@dataclass(frozen=True)
+class LoginLimits:
+    """Failed logins counted per login and per client address, shared by every web worker."""
+
+    login: RateLimit
+    address: RateLimit
+
+
+def login_limits(request: Request) -> LoginLimits:
+    """The app's limits, made on first use from its bus."""
+    state = request.app.state
+    if getattr(state, "login_limits", None) is None:
+        bus = state.desk.bus
+        state.login_limits = LoginLimits(RateLimit(bus, "login", *LOGIN_FAILURES),
+                                         RateLimit(bus, "login-address", *ADDRESS_FAILURES))
+    return state.login_limits
+
+
+def _too_many(request: Request, login: str, attempt: Attempt) -> HTMLResponse:
+    minutes = max(1, -(-int(attempt.retry_after) // 60))
+    page = _render(request, "login.html", None, 429, login_value=login,
+                   error=translate(session_language(request), "login.too_many", minutes=minutes))
+    page.headers["Retry-After"] = attempt.retry_after
+    return page
+
+
 @router.post("/login", response_class=HTMLResponse)
-def login(
+async def login(
     request: Request,
     login: Annotated[str, Form(max_length=64)] = "",
     password: Annotated[str, Form(max_length=1024)] = "",
     csrf: Annotated[str, Form(max_length=128)] = "",
 ) -> Response:
-    """One message for an unknown login and a wrong password, so logins cannot be probed."""
+    """One message for an unknown login and a wrong password, so logins cannot be probed; after
+    too many failures for a login or from an address, 429 with Retry-After and no password check."""
     lang = session_language(request)
     if not csrf_ok(request, csrf):
         return _render(request, "login.html", None, 400, login_value=login,
                        error=translate(lang, "login.expired"))
-    with request.app.state.desk.sessions() as session:
-        operator = authenticate(session, login, password)
+    limits = login_limits(request)
+    address = await limits.address.attempt(request.client.host if request.client else "?")
+    if address.wait is not None:
+        return _too_many(request, login, address)
+    account_key = login.strip().lower()
+    account = await limits.login.attempt(account_key)
+    if account.wait is not None:
+        await limits.address.undo(address)
+        return _too_many(request, login, account)
+
+    def check() -> CurrentOperator | None:
+        with request.app.state.desk.sessions() as session:
+            return authenticate(session, login, password)
+
+    operator = await asyncio.to_thread(check)
     if operator is None:
         return _render(request, "login.html", None, 401, login_value=login,
                        error=translate(lang, "login.failed"))
+    await limits.login.clear(account_key)
+    await limits.address.undo(address)  # a good login does not count against the office's address
     start_session(request, operator)
     return RedirectResponse("/desk", status_code=303)
 
@@ -128,7 +175,8 @@ def calls(
 ) -> HTMLResponse:
     chosen = outcome if outcome in OUTCOMES else None
     with request.app.state.desk.sessions() as session:
-        rows = clients.list_calls(session, outcome=chosen, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE)
+        rows = clients.list_calls(session, outcome=chosen, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
+                                  visible_to=operator.viewer)
         calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
     return _render(
         request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, outcome=chosen or "",
@@ -144,12 +192,16 @@ def client_search(
     if q.strip():
         with request.app.state.desk.sessions() as session:
             region = request.app.state.desk.settings.default_region
-            found = [client_summary(c) for c in clients.search_clients(session, q, 50, region)]
+            found = [client_summary(c) for c in clients.search_clients(session, q, 50, region, operator.viewer)]
     return _render(request, "clients.html", operator, active="clients", q=q, found=found)
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
-        data = schemas.ClientPage.model_validate(client_page(request, session, client_id)).model_dump(mode="json")
+        try:
+            page = client_page(request, session, client_id, operator.viewer)
+        except HTTPException as refused:
+            return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
+        data = schemas.ClientPage.model_validate(page).model_dump(mode="json")
     return _render(request, "client.html", operator, active="clients", data=data, card=data["card"])

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
@@ -128,21 +128,24 @@ def grouped(calls: Sequence[CallFacts], key: Callable[[CallFacts], str]) -> list
     return [figures(k, groups[k]) for k in sorted(groups)] + [figures("total", calls)]
 
 
-def call_facts(session: Session, period: Period) -> list[CallFacts]:
-    """The period's ended inbound calls."""
-    rows = session.execute(
+def call_facts(session: Session, period: Period, queues: Collection[str] | None = None) -> list[CallFacts]:
+    """The period's ended inbound calls; only those of `queues` when given (a department head's)."""
+    query = (
         select(Call.started_at, Call.queue, Operator.login, Call.outcome, Call.wait_seconds, Call.talk_seconds)
         .outerjoin(Operator, Operator.id == Call.operator_id)
         .where(Call.direction == "inbound", Call.status == "ended", Call.started_at >= period.start,
                Call.started_at < period.end)
         .order_by(Call.started_at)
-    ).all()
+    )
+    if queues is not None:
+        query = query.where(Call.queue.in_(queues))
+    rows = session.execute(query).all()
     return [CallFacts(as_utc(r[0]), r[1], r[2] or "", r[3] or "", r[4], r[5]) for r in rows]
 
 
-def report(session: Session, name: str, period: Period) -> list[Figures]:
-    """One of the figure reports: queues, agents, days or hours."""
-    calls = call_facts(session, period)
+def report(session: Session, name: str, period: Period, queues: Collection[str] | None = None) -> list[Figures]:
+    """One of the figure reports: queues, agents, days or hours (of `queues` only, when given)."""
+    calls = call_facts(session, period, queues)
     keys: dict[str, Callable[[CallFacts], str]] = {
         "queues": lambda c: c.queue or "—",
         "agents": lambda c: c.agent,
@@ -161,9 +164,10 @@ def callback_status(request_status: str | None) -> str:
     return "done" if request_status == "closed" else "open"
 
 
-def missed_calls(session: Session, period: Period, limit: int = 1000) -> list[MissedCall]:
+def missed_calls(session: Session, period: Period, limit: int = 1000,
+                 queues: Collection[str] | None = None) -> list[MissedCall]:
     """Abandoned and missed inbound calls, newest first, with their callback's status."""
-    rows = session.execute(
+    query = (
         select(Call.linkedid, Call.started_at, Call.caller_e164, Call.caller_raw, Client.name, Call.queue,
                Call.outcome, Call.wait_seconds, Request.status)
         .outerjoin(Client, Client.id == Call.client_id)
@@ -172,7 +176,10 @@ def missed_calls(session: Session, period: Period, limit: int = 1000) -> list[Mi
                Call.started_at >= period.start, Call.started_at < period.end)
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(limit)
-    ).all()
+    )
+    if queues is not None:
+        query = query.where(Call.queue.in_(queues))
+    rows = session.execute(query).all()
     return [MissedCall(r[0], as_utc(r[1]), r[2] or r[3], r[4] or "", r[5], r[6], r[7], callback_status(r[8]))
             for r in rows]
 
@@ -186,16 +193,31 @@ def safe_cell(value: object) -> object:
 
 def to_csv(header: Sequence[str], rows: Iterable[Sequence[object]]) -> bytes:
     """UTF-8 with a BOM (Excel then reads Cyrillic right), CRLF, quoted where needed, formula-safe."""
+    return b"".join(csv_chunks(header, rows))
+
+
+def csv_chunks(header: Sequence[str], rows: Iterable[Sequence[object]], per_chunk: int = 1000) -> Iterator[bytes]:
+    """`to_csv` in pieces of `per_chunk` rows, for a streamed download of any size."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
+    out.write("\ufeff")
     writer.writerow(header)
-    for row in rows:
+    for count, row in enumerate(rows, 1):
         writer.writerow([safe_cell(v) for v in row])
-    return "\ufeff".encode() + out.getvalue().encode("utf-8")
+        if count % per_chunk == 0:
+            yield _drained(out)
+    yield _drained(out)
 
 
-def export(session: Session, name: str, period: Period) -> bytes:
+def _drained(out: io.StringIO) -> bytes:
+    text = out.getvalue()
+    out.seek(0)
+    out.truncate()
+    return text.encode("utf-8")
+
+
+def export(session: Session, name: str, period: Period, queues: Collection[str] | None = None) -> bytes:
     """The CSV of one report."""
     if name == "missed":
-        return to_csv(MISSED_COLUMNS, (m.row(period.tz) for m in missed_calls(session, period)))
-    return to_csv((name.rstrip("s"), *FIGURE_COLUMNS), (f.row() for f in report(session, name, period)))
+        return to_csv(MISSED_COLUMNS, (m.row(period.tz) for m in missed_calls(session, period, queues=queues)))
+    return to_csv((name.rstrip("s"), *FIGURE_COLUMNS), (f.row() for f in report(session, name, period, queues)))

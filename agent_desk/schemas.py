@@ -16,7 +16,7 @@ class Me(BaseModel):
     id: int
     login: str
     name: str
-    role: Literal["operator", "supervisor", "admin"]
+    role: Literal["operator", "department_head", "supervisor", "admin"]
     interface: str | None
     language: str
 

@@ -1,8 +1,9 @@
 """Supervisor actions and reports over HTTP: REST under /api/supervisor, pages under /supervisor.
 
-Supervisors and admins only (operators get 403, and an operator's attempt at an action is
-audited as refused); state changes need the page's CSRF token like every other /api write.
-Routes are thin: `supervisor.SupervisorActions` acts and audits, `reports` computes.
+Supervisors, admins and department heads only (operators get 403, and an operator's attempt at an
+action is audited as refused); a department head sees and acts on their departments' agents and
+queues only. State changes need the page's CSRF token like every other /api write. Routes are
+thin: `supervisor.SupervisorActions` acts and audits, `reports` computes.
 """
 
 from __future__ import annotations
@@ -16,25 +17,28 @@ from urllib.parse import urlencode
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from agent_desk import reports
 from agent_desk.auth import (
     CSRF_HEADER,
+    SUPERVISING,
     CurrentOperator,
     api_operator,
     csrf_ok,
     page_operator,
     session_language,
+    supervised_queues,
 )
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
 from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
-from crm_core import agents
+from crm_core import agents, clients
 from crm_core.audit import OK, REFUSED, Actor, recent, record
 from crm_core.models import Department, utcnow
+from crm_core.visibility import department_ids
 from routing import thresholds
 from routing.live import Thresholds
 from routing.wall import kept_wall
@@ -42,7 +46,6 @@ from routing.wall import kept_wall
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-SUPERVISING = ("supervisor", "admin")
 QUEUE_NAME = r"^[A-Za-z0-9_.-]{1,64}$"
 MAX_PERIOD_DAYS = 366
 LIVE_WAIT_SECONDS = 0.5
@@ -57,7 +60,7 @@ def _actor(operator: CurrentOperator) -> Actor:
 
 
 def supervisor_reader(request: Request) -> CurrentOperator:
-    """Logged in (401) as a supervisor or admin (403)."""
+    """Logged in (401) as a supervisor, admin or department head (403)."""
     operator = api_operator(request)
     if operator.role not in SUPERVISING:
         raise HTTPException(403, _t(request, "api.forbidden"))
@@ -76,8 +79,19 @@ def supervisor_writer(request: Request) -> CurrentOperator:
     return operator
 
 
+def supervisor_exporter(request: Request) -> CurrentOperator:
+    """As `supervisor_reader`, but a wrong role's attempt at an export is audited as refused."""
+    operator = api_operator(request)
+    if operator.role not in SUPERVISING:
+        record(request.app.state.desk.sessions, _actor(operator), "forbidden", request.url.path,
+               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow exports")
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    return operator
+
+
 Reader = Annotated[CurrentOperator, Depends(supervisor_reader)]
 Writer = Annotated[CurrentOperator, Depends(supervisor_writer)]
+Exporter = Annotated[CurrentOperator, Depends(supervisor_exporter)]
 AgentId = Annotated[int, Path(ge=1)]
 
 
@@ -130,20 +144,43 @@ async def _act(request: Request, action: Any) -> ActionOut:
     return ActionOut(message=_t(request, done.key, **done.values), details=done.details)
 
 
+def _in_scope(request: Request, operator: CurrentOperator, agent_id: int | None, queue: str | None) -> None:
+    """A department head acts on their departments' agents and queues only (a refusal is audited)."""
+    if operator.sees_all:
+        return
+    queues = supervised_queues(request.app.state.desk.sessions, operator) or frozenset()
+    with request.app.state.desk.sessions() as session:
+        agent_ok = agent_id is None or bool(department_ids(session, agent_id) & operator.departments)
+    if agent_ok and (queue is None or queue in queues):
+        return
+    record(request.app.state.desk.sessions, _actor(operator), "forbidden", request.url.path,
+           {"method": request.method, "role": operator.role, "queue": queue}, REFUSED,
+           "agent or queue of another department")
+    raise HTTPException(403, _t(request, "api.other_department_agent"))
+
+
+async def _scoped(request: Request, operator: CurrentOperator, agent_id: int | None,
+                  queue: str | None = None) -> None:
+    await asyncio.to_thread(_in_scope, request, operator, agent_id, queue)
+
+
 @router.post("/api/supervisor/agents/{agent_id}/pause", response_model=ActionOut, tags=["supervisor"])
 async def pause(request: Request, operator: Writer, agent_id: AgentId, body: PauseIn) -> ActionOut:
     """Pause the agent in one queue or in all of theirs (AMI QueuePause with Reason)."""
+    await _scoped(request, operator, agent_id, body.queue)
     return await _act(request, _actions(request).pause(_actor(operator), agent_id, True, body.queue, body.reason))
 
 
 @router.post("/api/supervisor/agents/{agent_id}/unpause", response_model=ActionOut, tags=["supervisor"])
 async def unpause(request: Request, operator: Writer, agent_id: AgentId, body: UnpauseIn) -> ActionOut:
+    await _scoped(request, operator, agent_id, body.queue)
     return await _act(request, _actions(request).pause(_actor(operator), agent_id, False, body.queue, ""))
 
 
 @router.post("/api/supervisor/agents/{agent_id}/queues", response_model=ActionOut, tags=["supervisor"])
 async def add_member(request: Request, operator: Writer, agent_id: AgentId, body: MemberIn) -> ActionOut:
     """AMI QueueAdd with MemberName, StateInterface and Penalty."""
+    await _scoped(request, operator, agent_id, body.queue)
     return await _act(request, _actions(request).add_member(_actor(operator), agent_id, body.queue, body.penalty))
 
 
@@ -151,18 +188,21 @@ async def add_member(request: Request, operator: Writer, agent_id: AgentId, body
 async def remove_member(
     request: Request, operator: Writer, agent_id: AgentId, queue: Annotated[str, Path(pattern=QUEUE_NAME)]
 ) -> ActionOut:
+    await _scoped(request, operator, agent_id, queue)
     return await _act(request, _actions(request).remove_member(_actor(operator), agent_id, queue))
 
 
 @router.post("/api/supervisor/agents/{agent_id}/logout", response_model=ActionOut, tags=["supervisor"])
 async def logout(request: Request, operator: Writer, agent_id: AgentId) -> ActionOut:
     """Remove the agent from all their queues and mark them logged out."""
+    await _scoped(request, operator, agent_id)
     return await _act(request, _actions(request).logout(_actor(operator), agent_id))
 
 
 @router.post("/api/supervisor/agents/{agent_id}/spy", response_model=ActionOut, tags=["supervisor"])
 async def spy(request: Request, operator: Writer, agent_id: AgentId, body: SpyIn) -> ActionOut:
     """Listen, whisper or barge: the supervisor's phone rings into ChanSpy on the agent's call."""
+    await _scoped(request, operator, agent_id)
     return await _act(request, _actions(request).spy(_actor(operator), agent_id, body.mode, operator.interface))
 
 
@@ -182,11 +222,19 @@ async def _live_agents(request: Request) -> dict[str, dict[str, Any]] | None:
             for a in snapshot.get("agents", []) if isinstance(a, dict) and a.get("login")}
 
 
-def _agents_data(request: Request, live: dict[str, dict[str, Any]] | None) -> dict[str, Any]:
+def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, dict[str, Any]] | None
+                 ) -> dict[str, Any]:
+    """Every agent for a supervisor; a department head's departments' agents and queues, and their own
+    audit entries."""
+    scope = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
         views = agents.agents_overview(session)
         queues = sorted(set(session.scalars(select(Department.queue).where(Department.queue != ""))))
-        audit = [_audit_row(e) for e in recent(session, 20)]
+        audit = [_audit_row(e) for e in recent(session, 20, None if operator.sees_all else operator.id)]
+        if scope is not None:
+            codes = set(session.scalars(select(Department.code).where(Department.id.in_(operator.departments))))
+            views = [v for v in views if codes & set(v.departments)]
+            queues = [q for q in queues if q in scope]
     rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login)} for v in views]
     return {"agents": rows, "queues": queues, "live": live is not None, "audit": audit}
 
@@ -200,36 +248,42 @@ def _audit_row(entry: Any) -> dict[str, Any]:
 async def agents_list(request: Request, operator: Reader) -> dict[str, Any]:
     """Agents with their queues and pauses as callcard knows them, and the wall's live state if any."""
     live = await _live_agents(request)
-    return await asyncio.to_thread(_agents_data, request, live)
+    return await asyncio.to_thread(_agents_data, request, operator, live)
 
 
 @router.get("/api/supervisor/audit", tags=["supervisor"])
 def audit_log(request: Request, operator: Reader, limit: int = Query(50, ge=1, le=500)) -> list[dict[str, Any]]:
+    """The audit log; a department head's own entries only."""
     with request.app.state.desk.sessions() as session:
-        return [_audit_row(e) for e in recent(session, limit)]
+        return [_audit_row(e) for e in recent(session, limit, None if operator.sees_all else operator.id)]
 
 
 # --- thresholds ----------------------------------------------------------------------------
 
 
-def _thresholds_data(request: Request) -> dict[str, Any]:
-    """Every queue callcard knows (departments' and stored ones) with its effective limits."""
+def _thresholds_data(request: Request, operator: CurrentOperator) -> dict[str, Any]:
+    """Every queue callcard knows (departments' and stored ones) with its effective limits; a
+    department head's departments' queues only."""
+    scope = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
         stored = thresholds.load(session)
         queues = set(session.scalars(select(Department.queue).where(Department.queue != ""))) | set(stored)
+    if scope is not None:
+        queues &= scope
     return {"queues": [{"queue": q, "custom": q in stored, **asdict(stored.get(q, Thresholds()))}
                        for q in sorted(queues)]}
 
 
 @router.get("/api/supervisor/thresholds", tags=["supervisor"])
 def thresholds_list(request: Request, operator: Reader) -> dict[str, Any]:
-    return _thresholds_data(request)
+    return _thresholds_data(request, operator)
 
 
 @router.put("/api/supervisor/thresholds/{queue}", response_model=ActionOut, tags=["supervisor"])
 async def thresholds_save(request: Request, operator: Writer, queue: Annotated[str, Path(pattern=QUEUE_NAME)],
                           body: ThresholdsIn) -> ActionOut:
     """Store a queue's limits (audited) and tell the wall service, which colours the next snapshot by them."""
+    await _scoped(request, operator, None, queue)
     desk = request.app.state.desk
     limits = Thresholds(**body.model_dump())
     wrong = thresholds.problems(limits)
@@ -273,32 +327,55 @@ ToParam = Annotated[str, Query(alias="to", max_length=10)]
 TzParam = Annotated[str, Query(max_length=64)]
 
 
-def _report_json(session: Any, name: str, period: reports.Period) -> list[dict[str, Any]]:
+def _report_json(session: Any, name: str, period: reports.Period,
+                 queues: frozenset[str] | None) -> list[dict[str, Any]]:
     if name == "missed":
-        return [{**asdict(m), "started_at": m.started_at.isoformat()} for m in reports.missed_calls(session, period)]
-    return [asdict(f) for f in reports.report(session, name, period)]
+        return [{**asdict(m), "started_at": m.started_at.isoformat()}
+                for m in reports.missed_calls(session, period, queues=queues)]
+    return [asdict(f) for f in reports.report(session, name, period, queues)]
 
 
 @router.get("/api/supervisor/reports/{name}.csv", tags=["supervisor"])
-def report_csv(request: Request, operator: Reader, name: ReportName, first: DateParam = "",
+def report_csv(request: Request, operator: Exporter, name: ReportName, first: DateParam = "",
                last: ToParam = "", tz: TzParam = "UTC") -> Response:
     """The report as CSV for Excel (UTF-8 with BOM); every export is audited."""
     period = _period(request, first, last, tz)
+    queues = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
-        data = reports.export(session, name, period)
+        data = reports.export(session, name, period, queues)
     record(request.app.state.desk.sessions, _actor(operator), "export", name,
-           {"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz, "bytes": len(data)}, OK)
+           {"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz, "bytes": len(data),
+            "queues": None if queues is None else sorted(queues)}, OK)
     filename = f"callcard-{name}-{period.first.isoformat()}-{period.last.isoformat()}.csv"
     return Response(data, media_type="text/csv; charset=utf-8",
                     headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+@router.get("/api/supervisor/clients.csv", tags=["supervisor"])
+def client_base_csv(request: Request, operator: Exporter) -> StreamingResponse:
+    """The client base as CSV for Excel, streamed; a department head gets the clients tied to their
+    departments only (crm_core.visibility.tied). Every export is audited."""
+    departments = None if operator.sees_all else operator.departments
+    sessions = request.app.state.desk.sessions
+    record(sessions, _actor(operator), "export", "client base",
+           {"departments": "all" if departments is None else sorted(departments)}, OK)
+
+    def chunks() -> Any:
+        with sessions() as session:
+            yield from reports.csv_chunks(clients.CLIENT_BASE_COLUMNS, clients.client_base(session, departments))
+
+    filename = f"callcard-clients-{datetime.now(ZoneInfo('UTC')).date().isoformat()}.csv"
+    return StreamingResponse(chunks(), media_type="text/csv; charset=utf-8",
+                             headers={"Content-Disposition": f'attachment; filename="{filename}"'})
 
 
 @router.get("/api/supervisor/reports/{name}", tags=["supervisor"])
 def report_json(request: Request, operator: Reader, name: ReportName, first: DateParam = "",
                 last: ToParam = "", tz: TzParam = "UTC") -> dict[str, Any]:
     period = _period(request, first, last, tz)
+    queues = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
-        rows = _report_json(session, name, period)
+        rows = _report_json(session, name, period, queues)
     return {"report": name, "from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz,
             "service_level_seconds": reports.SERVICE_LEVEL_SECONDS, "rows": rows}
 
@@ -307,7 +384,7 @@ def report_json(request: Request, operator: Reader, name: ReportName, first: Dat
 
 
 def _page_supervisor(request: Request, operator: CurrentOperator) -> HTMLResponse | None:
-    """None for a supervisor or admin; else the 403 page."""
+    """None for a supervisor, admin or department head; else the 403 page."""
     if operator.role in SUPERVISING:
         return None
     return _render(request, "forbidden.html", operator, 403)
@@ -319,7 +396,7 @@ async def agents_page(request: Request, operator: Annotated[CurrentOperator, Dep
     if refused is not None:
         return refused
     live = await _live_agents(request)
-    data = await asyncio.to_thread(_agents_data, request, live)
+    data = await asyncio.to_thread(_agents_data, request, operator, live)
     return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data)
 
 
@@ -330,7 +407,7 @@ def thresholds_page(request: Request,
     if refused is not None:
         return refused
     return _render(request, "supervisor_thresholds.html", operator, active="wall",
-                   data=_thresholds_data(request), fields=thresholds.FIELDS)
+                   data=_thresholds_data(request, operator), fields=thresholds.FIELDS)
 
 
 @router.get("/supervisor/reports", response_class=HTMLResponse, include_in_schema=False)
@@ -343,9 +420,11 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
         period = _period(request, first, last, tz)
     except HTTPException as exc:
         return _render(request, "forbidden.html", operator, 422, message=exc.detail)
+    queues = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
-        tables = {name: reports.report(session, name, period) for name in ("queues", "agents", "days", "hours")}
-        missed = reports.missed_calls(session, period, limit=500)
+        tables = {name: reports.report(session, name, period, queues)
+                  for name in ("queues", "agents", "days", "hours")}
+        missed = reports.missed_calls(session, period, limit=500, queues=queues)
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
     hours = [{"key": f.key, "offered": f.offered, "answered": f.answered, "abandoned": f.abandoned,
               "service_level": f.service_level} for f in tables["hours"][:-1]]  # the last row is the total

@@ -1,4 +1,5 @@
-"""`/wall` and `/api/wall`: the supervisor wall page and its latest snapshot (supervisors and admins).
+"""`/wall` and `/api/wall`: the supervisor wall page and its latest snapshot (supervisors, admins and
+department heads, who see their departments' queues only).
 
 The page is a shell; the figures come over `/ws/wall` (wall_ws.py). `/api/wall` serves the
 snapshot the wall service keeps on the bus store, so any web worker answers from it at once.
@@ -6,23 +7,31 @@ snapshot the wall service keeps on the bus store, so any web worker answers from
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 
-from agent_desk.auth import CurrentOperator, page_operator, require_role, session_language
+from agent_desk.auth import (
+    SUPERVISING,
+    CurrentOperator,
+    page_operator,
+    require_role,
+    session_language,
+    supervised_queues,
+)
 from agent_desk.i18n import translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
-from routing.wall import kept_wall
+from routing.wall import kept_wall, scoped_snapshot
 
-WALL_ROLES = ("supervisor", "admin")
+WALL_ROLES = SUPERVISING
 
 router = APIRouter()
 
 
 def wall_viewer(operator: Annotated[CurrentOperator, Depends(page_operator)], request: Request) -> CurrentOperator:
-    """Dependency for the page: logged in (else the login form) and a supervisor or admin (else 403)."""
+    """Dependency for the page: logged in (else the login form) with a supervising role (else 403)."""
     if operator.role not in WALL_ROLES:
         raise HTTPException(403, translate(session_language(request), "api.forbidden"))
     return operator
@@ -35,10 +44,11 @@ def wall_page(request: Request, operator: Annotated[CurrentOperator, Depends(wal
 
 @router.get("/api/wall")
 async def wall_snapshot(
-    request: Request, _operator: Annotated[CurrentOperator, Depends(require_role(*WALL_ROLES))]
+    request: Request, operator: Annotated[CurrentOperator, Depends(require_role(*WALL_ROLES))]
 ) -> dict[str, Any]:
     """The latest wall snapshot (see README, "Supervisor wall"); 503 when no wall service runs."""
     snapshot = await kept_wall(request.app.state.desk.bus)
     if snapshot is None:
         raise HTTPException(503, translate(session_language(request), "wall.no_data"))
-    return snapshot
+    queues = await asyncio.to_thread(supervised_queues, request.app.state.desk.sessions, operator)
+    return snapshot if queues is None else scoped_snapshot(snapshot, queues)

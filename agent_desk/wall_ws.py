@@ -1,6 +1,8 @@
 """`/ws/wall`: the supervisor wall's feed; the kept snapshot on connect, then every update.
 
-Same role check as the page: an operator's socket is closed with 4403 before any data.
+Same role check as the page: an operator's socket is closed with 4403 before any data; a
+department head's socket gets their departments' queues and agents only (`scoped_snapshot`,
+made per socket: heads are few, the room's big screens share the one encoding).
 One `WallFeed` per web worker holds the only bus subscription: each snapshot is decoded and
 encoded once, however many walls watch, and a slow browser skips to the newest snapshot
 instead of queueing old ones.
@@ -20,10 +22,11 @@ from typing import Any
 import anyio
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
+from agent_desk.auth import supervised_queues
 from agent_desk.wall_http import WALL_ROLES
 from agent_desk.ws import accept_operator
 from callcard.bus import WALL_TOPIC, Bus
-from routing.wall import kept_wall
+from routing.wall import kept_wall, scoped_snapshot
 
 router = APIRouter()
 
@@ -53,6 +56,7 @@ class WallFeed:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.loop = asyncio.get_running_loop()
+        self.snapshot: dict[str, Any] = {}
         self.text = ""
         self.agents_text = ""
         self.version = 0
@@ -78,7 +82,15 @@ class WallFeed:
         finally:
             await sub.close()
 
+    def texts(self, queues: frozenset[str] | None) -> tuple[str, str]:
+        """(queues text, agents text) of the latest snapshot: shared, or scoped to a head's queues."""
+        if queues is None:
+            return self.text, self.agents_text
+        big, detail = split_snapshot(scoped_snapshot(self.snapshot, queues))
+        return json.dumps(big, ensure_ascii=False), json.dumps(detail, ensure_ascii=False)
+
     def _offer(self, snapshot: dict[str, Any]) -> None:
+        self.snapshot = snapshot
         big, detail = split_snapshot(snapshot)
         self.text = json.dumps(big, ensure_ascii=False)
         self.agents_text = json.dumps(detail, ensure_ascii=False)
@@ -99,8 +111,10 @@ async def wall_feed(websocket: WebSocket) -> WallFeed:
 
 @router.websocket("/ws/wall")
 async def wall_socket(websocket: WebSocket) -> None:
-    if await accept_operator(websocket, frozenset(WALL_ROLES)) is None:
+    operator = await accept_operator(websocket, frozenset(WALL_ROLES))
+    if operator is None:
         return
+    scope = await asyncio.to_thread(supervised_queues, websocket.app.state.desk.sessions, operator)
     feed = await wall_feed(websocket)
     wake = asyncio.Event()
     view = {"name": "big", "agents_sent": 0}  # agents_sent: the version whose agents this wall has
@@ -114,12 +128,15 @@ async def wall_socket(websocket: WebSocket) -> None:
             await wake.wait()
             wake.clear()
             version = feed.version
+            if version == 0:
+                continue
+            text, agents_text = feed.texts(scope)
             if version > seen:
                 seen = version
-                await websocket.send_text(feed.text)
+                await websocket.send_text(text)
             if view["name"] == "table" and version > view["agents_sent"]:
                 view["agents_sent"] = version
-                await websocket.send_text(feed.agents_text)
+                await websocket.send_text(agents_text)
 
     async def listen() -> None:
         """Reads until the browser goes away; `{"view": "big"|"table"}` switches what is sent."""

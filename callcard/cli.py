@@ -61,10 +61,14 @@ def cmd_seed(settings: Settings, _args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
+    """A user in the given departments; a department head also becomes their head (Department.head_id)."""
     from crm_core.db import make_engine, make_sessionmaker
-    from crm_core.models import Operator
+    from crm_core.models import Department, Operator
     from crm_core.passwords import hash_password
 
+    codes = list(dict.fromkeys(args.department))
+    if args.role == "department_head" and not codes:
+        raise CliError("a department head needs --department CODE (one or more)")
     password = os.environ.get("CALLCARD_NEW_PASSWORD") or getpass.getpass(f"password for {args.login}: ")
     if len(password) < 8:
         raise CliError("password must be at least 8 characters")
@@ -72,12 +76,21 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
     with make_sessionmaker(engine)() as session:
         if session.query(Operator).filter_by(login=args.login).first() is not None:
             raise CliError(f"user {args.login!r} already exists")
-        session.add(Operator(login=args.login, name=args.name or args.login, role=args.role,
-                             interface=args.interface or None, password_hash=hash_password(password),
-                             language=settings.default_language))
+        departments = session.query(Department).filter(Department.code.in_(codes)).all()
+        unknown = sorted(set(codes) - {d.code for d in departments})
+        if unknown:
+            raise CliError(f"no department {', '.join(unknown)} (run `callcard seed` or check the code)")
+        user = Operator(login=args.login, name=args.name or args.login, role=args.role,
+                        interface=args.interface or None, password_hash=hash_password(password),
+                        language=settings.default_language, departments=departments)
+        session.add(user)
+        if args.role == "department_head":
+            for department in departments:
+                department.head = user
         session.commit()
     engine.dispose()
-    print(f"created {args.role} {args.login}" + (f" on {args.interface}" if args.interface else ""))
+    print(f"created {args.role} {args.login}" + (f" on {args.interface}" if args.interface else "")
+          + (f" in {', '.join(codes)}" if codes else ""))
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> None:
@@ -228,7 +241,7 @@ async def _demo(settings: Settings) -> None:
 def _print_seed(summary: object) -> None:
     print(f"demo data: {summary}")
     for login, password in getattr(summary, "passwords", {}).items():
-        print(f"  login {login:<8} password {password}")
+        print(f"  login {login:<16} password {password}")
 
 
 async def _wait_for_signal() -> None:
@@ -326,10 +339,12 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--traffic", action="store_true", help="place demo calls continuously")
     sub.add_parser("migrate", help="create or upgrade the database schema")
     sub.add_parser("seed", help="load the demo client base (idempotent)")
-    user = sub.add_parser("create-user", help="add an operator, supervisor or admin")
+    user = sub.add_parser("create-user", help="add an operator, department head, supervisor or admin")
     user.add_argument("login")
     user.add_argument("--name", default="")
-    user.add_argument("--role", choices=["operator", "supervisor", "admin"], default="operator")
+    user.add_argument("--role", choices=["operator", "department_head", "supervisor", "admin"], default="operator")
+    user.add_argument("--department", action="append", default=[], metavar="CODE",
+                      help="a department the user works in (repeat for several); a department head heads them")
     user.add_argument("--interface", default="", help="Asterisk device, e.g. PJSIP/101")
     requests = sub.add_parser("requests", help="department requests")
     requests_sub = requests.add_subparsers(dest="requests_command", required=True)

@@ -62,6 +62,9 @@ def record(
         return entry.id
 
 
-def recent(session: Session, limit: int = 50) -> list[AuditEntry]:
-    """The newest entries first."""
-    return list(session.scalars(select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)))
+def recent(session: Session, limit: int = 50, actor_id: int | None = None) -> list[AuditEntry]:
+    """The newest entries first; only one actor's when `actor_id` is given."""
+    query = select(AuditEntry).order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(limit)
+    if actor_id is not None:
+        query = query.where(AuditEntry.actor_id == actor_id)
+    return list(session.scalars(query))

@@ -7,7 +7,8 @@ transaction, so a refused input leaves nothing half-written.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,13 +27,15 @@ from crm_core.models import (
     Interaction,
     Operator,
     Phone,
+    as_utc,
     utcnow,
 )
 from crm_core.phones import normalize_phone, phone_kind, try_normalize
+from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
-    "ClientNotFound", "InvalidInput", "NewContact", "add_phone", "create_client", "list_calls",
-    "save_call_note", "search_clients", "timeline",
+    "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_phone", "client_base", "create_client",
+    "list_calls", "save_call_note", "search_clients", "timeline",
 ]
 
 KINDS = ("person", "company")
@@ -119,9 +122,11 @@ def create_client(
     return client
 
 
-def search_clients(session: Session, q: str, limit: int = 20, region: str = "RU") -> list[Client]:
+def search_clients(session: Session, q: str, limit: int = 20, region: str = "RU",
+                   visible_to: Viewer | None = None) -> list[Client]:
     """Clients whose name or e-mail contains `q` (any case, Cyrillic too); when `q` looks like a phone
-    number, clients whose or whose contacts' numbers contain its digits (`8…` finds `+7…`)."""
+    number, clients whose or whose contacts' numbers contain its digits (`8…` finds `+7…`). With
+    `visible_to`, only the clients that viewer may see (crm_core.visibility), in the same query."""
     q = (q or "").strip()[:100]
     if not q:
         return []
@@ -144,13 +149,49 @@ def search_clients(session: Session, q: str, limit: int = 20, region: str = "RU"
         text = q.lower()
         condition = or_(func.lower(Client.name).contains(text, autoescape=True),
                         func.lower(Client.email).contains(text, autoescape=True))
+    visible = visible_clients(visible_to) if visible_to is not None else None
     return list(session.scalars(
         select(Client)
-        .where(condition)
+        .where(condition, *([visible] if visible is not None else []))
         .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
         .order_by(Client.name, Client.id)
         .limit(limit)
     ))
+
+
+CLIENT_BASE_COLUMNS = ("id", "name", "kind", "segment", "email", "city", "phones", "manager", "debt_open",
+                       "created_at")
+
+
+def client_base(session: Session, departments: frozenset[int] | None, batch: int = 1000) -> Iterator[list[object]]:
+    """Every client (None), or the clients tied to `departments`, as export rows in id order.
+
+    Read in batches of `batch` clients (two queries each, keyed by id, no OFFSET), so a base of
+    millions streams out in flat memory.
+    """
+    after = 0
+    while True:
+        query = (
+            select(Client.id, Client.name, Client.kind, Client.segment, Client.email, Client.city,
+                   Operator.login, Client.debt_open, Client.created_at)
+            .outerjoin(Operator, Operator.id == Client.manager_id)
+            .where(Client.id > after).order_by(Client.id).limit(batch)
+        )
+        if departments is not None:
+            query = query.where(tied(departments))
+        rows = session.execute(query).all()
+        if not rows:
+            return
+        phones: dict[int, list[str]] = defaultdict(list)
+        for client_id, e164 in session.execute(
+            select(ClientPhone.client_id, Phone.e164).join(Phone, Phone.id == ClientPhone.phone_id)
+            .where(ClientPhone.client_id.in_([r[0] for r in rows])).order_by(ClientPhone.id)
+        ):
+            phones[client_id].append(e164)
+        for cid, name, kind, segment, email, city, manager, debt_open, created_at in rows:
+            yield [cid, name, kind, segment, email, city, " ".join(phones[cid]), manager or "", debt_open,
+                   as_utc(created_at).isoformat()]
+        after = rows[-1][0]
 
 
 def timeline(session: Session, client_id: int, limit: int = 50) -> list[dict]:
@@ -201,9 +242,14 @@ def list_calls(
     since: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
+    visible_to: Viewer | None = None,
 ) -> list[Call]:
-    """The call log, newest first, with operator, client and department loaded."""
+    """The call log, newest first, with operator, client and department loaded; with `visible_to`,
+    only the calls that viewer may see."""
     query = select(Call)
+    visible = visible_calls(visible_to) if visible_to is not None else None
+    if visible is not None:
+        query = query.where(visible)
     if outcome is not None:
         if outcome not in {o.value for o in Outcome}:
             raise InvalidInput(f"unknown outcome {outcome!r}")

@@ -48,6 +48,10 @@ OPERATORS = [
     ("op4", "Сергей Морозов", "operator", "Local/104@agents", ("collections",)),
     ("super1", "Ольга Никитина", "supervisor", None, ("sales", "service", "collections")),
     ("admin", "Администратор", "admin", None, ()),
+    # department heads: each heads (Department.head_id) the one department they belong to
+    ("head_sales", "Ирина Белова", "department_head", None, ("sales",)),
+    ("head_service", "Максим Орлов", "department_head", None, ("service",)),
+    ("head_collections", "Татьяна Зуева", "department_head", None, ("collections",)),
 ]
 
 SURNAMES = [
@@ -381,6 +385,11 @@ def _operators(
             )
             session.add(found[login])
             summary.operators += 1
+    for login, _name, role, _interface, codes in OPERATORS:
+        if role == "department_head":
+            for code in codes:
+                if departments[code].head is None:
+                    departments[code].head = found[login]
     return found
 
 

@@ -61,10 +61,14 @@ def ivr_page(request: Request, operator: Admin, error: str = "") -> HTMLResponse
                        **_page_data(session))
 
 
-def _apply(request: Request, csrf: str, change: Callable[[Session], object]) -> RedirectResponse:
-    """One admin edit in one transaction; a refused edit comes back as the page's error line."""
+def _check_csrf(request: Request, csrf: str) -> None:
     if not csrf_ok(request, csrf):
         raise HTTPException(403, translate(session_language(request), "api.csrf"))
+
+
+def _apply(request: Request, csrf: str, change: Callable[[Session], object]) -> RedirectResponse:
+    """One admin edit in one transaction; a refused edit comes back as the page's error line."""
+    _check_csrf(request, csrf)
     try:
         with request.app.state.desk.sessions.begin() as session:
             change(session)
@@ -114,6 +118,7 @@ async def save_hours(request: Request, operator: Admin, department: str) -> Redi
     def field(key: str) -> str:
         return str(form.get(key, "")).strip()[:128]
 
+    _check_csrf(request, field("csrf"))
     try:
         hours = {d: (time.fromisoformat(field(f"open_{d}")), time.fromisoformat(field(f"close_{d}")))
                  for d in range(7) if field(f"open_{d}") or field(f"close_{d}")}
@@ -128,6 +133,7 @@ def save_holiday(
     request: Request, operator: Admin, csrf: Csrf = "", day: Annotated[date | None, Form()] = None,
     kind: Annotated[str, Form(max_length=16)] = "holiday", name: Annotated[str, Form(max_length=128)] = "",
 ) -> RedirectResponse:
+    _check_csrf(request, csrf)
     if day is None:
         return RedirectResponse(f"/admin/ivr?error={quote('a date is needed')}", status_code=303)
     return _apply(request, csrf, lambda s: service.save_holiday(s, day, kind, name.strip()))

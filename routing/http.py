@@ -26,7 +26,6 @@ from routing import rules, service
 from routing.models import BlockedNumber, CallTransfer, DidRoute
 
 router = APIRouter()
-SUPERVISING = ("supervisor", "admin")
 
 
 def _t(request: Request, key: str, **values: object) -> str:
@@ -70,7 +69,7 @@ async def transfer(
         call = session.scalar(select(Call).where(Call.linkedid == linkedid))
         if call is None:
             raise HTTPException(404, _t(request, "api.not_found"))
-        if call.operator_id not in (None, operator.id) and operator.role not in SUPERVISING:
+        if call.operator_id not in (None, operator.id) and not operator.sees_all:
             raise HTTPException(403, _t(request, "api.not_your_call"))
         if call.status == "ended":
             raise HTTPException(409, _t(request, "api.no_call"))

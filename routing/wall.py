@@ -45,6 +45,37 @@ async def kept_wall(bus: Bus) -> dict[str, Any] | None:
     return (await bus.kept(WALL_KEY)).get(SNAPSHOT_FIELD)
 
 
+def _summed_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """Counts summed over queues; the abandon rate rebuilt from them, the other ratios unknown (None)."""
+    answered = sum(r.get("answered") or 0 for r in rows)
+    abandoned = sum(r.get("abandoned") or 0 for r in rows)
+    offered = answered + abandoned
+    return {"answered": answered, "abandoned": abandoned, "service_level": None, "asa": None, "aht": None,
+            "abandon_rate": round(100 * abandoned / offered, 1) if offered else None}
+
+
+def scoped_snapshot(snapshot: dict[str, Any], queues: frozenset[str]) -> dict[str, Any]:
+    """A department head's wall (pure): their queues, the agents in them, and totals and the day's
+    chart over those queues. Several queues' ratios cannot be rebuilt from their per-queue ratios, so
+    over more than one queue the totals and chart carry counts and the abandon rate only."""
+    mine = [q for q in snapshot.get("queues", []) if q.get("name") in queues]
+    agents = [a for a in snapshot.get("agents", []) if set(a.get("queues") or ()) & queues]
+    if len(mine) == 1:
+        totals = {k: mine[0].get(k) for k in ("answered", "abandoned", "service_level", "abandon_rate", "asa",
+                                                "aht")}
+        intervals = mine[0].get("intervals", [])
+    else:
+        totals = _summed_figures(mine)
+        slots: dict[Any, list[dict[str, Any]]] = {}
+        for queue in mine:
+            for slot in queue.get("intervals", []):
+                slots.setdefault(slot.get("start"), []).append(slot)
+        intervals = [{"start": start, **_summed_figures(rows)} for start, rows in sorted(slots.items())]
+    totals |= {"waiting": sum(len(q.get("waiting", [])) for q in mine),
+               "longest_wait": max((q.get("longest_wait", 0) for q in mine), default=0)}
+    return {**snapshot, "queues": mine, "agents": agents, "totals": totals, "intervals": intervals}
+
+
 def _epoch(value: datetime | None) -> float | None:
     return as_utc(value).timestamp() if value is not None else None
 

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from callcard.cli import main
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.models import Operator
+from crm_core.models import Department, Operator
 from crm_core.passwords import verify_password
 
 
@@ -32,6 +32,29 @@ def test_migrate_then_create_user_stores_a_hashed_password(
         op = session.scalar(select(Operator).where(Operator.login == "ivanova"))
         assert op is not None and (op.name, op.interface, op.role) == ("Ирина Иванова", "PJSIP/105", "operator")
         assert op.password_hash != "s3cret-enough" and verify_password(op.password_hash, "s3cret-enough")
+    engine.dispose()
+
+
+def test_create_user_makes_a_department_head_of_the_named_departments(
+    sqlite_env: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    assert main(["seed"]) == 0
+    capsys.readouterr()
+    monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "head-of-it-1")
+    assert main(["create-user", "chief", "--role", "department_head"]) == 2
+    assert "a department head needs --department CODE" in capsys.readouterr().err
+    assert main(["create-user", "chief", "--role", "department_head", "--department", "nope"]) == 2
+    assert "no department nope" in capsys.readouterr().err
+    assert main(["create-user", "chief", "--role", "department_head", "--department", "service"]) == 0
+    assert "created department_head chief in service" in capsys.readouterr().out
+    engine = make_engine(sqlite_env)
+    with make_sessionmaker(engine)() as session:
+        chief = session.scalar(select(Operator).where(Operator.login == "chief"))
+        service = session.scalar(select(Department).where(Department.code == "service"))
+        assert chief is not None and service is not None
+        assert chief.role == "department_head" and [d.code for d in chief.departments] == ["service"]
+        assert service.head_id == chief.id
     engine.dispose()
 
 

@@ -37,7 +37,7 @@ def test_seed_twice_adds_nothing_the_second_time(sessions: sessionmaker[Session]
         second = seed_demo(s)
     with sessions() as s:
         assert counts(s) == before
-    assert first.clients == before["Client"] and first.operators == 6
+    assert first.clients == before["Client"] and first.operators == 9
     assert (second.clients, second.operators, second.departments, second.calls) == (0, 0, 0, 0)
     assert str(second) == "already seeded, nothing added"
     assert second.passwords == first.passwords and first.passwords["op1"] == "op1-demo"
@@ -49,7 +49,12 @@ def _check_staff(sessions: sessionmaker[Session], passwords: dict[str, str]) -> 
         queues = dict(s.execute(select(Department.code, Department.queue)).all())
         assert queues == {"sales": "sales", "service": "support", "collections": "collections"}
         staff = {o.login: o for o in s.scalars(select(Operator))}
-        assert set(staff) == {"op1", "op2", "op3", "op4", "super1", "admin"}
+        assert set(staff) == {"op1", "op2", "op3", "op4", "super1", "admin", "head_sales", "head_service",
+                              "head_collections"}
+        heads = {code: login for code, login in s.execute(
+            select(Department.code, Operator.login).join(Operator, Department.head_id == Operator.id))}
+        assert heads == {"sales": "head_sales", "service": "head_service", "collections": "head_collections"}
+        assert all(staff[login].role == "department_head" for login in heads.values())
         assert {login: staff[login].interface for login in ("op1", "op2", "op3", "op4")} == {
             "op1": "Local/101@agents", "op2": "Local/102@agents", "op3": "Local/103@agents",
             "op4": "Local/104@agents"}

@@ -68,6 +68,7 @@ def test_operator_cannot_open_reports_exports_pages_or_act(http: TestClient, ses
     assert http.post(f"/api/supervisor/agents/{ids['op1']}/spy", json={"mode": "listen"}, headers=headers).status_code == 403
     assert http.delete(f"/api/supervisor/agents/{ids['op1']}/queues/sales", headers=headers).status_code == 403
     assert audit(sessions) == [
+        ("op1", "forbidden", "/api/supervisor/reports/hours.csv", "refused"),  # an export attempt is audited
         ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/pause", "refused"),
         ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/spy", "refused"),
         ("op1", "forbidden", f"/api/supervisor/agents/{ids['op1']}/queues/sales", "refused"),

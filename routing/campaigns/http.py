@@ -2,8 +2,9 @@
 themselves ready, preview debts and record dispositions (/api/campaigns..., /api/campaign-calls/...).
 
 Routes are thin: `manage`, `dispositions` and the dialler service do the work. Pages are for
-supervisors and admins (an operator gets 403, and an operator's attempt at a change is audited as
-refused); every change and every export is audited (crm_core.audit).
+supervisors, admins and department heads (an operator gets 403, and an operator's attempt at a
+change is audited as refused); a department head sees and runs their departments' campaigns only,
+staffed with their departments' people. Every change and every export is audited (crm_core.audit).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_desk.auth import (
+    SUPERVISING,
     CurrentOperator,
     api_operator,
     api_writer,
@@ -31,7 +33,7 @@ from agent_desk.pages import _render
 from agent_desk.reports import to_csv
 from crm_core.audit import OK, REFUSED, Actor, record
 from crm_core.clients import NOTE_MAX
-from crm_core.models import OPEN_DEBT_STATUSES, Call, Debt, Department, Operator
+from crm_core.models import OPEN_DEBT_STATUSES, Call, Debt, Department, Operator, operator_departments
 from routing import compliance, pacing
 from routing.campaigns import dispositions, manage
 from routing.campaigns.models import Campaign, CampaignOperator, DialAttempt
@@ -39,7 +41,6 @@ from routing.campaigns.retry import DEFAULT_RETRY
 from routing.campaigns.service import DialRefused
 
 router = APIRouter()
-SUPERVISING = ("supervisor", "admin")
 SKIPS_ON_PAGE = 500
 CODE = r"^[a-z0-9_]{0,32}$"
 
@@ -66,7 +67,7 @@ def _audit(request: Request, operator: CurrentOperator, action: str, target: str
 
 
 def _refused(request: Request, operator: CurrentOperator, *, change: bool = False) -> HTMLResponse | None:
-    """None for a supervisor or admin; else the 403 page (an attempted change is audited as refused)."""
+    """None for a supervising role; else the 403 page (an attempted change is audited as refused)."""
     if operator.role in SUPERVISING:
         return None
     if change:
@@ -153,7 +154,7 @@ def _record(request: Request, operator: CurrentOperator, channel_id: str,
         took = _call_operators(session, channel_id)
     if took is None:
         raise HTTPException(404, _t(request, "campaign.no_call"))
-    if operator.id not in took and operator.role not in SUPERVISING:
+    if operator.id not in took and not operator.sees_all:
         raise HTTPException(403, _t(request, "api.not_your_call"))
     try:
         with _sessions(request).begin() as session:
@@ -206,17 +207,57 @@ async def preview_dial(request: Request, operator: Writer, campaign_id: Campaign
 # --- supervisor pages ----------------------------------------------------------------------
 
 
-def _choices(session: Session) -> dict[str, Any]:
+def _choices(session: Session, operator: CurrentOperator) -> dict[str, Any]:
+    """The form's lists; a department head's departments and their people only."""
+    departments = select(Department.id, Department.name).order_by(Department.name)
+    people = (select(Operator.id, Operator.name).where(Operator.active.is_(True), Operator.interface.is_not(None))
+              .order_by(Operator.name))
+    if not operator.sees_all:
+        departments = departments.where(Department.id.in_(operator.departments))
+        people = people.where(Operator.id.in_(_staff(operator)))
     return {
         "rule_sets": list(compliance.RULE_SETS), "modes": pacing.MODES, "open_statuses": OPEN_DEBT_STATUSES,
         "retry_outcomes": list(DEFAULT_RETRY), "weekdays": [str(d) for d in range(7)],
-        "departments": [(str(i), n) for i, n in session.execute(
-            select(Department.id, Department.name).order_by(Department.name))],
-        "operators": [(str(i), n) for i, n in session.execute(
-            select(Operator.id, Operator.name).where(Operator.active.is_(True), Operator.interface.is_not(None))
-            .order_by(Operator.name))],
+        "departments": [(str(i), n) for i, n in session.execute(departments)],
+        "operators": [(str(i), n) for i, n in session.execute(people)],
         "regions": [r for r in session.scalars(select(Debt.region).distinct().order_by(Debt.region)) if r],
     }
+
+
+def _staff(operator: CurrentOperator) -> Any:
+    """The people of a department head's departments (a subquery of operator ids)."""
+    return (select(operator_departments.c.operator_id)
+            .where(operator_departments.c.department_id.in_(operator.departments)))
+
+
+def _ours(operator: CurrentOperator, campaign: Campaign) -> bool:
+    return operator.sees_all or campaign.department_id in operator.departments
+
+
+def _foreign(request: Request, operator: CurrentOperator, campaign: Campaign, *,
+             change: bool = False) -> HTMLResponse | None:
+    """None when the campaign is one of the operator's to see; else the 403 page (a change or
+    export attempted on another department's campaign is audited as refused)."""
+    if _ours(operator, campaign):
+        return None
+    if change:
+        _audit(request, operator, "forbidden", request.url.path, {"method": request.method, "role": operator.role},
+               REFUSED, "campaign of another department")
+    return _render(request, "forbidden.html", operator, 403, message=_t(request, "api.other_department_agent"))
+
+
+def _scope_problems(session: Session, operator: CurrentOperator,
+                    spec: manage.CampaignSpec) -> list[manage.FormProblem]:
+    """A department head's campaign is one of their departments', staffed with their people."""
+    if operator.sees_all:
+        return []
+    problems = []
+    if spec.department_id not in operator.departments:
+        problems.append(manage.FormProblem("department_id", "campaign.err.choice"))
+    staff = set(session.scalars(_staff(operator)))
+    if not set(spec.operator_ids) <= staff:
+        problems.append(manage.FormProblem("operators", "campaign.err.choice"))
+    return problems
 
 
 def _field_label(request: Request, name: str) -> str:
@@ -237,11 +278,13 @@ def _problems(request: Request, problems: list[manage.FormProblem]) -> list[dict
 def _list_page(request: Request, operator: CurrentOperator, session: Session, *, status_code: int = 200,
                form: dict[str, Any] | None = None, errors: list[dict[str, str]] | None = None) -> HTMLResponse:
     now = _now()
-    campaigns = list(session.scalars(select(Campaign).order_by(Campaign.status == "finished", Campaign.name)))
-    rows = [(c, manage.figures(session, c, now)) for c in campaigns]
+    query = select(Campaign).order_by(Campaign.status == "finished", Campaign.name)
+    if not operator.sees_all:
+        query = query.where(Campaign.department_id.in_(operator.departments))
+    rows = [(c, manage.figures(session, c, now)) for c in session.scalars(query)]
     return _render(request, "campaigns.html", operator, status_code, active="campaigns", campaigns=rows,
                    campaign=None, form=form or manage.form_values(None), errors=errors or [],
-                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session))
+                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session, operator))
 
 
 def _campaign_page(request: Request, operator: CurrentOperator, session: Session, campaign: Campaign, *,
@@ -250,7 +293,7 @@ def _campaign_page(request: Request, operator: CurrentOperator, session: Session
     return _render(request, "campaign.html", operator, status_code, active="campaigns", campaign=campaign,
                    figures=manage.figures(session, campaign, _now()), codes=manage.skip_codes(session, campaign.id),
                    form=form or manage.form_values(campaign), errors=errors or [], problem=problem,
-                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session))
+                   abandon_limit=manage.ABANDON_LIMIT, **_choices(session, operator))
 
 
 def _campaign(request: Request, session: Session, campaign_id: int) -> Campaign:
@@ -274,7 +317,10 @@ def campaign_page(request: Request, operator: Viewer, campaign_id: CampaignId) -
     if (refused := _refused(request, operator)) is not None:
         return refused
     with _sessions(request)() as session:
-        return _campaign_page(request, operator, session, _campaign(request, session, campaign_id))
+        campaign = _campaign(request, session, campaign_id)
+        if (foreign := _foreign(request, operator, campaign)) is not None:
+            return foreign
+        return _campaign_page(request, operator, session, campaign)
 
 
 @router.post("/campaigns/save", response_class=HTMLResponse, include_in_schema=False)
@@ -293,9 +339,16 @@ async def save_campaign(request: Request, operator: Viewer) -> Response:
 
 def _save(request: Request, operator: CurrentOperator, data: dict[str, list[Any]],
           campaign_id: int | None) -> Response:
+    if campaign_id is not None and not operator.sees_all:
+        with _sessions(request)() as session:
+            existing = session.get(Campaign, campaign_id)
+            if existing is not None and (foreign := _foreign(request, operator, existing, change=True)) is not None:
+                return foreign
     try:
         spec = manage.read_form(data)
         with _sessions(request).begin() as session:
+            if problems := _scope_problems(session, operator, spec):
+                raise manage.CampaignFormError(problems)
             campaign, before = manage.save_campaign(session, spec, campaign_id)
             saved_id = campaign.id
     except LookupError:
@@ -331,6 +384,8 @@ def change_status(request: Request, operator: Viewer, campaign_id: CampaignId,
     try:
         with _sessions(request).begin() as session:
             campaign = _campaign(request, session, campaign_id)
+            if (foreign := _foreign(request, operator, campaign, change=True)) is not None:
+                return foreign
             before = campaign.status
             size = manage.change_status(session, campaign, action, _now())
             after = campaign.status
@@ -356,6 +411,8 @@ def skipped_page(request: Request, operator: Viewer, campaign_id: CampaignId, co
         return refused
     with _sessions(request)() as session:
         campaign = _campaign(request, session, campaign_id)
+        if (foreign := _foreign(request, operator, campaign)) is not None:
+            return foreign
         rows = manage.skipped(session, campaign_id, code, limit=SKIPS_ON_PAGE + 1)
         return _render(request, "campaign_skips.html", operator, active="campaigns", campaign=campaign,
                        skips=rows[:SKIPS_ON_PAGE], more=len(rows) > SKIPS_ON_PAGE, code=code,
@@ -369,6 +426,8 @@ def skipped_csv(request: Request, operator: Viewer, campaign_id: CampaignId, cod
         return refused
     with _sessions(request)() as session:
         campaign = _campaign(request, session, campaign_id)
+        if (foreign := _foreign(request, operator, campaign, change=True)) is not None:
+            return foreign
         zone = manage.campaign_zone(campaign)
         rows = manage.skipped(session, campaign_id, code)
     data = to_csv(manage.SKIP_COLUMNS, (row.cells(zone) for row in rows))

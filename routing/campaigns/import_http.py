@@ -44,7 +44,7 @@ from crm_core.debt_import import (
 log = logging.getLogger(__name__)
 
 router = APIRouter()
-SUPERVISING = ("supervisor", "admin")
+IMPORTING = ("supervisor", "admin")  # not department heads: an import writes to every department's client base
 MAX_UPLOAD = 20 * 1024 * 1024
 JOB_TTL = 3600.0  # a finished job's summary and report stay this long; a running one is refreshed
 SHOWN_ROWS = 200  # rejected rows and warnings listed on the page; the CSV has them all
@@ -75,7 +75,7 @@ def _audit(sessions: sessionmaker[Session], operator: CurrentOperator, action: s
 def importer(request: Request) -> CurrentOperator:
     """Logged in (401) as a supervisor or admin (403, audited), with the page's CSRF header (403)."""
     operator = api_operator(request)
-    if operator.role not in SUPERVISING:
+    if operator.role not in IMPORTING:
         _audit(request.app.state.desk.sessions, operator, "forbidden", request.url.path,
                {"method": request.method, "role": operator.role}, REFUSED, "role does not allow debt imports")
         raise HTTPException(403, _t(request, "api.forbidden"))
@@ -87,20 +87,31 @@ def importer(request: Request) -> CurrentOperator:
 def watcher(request: Request) -> CurrentOperator:
     """Logged in (401) as a supervisor or admin (403)."""
     operator = api_operator(request)
-    if operator.role not in SUPERVISING:
+    if operator.role not in IMPORTING:
+        raise HTTPException(403, _t(request, "api.forbidden"))
+    return operator
+
+
+def exporter(request: Request) -> CurrentOperator:
+    """As `watcher`, but a wrong role's attempt at the report is audited as refused."""
+    operator = api_operator(request)
+    if operator.role not in IMPORTING:
+        _audit(request.app.state.desk.sessions, operator, "forbidden", request.url.path,
+               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow import reports")
         raise HTTPException(403, _t(request, "api.forbidden"))
     return operator
 
 
 Importer = Annotated[CurrentOperator, Depends(importer)]
 Watcher = Annotated[CurrentOperator, Depends(watcher)]
+Exporter = Annotated[CurrentOperator, Depends(exporter)]
 
 
 @router.get("/campaigns/import", response_class=HTMLResponse, include_in_schema=False)
 def import_page(request: Request,
                 operator: Annotated[CurrentOperator, Depends(page_operator)]) -> HTMLResponse:
     """The upload form, the progress bar and the result; the CSV's columns are listed for the user."""
-    if operator.role not in SUPERVISING:
+    if operator.role not in IMPORTING:
         return _render(request, "forbidden.html", operator, 403)
     return _render(request, "debt_import.html", operator, active="debt_import",
                    data={"max_upload": MAX_UPLOAD})
@@ -216,7 +227,7 @@ async def import_status(request: Request, operator: Watcher, job_id: JobId) -> d
 
 
 @router.get("/api/debt-imports/{job_id}/rejected.csv", tags=["campaigns"])
-async def rejected_report(request: Request, operator: Watcher, job_id: JobId) -> Response:
+async def rejected_report(request: Request, operator: Exporter, job_id: JobId) -> Response:
     """The rejected rows with line numbers, reasons and the original rows (audited as an export)."""
     status = await _kept(request, _status_key(job_id), "status")
     data = (await _kept(request, _report_key(job_id), "csv"))["csv"].encode("utf-8")

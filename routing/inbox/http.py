@@ -9,8 +9,7 @@ a honeypot field that people leave empty and bots fill, and a per-address rate l
 
 from __future__ import annotations
 
-import time
-from collections import defaultdict, deque
+import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
@@ -21,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from agent_desk.auth import CurrentOperator, api_operator, api_writer, page_operator
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from callcard.ratelimit import RateLimit
 from crm_core.models import Operator, as_utc
 from crm_core.models import Request as RequestRow
 from routing.inbox import intake, service
@@ -29,7 +29,7 @@ router = APIRouter()
 Reader = Annotated[CurrentOperator, Depends(api_operator)]
 Writer = Annotated[CurrentOperator, Depends(api_writer)]
 Kind = Annotated[str, Field(pattern="^(" + "|".join(service.REQUEST_TYPES) + ")$")]
-WEB_FORM_PER_MINUTE = 5
+WEB_FORM_PER_MINUTE = 5  # per client address, counted across web workers (callcard.ratelimit)
 
 
 class RequestIn(BaseModel):
@@ -158,44 +158,35 @@ def inbox_page(request: Request, operator: Annotated[CurrentOperator, Depends(pa
                    chosen=chosen.code if chosen else "")
 
 
-class _RateLimit:
-    """At most `limit` submissions per client address per minute, in this process."""
-
-    def __init__(self, limit: int) -> None:
-        self._limit = limit
-        self._seen: dict[str, deque[float]] = defaultdict(deque)
-
-    def allow(self, key: str) -> bool:
-        now = time.monotonic()
-        seen = self._seen[key]
-        while seen and seen[0] < now - 60:
-            seen.popleft()
-        if len(seen) >= self._limit:
-            return False
-        seen.append(now)
-        return True
-
-
-def _limit_of(request: Request) -> _RateLimit:
-    """One limiter per app, so two apps in one process (tests) do not share counts."""
+def _limit_of(request: Request) -> RateLimit:
+    """The app's limit, made on first use from its bus."""
     state = request.app.state
-    if not hasattr(state, "web_form_limit"):
-        state.web_form_limit = _RateLimit(WEB_FORM_PER_MINUTE)
+    if getattr(state, "web_form_limit", None) is None:
+        state.web_form_limit = RateLimit(state.desk.bus, "web-form", WEB_FORM_PER_MINUTE, 60.0)
     return state.web_form_limit
 
 
 @router.post("/public/requests", status_code=202, tags=["public"])
-def web_form(request: Request, body: WebFormIn) -> dict[str, str]:
-    """The site's contact form; answers the same to bots (honeypot) as to people, files only people."""
+async def web_form(request: Request, body: WebFormIn) -> dict[str, str]:
+    """The site's contact form; answers the same to bots (honeypot) as to people, files only people.
+
+    No session and no CSRF token: it is posted from the company's own site, carries no one's
+    authority, and is held back by its size caps, the honeypot and the rate limit instead."""
     if not (body.email.strip() or body.phone.strip()):
         raise HTTPException(422, "an e-mail or a phone number is required")
-    if not _limit_of(request).allow(request.client.host if request.client else "?"):
-        raise HTTPException(429, "too many requests; try again in a minute")
+    attempt = await _limit_of(request).attempt(request.client.host if request.client else "?")
+    if attempt.wait is not None:
+        raise HTTPException(429, "too many requests; try again in a minute",
+                            headers={"Retry-After": attempt.retry_after})
     if body.website:
         return {"status": "accepted"}
     incoming = intake.Incoming(subject=body.subject or body.message[:80], body=f"{body.name}\n\n{body.message}".strip(),
                                email=body.email.strip(), phone=body.phone.strip(), kind=body.kind)
     region = request.app.state.desk.settings.default_region
-    with request.app.state.desk.sessions.begin() as session:
-        intake.file_request(session, incoming, "web", _now(), region)
+
+    def file() -> None:
+        with request.app.state.desk.sessions.begin() as session:
+            intake.file_request(session, incoming, "web", _now(), region)
+
+    await asyncio.to_thread(file)
     return {"status": "accepted"}

@@ -15,13 +15,14 @@ from crm_core.models import Call, Interaction
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
 
 OP1 = "Local/101@agents/n"
-OP2 = "Local/102@agents/n"
+OP3 = "Local/103@agents/n"
 
 
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
-    """sales rings only op1 and support only op2; both wait for the test to pick up."""
-    config = manual_pbx({"sales": (OP1,), "support": (OP2,)})
+    """sales rings only op1 and support (the service department's queue) only op3, as the seed
+    places them; op2 is in no queue. Phones wait for the test to pick up."""
+    config = manual_pbx({"sales": (OP1,), "support": (OP3,)})
     stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'callcard.db'}", config)
     stack.start()
     yield stack
@@ -81,12 +82,12 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
 
 
 def test_abandoned_simulated_call_is_logged_with_its_wait(browser: Browser, live: LiveStack) -> None:
-    op2 = live.log_in(browser, "op2")
+    op3 = live.log_in(browser, "op3")
     linkedid = live.run(live.sim.place_call("+79990001122", "", queue="support", patience=3))
-    expect(op2.locator("#new-caller-number")).to_have_text("+7 999 000-11-22", timeout=10_000)
-    expect(op2.locator("#call-state")).to_have_text("Звонящий положил трубку", timeout=15_000)
-    op2.goto("/calls")
-    row = op2.locator(f'tr[data-linkedid="{linkedid}"]')
+    expect(op3.locator("#new-caller-number")).to_have_text("+7 999 000-11-22", timeout=10_000)
+    expect(op3.locator("#call-state")).to_have_text("Звонящий положил трубку", timeout=15_000)
+    op3.goto("/calls")
+    row = op3.locator(f'tr[data-linkedid="{linkedid}"]')
     expect(row).to_be_visible()
     call = call_row(live, linkedid)
     assert call is not None
