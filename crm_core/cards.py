@@ -10,9 +10,10 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, bindparam, cast, func, null, select, union_all
+from sqlalchemy import Integer, bindparam, cast, null, select, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import (
@@ -217,50 +218,57 @@ def phone_dict(e164: str, kind: str, label: str) -> dict[str, str]:
     return {"e164": e164, "display": format_phone(e164), "kind": kind, "label": label}
 
 
-def _ranked_interactions() -> tuple[Any, Any]:
-    """Each client's calls and notes, ranked newest first, for `last_interactions`."""
-    ids = bindparam("ids", expanding=True)
-    call_rank = func.row_number().over(
-        partition_by=Call.client_id, order_by=(Call.started_at.desc(), Call.id.desc())
-    )
-    calls = (
-        select(Call.client_id, Call.started_at.label("at"), Call.direction, Call.outcome,
-               Operator.name.label("operator"), Call.wait_seconds, Call.talk_seconds, Call.disposition,
-               call_rank.label("rank"))
-        .outerjoin(Operator, Call.operator_id == Operator.id)
-        .where(Call.client_id.in_(ids))
-        .subquery()
-    )
-    note_rank = func.row_number().over(
-        partition_by=Interaction.client_id, order_by=(Interaction.created_at.desc(), Interaction.id.desc())
-    )
-    notes = (
-        select(Interaction.client_id, Interaction.created_at.label("at"), Operator.name.label("operator"),
-               Interaction.note, Call.disposition, note_rank.label("rank"))
-        .outerjoin(Operator, Interaction.author_id == Operator.id)
-        .outerjoin(Call, Interaction.call_id == Call.id)
-        .where(Interaction.client_id.in_(ids))
-        .subquery()
-    )
-    limit = bindparam("limit")
-    return select(calls).where(calls.c.rank <= limit), select(notes).where(notes.c.rank <= limit)
+@lru_cache(maxsize=MAX_MATCHES)
+def _last_calls(n: int) -> Any:
+    """The newest `:limit` calls of each of `n` clients (`:id0`…), built once per n."""
+    return union_all(*(
+        select(
+            select(Call.client_id, Call.started_at.label("at"), Call.direction, Call.outcome,
+                   Operator.name.label("operator"), Call.wait_seconds, Call.talk_seconds, Call.disposition)
+            .outerjoin(Operator, Call.operator_id == Operator.id)
+            .where(Call.client_id == bindparam(f"id{i}", type_=Integer))
+            .order_by(Call.started_at.desc(), Call.id.desc())
+            .limit(bindparam("limit", type_=Integer))
+            .subquery()
+        )
+        for i in range(n)
+    ))
 
 
-_LAST_CALLS, _LAST_NOTES = _ranked_interactions()
+@lru_cache(maxsize=MAX_MATCHES)
+def _last_notes(n: int) -> Any:
+    """The newest `:limit` notes of each of `n` clients, as `_last_calls`."""
+    return union_all(*(
+        select(
+            select(Interaction.client_id, Interaction.created_at.label("at"), Operator.name.label("operator"),
+                   Interaction.note, Call.disposition)
+            .outerjoin(Operator, Interaction.author_id == Operator.id)
+            .outerjoin(Call, Interaction.call_id == Call.id)
+            .where(Interaction.client_id == bindparam(f"id{i}", type_=Integer))
+            .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+            .limit(bindparam("limit", type_=Integer))
+            .subquery()
+        )
+        for i in range(n)
+    ))
 
 
 def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -> dict[int, list[dict]]:
     """Calls and notes of each client merged, newest first, at most `limit` each (two queries)."""
-    params = {"ids": list(client_ids), "limit": limit}
+    ids = list(dict.fromkeys(client_ids))
+    if not ids:
+        return {}
+    params: dict[str, int] = {f"id{i}": client_id for i, client_id in enumerate(ids)}
+    params["limit"] = limit
     merged: dict[int, list[tuple[datetime, dict]]] = defaultdict(list)
-    for row in session.execute(_LAST_CALLS, params):
+    for row in session.execute(_last_calls(len(ids)), params):
         at = as_utc(row.at)
         merged[row.client_id].append((at, {
             "type": "call", "at": at.isoformat(), "direction": row.direction, "outcome": row.outcome,
             "operator": row.operator, "note": "", "wait_seconds": row.wait_seconds,
             "talk_seconds": row.talk_seconds, "disposition": row.disposition,
         }))
-    for row in session.execute(_LAST_NOTES, params):
+    for row in session.execute(_last_notes(len(ids)), params):
         at = as_utc(row.at)
         merged[row.client_id].append((at, {
             "type": "note", "at": at.isoformat(), "direction": None, "outcome": None,

@@ -96,6 +96,23 @@ def test_shared_number_offers_every_owner(sessions, crm) -> None:
     assert all(m["contact"] is None for m in card["matches"])
 
 
+def test_each_owner_of_a_shared_number_gets_their_own_newest_calls(sessions, crm) -> None:
+    """The newest ten per client, not ten for the number: a busy owner does not crowd out a quiet one."""
+    with sessions.begin() as s:
+        busy, quiet = (m["id"] for m in caller_card(s, "+79120000001")["matches"])
+        now = utcnow()
+        for n in range(25):
+            s.add(Call(linkedid=f"busy-{n}", client_id=busy, caller_e164="+79120000001", status="ended",
+                       started_at=now - timedelta(minutes=n), outcome="answered", wait_seconds=n))
+        for n in range(3):
+            s.add(Call(linkedid=f"quiet-{n}", client_id=quiet, caller_e164="+79120000001", status="ended",
+                       started_at=now - timedelta(days=30 + n), outcome="abandoned", wait_seconds=100 + n))
+    with sessions() as s:
+        first, second = caller_card(s, "+79120000001")["matches"]
+    assert [e["wait_seconds"] for e in first["last_interactions"]] == list(range(10))
+    assert [e["wait_seconds"] for e in second["last_interactions"]] == [100, 101, 102]
+
+
 def test_contact_person_number_matches_the_company_with_the_contact(sessions, crm) -> None:
     with sessions() as s:
         card = caller_card(s, "89120000002")
