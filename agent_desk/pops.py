@@ -22,6 +22,7 @@ from agent_desk import live
 from ami_bridge.events import CallEvent, CallEventKind
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
+from crm_core.db import make_reader
 from crm_core.models import Operator
 from routing.campaigns.models import Campaign, DialAttempt
 
@@ -70,7 +71,7 @@ class DeskPopper:
     def __init__(
         self, sessions: sessionmaker[Session], bus: Bus, region: str = "RU", max_calls: int = 2000
     ) -> None:
-        self._sessions = sessions
+        self._sessions = make_reader(sessions)  # it only reads
         self._bus = bus
         self._region = region
         self._max_calls = max_calls

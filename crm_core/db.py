@@ -41,6 +41,14 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
+def make_reader(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
+    """Sessions for reads only, without BEGIN and ROLLBACK: under READ COMMITTED every statement
+    takes its own snapshot inside a transaction too, so for a read the transaction is two round
+    trips of nothing (a caller card is a chain of reads run while the phone rings)."""
+    engine = sessions.kw["bind"]
+    return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
 def insert_or_ignore(session: Session, table: Any, unique: list[str], **values: Any) -> None:
     """INSERT that does nothing when a row with the same `unique` columns exists (race-free get-or-create)."""
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite

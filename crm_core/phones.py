@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
@@ -56,8 +58,10 @@ def phone_kind(e164: str) -> str:
     return _KINDS.get(phonenumbers.number_type(number), "other")
 
 
+@lru_cache(maxsize=16384)
 def format_phone(e164: str) -> str:
-    """Human form in international notation (`+7 351 765-43-21`)."""
+    """Human form in international notation (`+7 351 765-43-21`); cached, since a card formats
+    every phone of every client on a number while it rings."""
     try:
         number = phonenumbers.parse(e164, None)
     except NumberParseException:
