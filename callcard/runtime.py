@@ -18,31 +18,26 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import uvicorn
-from fastapi import FastAPI
-from sqlalchemy import Engine
-from sqlalchemy.orm import Session, sessionmaker
-
-from agent_desk.app import Dialer, create_app
-from agent_desk.pops import DeskPopper
-from ami_bridge.client import AmiCommands
-from ami_bridge.leader import run_leading
-from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge, serve_bridge_commands
-from ami_bridge.service import Bridge
+from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge
 from callcard.bus import Bus, MemoryBus, make_bus
 from callcard.metrics import DIALLER_CALLS, watch_bridge
 from callcard.settings import Settings
-from callcard.streams import run_call_log
-from crm_core.call_log import CallLogger
 from crm_core.db import make_engine, make_sessionmaker
-from ivr.server import FastAgiServer, IvrApplication
-from routing.campaigns.service import DiallerService
-from routing.inbox.followups import FollowUps, run_escalations
-from routing.inbox.intake import watch_eml_dir
-from routing.load import LiveQueueLoad
-from routing.wall import WallService
+
+if TYPE_CHECKING:  # each part imports its own modules when it starts: a bridge process need not hold the web app
+    import uvicorn
+    from fastapi import FastAPI
+    from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from ami_bridge.client import AmiCommands
+    from ami_bridge.service import Bridge
+    from ivr.server import FastAgiServer
+    from routing.campaigns.service import DiallerService
+    from routing.load import LiveQueueLoad
+    from routing.wall import WallService
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +109,12 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     bus = make_bus(settings.bus_url, settings.bus_prefix)
-    bridge = Bridge(settings, bus) if "bridge" in parts else None
+    bridge = None
+    if "bridge" in parts:
+        from ami_bridge.service import Bridge
+
+        bridge = Bridge(settings, bus)
+        watch_bridge(bridge)
     stack = Stack(settings, engine, sessions, bus, bridge, None)
     door: Bridge | RemoteBridge
     if bridge is None:
@@ -124,25 +124,33 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     if "worker" in parts:
         _start_worker(stack)
     if "dialler" in parts:
+        from routing.campaigns.service import DiallerService
+
         stack.dialler = DiallerService(sessions, bus, CountedOriginates(door.commands),
                                        region=settings.default_region)
         stack.tasks.append(asyncio.create_task(stack.dialler.run(stack.stop), name="dialler"))
     if "ivr" in parts:
+        from routing.load import LiveQueueLoad
+
         stack.agi = await _start_ivr(settings, sessions, LiveQueueLoad(door.queue_summary))
         if stack.agi is not None:
             stack.tasks.append(asyncio.create_task(stack.agi.serve_until(stack.stop), name="fastagi"))
     await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
-    dialer: Dialer = door
+    dialer: Any = door
     if bridge is not None:
         dialer = AmiDialer(bridge)
-        watch_bridge(bridge)
         if isinstance(bus, MemoryBus):
             stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
         else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
+            from ami_bridge.leader import run_leading
+            from ami_bridge.remote import serve_bridge_commands
+
             door_for_term = partial(serve_bridge_commands, bridge, dialer.click_to_call, bus)
             stack.tasks.append(asyncio.create_task(run_leading(bridge, settings, stack.stop, door_for_term),
                                                    name="ami-bridge"))
     if with_web:
+        from agent_desk.app import create_app
+
         app = create_app(settings, sessions, bus, dialer=dialer, transferrer=door, supervision=door,
                          campaign_dialler=stack.dialler)
         stack.server = web_server(settings, app)
@@ -155,6 +163,13 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
 
 def _start_worker(stack: Stack) -> None:
     """The bus consumers that need no PBX session: call log, desk pops, wall, inbox timers."""
+    from agent_desk.pops import DeskPopper
+    from callcard.streams import run_call_log
+    from crm_core.call_log import CallLogger
+    from routing.inbox.followups import FollowUps, run_escalations
+    from routing.inbox.intake import watch_eml_dir
+    from routing.wall import WallService
+
     settings, sessions, bus = stack.settings, stack.sessions, stack.bus
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
@@ -175,6 +190,8 @@ def web_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     """uvicorn for the in-process app. No permessage-deflate: desk messages are a few kB on a LAN,
     and compressing each one for each desk cost more CPU than any other step of sending a pop.
     No log config of uvicorn's own: its lines go through callcard's (text or JSON, redacted)."""
+    import uvicorn
+
     config = uvicorn.Config(
         app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
         ws_per_message_deflate=False, log_config=None,
@@ -195,6 +212,8 @@ async def _start_ivr(settings: Settings, sessions: sessionmaker[Session],
                      load: LiveQueueLoad) -> FastAgiServer | None:
     """The FastAGI IVR, routing with the queues' live load; a busy port is logged, not fatal:
     Asterisk's AGI() then falls through to Queue(${QUEUE}) and everything else keeps working."""
+    from ivr.server import FastAgiServer, IvrApplication
+
     server = FastAgiServer(IvrApplication(sessions, settings.default_region, load=load))
     try:
         await server.start(settings.agi_host, settings.agi_port)
