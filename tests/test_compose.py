@@ -69,6 +69,13 @@ def test_healthchecks_and_start_order(compose: dict[str, Any]) -> None:
     assert services["bridge"]["depends_on"]["asterisk"]["condition"] == "service_healthy"
 
 
+def test_a_standby_bridge_waits_on_the_leader_lock(compose: dict[str, Any]) -> None:
+    """Two bridge containers, one leading (ami_bridge/leader.py); a fixed host port would stop the second."""
+    bridge = compose["services"]["bridge"]
+    assert bridge["deploy"]["replicas"] == 2
+    assert "ports" not in bridge
+
+
 def test_ports_are_published(compose: dict[str, Any]) -> None:
     services = compose["services"]
     assert "8000:8000" in services["web"]["ports"]
