@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk.i18n import pick_language, translate
+from crm_core.audit import REFUSED, Actor, record
 from crm_core.models import Operator
 from crm_core.passwords import hash_password, verify_password
 from crm_core.visibility import Viewer, department_ids, department_queues
@@ -130,6 +131,21 @@ def api_operator(request: Request) -> CurrentOperator:
     operator = _from_session(request)
     if operator is None:
         raise HTTPException(401, translate(session_language(request), "api.unauthenticated"))
+    return operator
+
+
+def api_role(request: Request, roles: tuple[str, ...], refusal: str = "", csrf: bool = False) -> CurrentOperator:
+    """The /api operator (401) if their role is one of `roles` (403; with a `refusal` reason the
+    attempt is also audited as refused), and with `csrf` the page's CSRF header (403)."""
+    operator = api_operator(request)
+    lang = session_language(request)
+    if operator.role not in roles:
+        if refusal:
+            record(request.app.state.desk.sessions, Actor(operator.id, operator.login), "forbidden",
+                   request.url.path, {"method": request.method, "role": operator.role}, REFUSED, refusal)
+        raise HTTPException(403, translate(lang, "api.forbidden"))
+    if csrf and not csrf_ok(request, request.headers.get(CSRF_HEADER)):
+        raise HTTPException(403, translate(lang, "api.csrf"))
     return operator
 
 

@@ -23,11 +23,9 @@ from sqlalchemy import select
 
 from agent_desk import reports
 from agent_desk.auth import (
-    CSRF_HEADER,
     SUPERVISING,
     CurrentOperator,
-    api_operator,
-    csrf_ok,
+    api_role,
     page_operator,
     session_language,
     supervised_queues,
@@ -61,32 +59,17 @@ def _actor(operator: CurrentOperator) -> Actor:
 
 def supervisor_reader(request: Request) -> CurrentOperator:
     """Logged in (401) as a supervisor, admin or department head (403)."""
-    operator = api_operator(request)
-    if operator.role not in SUPERVISING:
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
+    return api_role(request, SUPERVISING)
 
 
 def supervisor_writer(request: Request) -> CurrentOperator:
     """As `supervisor_reader`, plus the CSRF header; a wrong role is audited as a refused attempt."""
-    operator = api_operator(request)
-    if operator.role not in SUPERVISING:
-        record(request.app.state.desk.sessions, _actor(operator), "forbidden", request.url.path,
-               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow supervisor actions")
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    if not csrf_ok(request, request.headers.get(CSRF_HEADER)):
-        raise HTTPException(403, _t(request, "api.csrf"))
-    return operator
+    return api_role(request, SUPERVISING, "role does not allow supervisor actions", csrf=True)
 
 
 def supervisor_exporter(request: Request) -> CurrentOperator:
     """As `supervisor_reader`, but a wrong role's attempt at an export is audited as refused."""
-    operator = api_operator(request)
-    if operator.role not in SUPERVISING:
-        record(request.app.state.desk.sessions, _actor(operator), "forbidden", request.url.path,
-               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow exports")
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
+    return api_role(request, SUPERVISING, "role does not allow exports")
 
 
 Reader = Annotated[CurrentOperator, Depends(supervisor_reader)]

@@ -21,17 +21,15 @@ from fastapi.responses import HTMLResponse, Response
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk.auth import (
-    CSRF_HEADER,
     CurrentOperator,
-    api_operator,
-    csrf_ok,
+    api_role,
     page_operator,
     session_language,
 )
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
 from callcard.bus import Bus
-from crm_core.audit import FAILED, OK, REFUSED, Actor, record
+from crm_core.audit import FAILED, OK, Actor, record
 from crm_core.debt_import import (
     ImportFailed,
     ImportFileError,
@@ -74,32 +72,17 @@ def _audit(sessions: sessionmaker[Session], operator: CurrentOperator, action: s
 
 def importer(request: Request) -> CurrentOperator:
     """Logged in (401) as a supervisor or admin (403, audited), with the page's CSRF header (403)."""
-    operator = api_operator(request)
-    if operator.role not in IMPORTING:
-        _audit(request.app.state.desk.sessions, operator, "forbidden", request.url.path,
-               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow debt imports")
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    if not csrf_ok(request, request.headers.get(CSRF_HEADER)):
-        raise HTTPException(403, _t(request, "api.csrf"))
-    return operator
+    return api_role(request, IMPORTING, "role does not allow debt imports", csrf=True)
 
 
 def watcher(request: Request) -> CurrentOperator:
     """Logged in (401) as a supervisor or admin (403)."""
-    operator = api_operator(request)
-    if operator.role not in IMPORTING:
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
+    return api_role(request, IMPORTING)
 
 
 def exporter(request: Request) -> CurrentOperator:
     """As `watcher`, but a wrong role's attempt at the report is audited as refused."""
-    operator = api_operator(request)
-    if operator.role not in IMPORTING:
-        _audit(request.app.state.desk.sessions, operator, "forbidden", request.url.path,
-               {"method": request.method, "role": operator.role}, REFUSED, "role does not allow import reports")
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
+    return api_role(request, IMPORTING, "role does not allow import reports")
 
 
 Importer = Annotated[CurrentOperator, Depends(importer)]
