@@ -646,15 +646,30 @@ async def orchestrate(args: argparse.Namespace) -> None:
             shutil.rmtree(workdir, ignore_errors=True)
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=100.0, help="new calls per second")
-    ap.add_argument("--desks", type=int, default=1000, help="operators, each with a desk websocket")
+def load_arguments(ap: argparse.ArgumentParser, rate: float, desks: int) -> None:
+    """The call load's options, shared with bench/pop_multi.py."""
+    ap.add_argument("--rate", type=float, default=rate, help="new calls per second")
+    ap.add_argument("--desks", type=int, default=desks, help="operators, each with a desk websocket")
     ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds of calls")
     ap.add_argument("--warmup", type=float, default=1.0, help="seconds of calls before measuring")
     ap.add_argument("--ring", type=float, default=None, help="seconds an agent lets the phone ring")
     ap.add_argument("--talk", type=float, default=None, help="seconds an agent talks")
     ap.add_argument("--quick", action="store_true", help="50 desks, 20 calls/s, 3 s: a smoke check")
+
+
+def settle_load(args: argparse.Namespace) -> None:
+    """--quick's sizes; ring and talk times that keep the queue at most half busy, so every call rings
+    an agent at once (each agent is busy ring + talk seconds)."""
+    if args.quick:
+        args.desks, args.rate, args.seconds, args.warmup = 50, 20.0, 3.0, 0.5
+    hold = 0.5 * args.desks / args.rate
+    args.ring = args.ring if args.ring is not None else round(hold * 0.6, 2)
+    args.talk = args.talk if args.talk is not None else round(hold * 0.4, 2)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    load_arguments(ap, rate=100.0, desks=1000)
     ap.add_argument("--profile", action="store_true", help="py-spy the product during its measured phase")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, raw data)")
     ap.add_argument("--experiment", action="append", default=[], choices=["switch-interval", "no-call-log", "gc-freeze"],
@@ -666,12 +681,7 @@ def main() -> None:
     for hidden in ("--db", "--callers", "--mode", "--out"):
         ap.add_argument(hidden, default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.quick:
-        args.desks, args.rate, args.seconds, args.warmup = 50, 20.0, 3.0, 0.5
-    # Each agent is busy ring + talk seconds; keep the queue at most half busy so every call rings at once.
-    hold = 0.5 * args.desks / args.rate
-    args.ring = args.ring if args.ring is not None else round(hold * 0.6, 2)
-    args.talk = args.talk if args.talk is not None else round(hold * 0.4, 2)
+    settle_load(args)
     role = {"sim": run_sim, "relay": run_relay, "product": run_product, "desks": run_desks}.get(args.role)
     asyncio.run(role(args) if role else orchestrate(args))
 

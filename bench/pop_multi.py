@@ -354,22 +354,12 @@ async def orchestrate(args: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--rate", type=float, default=50.0, help="new calls per second")
-    ap.add_argument("--desks", type=int, default=500, help="operators, each with a desk websocket")
-    ap.add_argument("--seconds", type=float, default=10.0, help="measured seconds of calls")
-    ap.add_argument("--warmup", type=float, default=1.0, help="seconds of calls before measuring")
-    ap.add_argument("--ring", type=float, default=None, help="seconds an agent lets the phone ring")
-    ap.add_argument("--talk", type=float, default=None, help="seconds an agent talks")
+    pl.load_arguments(ap, rate=50.0, desks=500)
     ap.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
     ap.add_argument("--order", default="floor,embedded,multi", help="phases, comma-separated")
-    ap.add_argument("--quick", action="store_true", help="50 desks, 20 calls/s, 3 s: a smoke check")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, raw data)")
     args = ap.parse_args()
-    if args.quick:
-        args.desks, args.rate, args.seconds, args.warmup = 50, 20.0, 3.0, 0.5
-    hold = 0.5 * args.desks / args.rate
-    args.ring = args.ring if args.ring is not None else round(hold * 0.6, 2)
-    args.talk = args.talk if args.talk is not None else round(hold * 0.4, 2)
+    pl.settle_load(args)
     args.profile, args.experiment = False, []
     asyncio.run(orchestrate(args))
 
