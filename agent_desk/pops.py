@@ -58,11 +58,12 @@ _CAMPAIGN_CALL = (
 @dataclass
 class _RungCall:
     """Who was rung for one call (interface -> operator id), the card they were shown and, for a
-    dialler call, its campaign."""
+    dialler call, its campaign; `prefetch` builds both from the moment the caller joins a queue."""
 
     card: dict[str, Any] | None = None
     campaign: dict[str, Any] | None = None
     rung: dict[str, int] = field(default_factory=dict)
+    prefetch: asyncio.Task[tuple[dict[str, Any], dict[str, Any] | None]] | None = None
 
 
 class DeskPopper:
@@ -99,6 +100,8 @@ class DeskPopper:
         finally:
             if self._busy:
                 await asyncio.wait(set(self._busy.values()), timeout=STOP_GRACE_SECONDS)
+            for call in self._calls.values():
+                _forget(call)
             await sub.close()
 
     async def _dispatch(self, event: CallEvent) -> None:
@@ -127,15 +130,34 @@ class DeskPopper:
             log.exception("desk popper: could not handle %r", event)
 
     async def handle(self, event: CallEvent) -> list[Delivery]:
-        """The (topic, message) pairs one call event produces; only RINGING reads the database."""
+        """The (topic, message) pairs one call event produces; only RINGING reads the database
+        (OFFERED starts building the card, so that a caller who waits for a free agent pops at once)."""
         if event.kind is CallEventKind.RINGING:
             return await self._ringing(event)
+        if event.kind is CallEventKind.OFFERED:
+            self._prefetch(event)
+            return []
         if event.kind in _STATE_KINDS:
             return self._state(event)
         return []
 
+    def _prefetch(self, event: CallEvent) -> None:
+        """Build the caller's card (and campaign) in the background, once per call."""
+        call = self._remember(event.linkedid)
+        if call.card is None and call.prefetch is None:
+            call.prefetch = asyncio.create_task(self._card_off_loop(event))
+
+    async def _card_off_loop(self, event: CallEvent) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        async with self._lookups:
+            return await asyncio.to_thread(self._card, event)
+
     async def _ringing(self, event: CallEvent) -> list[Delivery]:
         call = self._calls.get(event.linkedid)
+        if call is not None and call.card is None and call.prefetch is not None:
+            prefetch = call.prefetch
+            await asyncio.wait({prefetch})
+            if not prefetch.cancelled() and prefetch.exception() is None:  # else looked up below
+                call.card, call.campaign = prefetch.result()
         known_card = call.card if call is not None else None
         campaign = call.campaign if call is not None else None
         operator_id = self._cached_operator(event.interface)
@@ -174,16 +196,22 @@ class DeskPopper:
             operator_id = self._operator_id(session, event.interface)
             if operator_id is None:
                 return None, {}, None
-            if known_card is not None:
-                return operator_id, known_card, None
-            campaign = None
+        if known_card is not None:
+            return operator_id, known_card, None
+        return operator_id, *self._card(event)
+
+    def _card(self, event: CallEvent) -> tuple[dict[str, Any], dict[str, Any] | None]:
+        """Runs in a worker thread: the caller's card and, for an outbound call the dialler placed,
+        its campaign; a failed lookup still gives a bare card, so the phone pops."""
+        campaign = None
+        with self._sessions() as session:
             try:
                 if event.direction == "outbound":
                     campaign = _campaign_call(session, event.linkedid)
-                return operator_id, caller_card(session, event.caller_num, self._region), campaign
+                return caller_card(session, event.caller_num, self._region), campaign
             except Exception:
                 log.exception("desk popper: no card for caller %r", event.caller_num)
-                return operator_id, _bare_card(event.caller_num), campaign
+                return _bare_card(event.caller_num), campaign
 
     def _cached_operator(self, interface: str) -> int | None:
         """The operator on `interface` if the map is fresh and has it; None means ask `_operator_id`."""
@@ -209,7 +237,7 @@ class DeskPopper:
     def _state(self, event: CallEvent) -> list[Delivery]:
         call = self._calls.get(event.linkedid)
         if event.kind is CallEventKind.ENDED:
-            self._calls.pop(event.linkedid, None)
+            _forget(self._calls.pop(event.linkedid, None))
         if call is None:
             return []
         targets = call.rung
@@ -237,12 +265,18 @@ class DeskPopper:
         if call is None:
             call = self._calls[linkedid] = _RungCall()
             while len(self._calls) > self._max_calls:
-                self._calls.popitem(last=False)
+                _forget(self._calls.popitem(last=False)[1])
         return call
 
     def live_calls(self) -> int:
         """How many calls are remembered (bounded by max_calls; ENDED forgets)."""
         return len(self._calls)
+
+
+def _forget(call: _RungCall | None) -> None:
+    """A call no longer needs the card being built for it."""
+    if call is not None and call.prefetch is not None and not call.prefetch.done():
+        call.prefetch.cancel()
 
 
 def _campaign_call(session: Session, linkedid: str) -> dict[str, Any] | None:

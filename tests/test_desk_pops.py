@@ -6,6 +6,7 @@ import asyncio
 import time
 
 import pytest
+from sqlalchemy import event as sql_event
 
 from agent_desk.pops import DeskPopper
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
@@ -134,3 +135,37 @@ async def test_remembered_calls_are_bounded(sessions, people) -> None:  # type: 
     assert popper.live_calls() == 2
     assert await popper.handle(event(CallEventKind.ENDED, linkedid="call.0")) == []
     assert len(await popper.handle(event(CallEventKind.ENDED, linkedid="call.4"))) == 1
+
+
+async def test_the_card_is_built_while_the_caller_waits_in_the_queue(sessions, engine, people) -> None:  # type: ignore[no-untyped-def]
+    """OFFERED (the caller joined a queue) starts the card; the ring that comes when an agent frees
+    up pops it without reading the database."""
+    popper = DeskPopper(sessions, MemoryBus(), "RU")
+    await popper.handle(event(CallEventKind.RINGING, linkedid="warm.1", interface=IFACE_A))  # operators known
+    assert await popper.handle(event(CallEventKind.OFFERED, linkedid="wait.1")) == []
+    for _ in range(100):  # the card is being built in a worker thread
+        await asyncio.sleep(0.02)
+        call = popper._calls["wait.1"]
+        if call.prefetch is not None and call.prefetch.done():
+            break
+    statements: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
+        statements.append(statement)
+
+    sql_event.listen(engine, "before_cursor_execute", count)
+    try:
+        [(topic, pop)] = await popper.handle(event(CallEventKind.RINGING, linkedid="wait.1", interface=IFACE_A))
+    finally:
+        sql_event.remove(engine, "before_cursor_execute", count)
+    assert topic == desk_topic(people["a"])
+    assert [m["id"] for m in pop["card"]["matches"]] == [people["client"]]
+    assert statements == []
+
+
+async def test_a_call_that_ends_in_the_queue_drops_its_card(sessions, people) -> None:  # type: ignore[no-untyped-def]
+    popper = DeskPopper(sessions, MemoryBus(), "RU")
+    await popper.handle(event(CallEventKind.OFFERED, linkedid="gone.1"))
+    await popper.handle(event(CallEventKind.ABANDONED, linkedid="gone.1", wait_seconds=3))
+    assert await popper.handle(event(CallEventKind.ENDED, linkedid="gone.1", outcome=Outcome.ABANDONED)) == []
+    assert popper.live_calls() == 0
