@@ -672,7 +672,7 @@ def main() -> None:
     load_arguments(ap, rate=100.0, desks=1000)
     ap.add_argument("--profile", action="store_true", help="py-spy the product during its measured phase")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, raw data)")
-    ap.add_argument("--experiment", action="append", default=[], choices=["switch-interval", "no-call-log", "gc-freeze"],
+    ap.add_argument("--experiment", action="append", default=[], choices=["switch-interval", "no-call-log", "gc-freeze", "uvloop"],
                     help="what-if runs, not the product as shipped: sys.setswitchinterval(0.5 ms) in the "
                          "product process; the call logger switched off; gc.freeze() once the desks are connected")
     ap.add_argument("--role", default="", help=argparse.SUPPRESS)
@@ -683,6 +683,11 @@ def main() -> None:
     args = ap.parse_args()
     settle_load(args)
     role = {"sim": run_sim, "relay": run_relay, "product": run_product, "desks": run_desks}.get(args.role)
+    if role is run_product and "uvloop" in args.experiment:
+        import uvloop
+
+        uvloop.run(run_product(args))
+        return
     asyncio.run(role(args) if role else orchestrate(args))
 
 
