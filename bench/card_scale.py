@@ -520,8 +520,7 @@ def explain(url: str, raw: str) -> None:
         for name in ("_PHONES", "_CONTACTS", "_OPEN_REQUESTS", "_OPEN_DEBTS"):
             statements.append((name, getattr(cards, name), {"ids": ids}))
         newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": cards.RECENT_INTERACTIONS}
-        statements.append(("last calls", cards._last_calls(max(1, len(ids))), newest))
-        statements.append(("last notes", cards._last_notes(max(1, len(ids))), newest))
+        statements.append(("last calls and notes", cards._newest_interactions(max(1, len(ids))), newest))
         for name, statement, params in statements:
             if not ids and name != "owners":
                 break

@@ -199,9 +199,10 @@ class Interaction(Base):
     """A note in a client's timeline, optionally about a call."""
 
     __tablename__ = "interactions"
+    __table_args__ = (Index("ix_interactions_client_created", "client_id", "created_at"),)  # newest notes first
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
+    client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"))
     call_id: Mapped[int | None] = mapped_column(ForeignKey("calls.id", ondelete="SET NULL"), index=True)
     author_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
