@@ -7,12 +7,13 @@ runs between the first ring and the operator's "hello".
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from psycopg.rows import namedtuple_row
 from sqlalchemy import Integer, String, Text, bindparam, cast, literal, null, select, union_all
 from sqlalchemy.orm import Session
 
@@ -151,10 +152,10 @@ def _fill(session: Session, cards: dict[int, dict[str, Any]]) -> dict[int, dict[
     ids = list(cards)
     if not ids:
         return cards
-    ids_param = {"ids": ids}
-    for client_id, e164, kind, label in session.execute(_PHONES, ids_param):
+    phones, contacts, requests, debts, interactions = _sections(session, ids, RECENT_INTERACTIONS)
+    for client_id, e164, kind, label in phones:
         cards[client_id]["phones"].append(phone_dict(e164, kind, label))
-    for person_id, client_id, name, position, email, e164, kind in session.execute(_CONTACTS, ids_param):
+    for person_id, client_id, name, position, email, e164, kind in contacts:
         cards[client_id]["contacts"].append({
             "id": person_id,
             "name": name,
@@ -162,7 +163,7 @@ def _fill(session: Session, cards: dict[int, dict[str, Any]]) -> dict[int, dict[
             "email": email,
             "phones": [phone_dict(e164, kind, "")] if e164 else [],
         })
-    for req_id, client_id, subject, department, status, created_at in session.execute(_OPEN_REQUESTS, ids_param):
+    for req_id, client_id, subject, department, status, created_at in requests:
         cards[client_id]["open_requests"].append({
             "id": req_id,
             "subject": subject,
@@ -170,11 +171,39 @@ def _fill(session: Session, cards: dict[int, dict[str, Any]]) -> dict[int, dict[
             "status": status,
             "created_at": as_utc(created_at).isoformat(),
         })
-    for row in session.execute(_OPEN_DEBTS, ids_param):
+    for row in debts:
         cards[row.client_id]["debts"].append(debt_dict(row))
-    for client_id, entries in last_interactions(session, ids, RECENT_INTERACTIONS).items():
+    for client_id, entries in _merged(interactions, RECENT_INTERACTIONS).items():
         cards[client_id]["last_interactions"] = entries
     return cards
+
+
+def _sections(session: Session, ids: list[int], limit: int) -> list[Sequence[Any]]:
+    """The rows of phones, contacts, open requests, open debts and newest interactions of `ids`.
+
+    On PostgreSQL the five queries go out in one psycopg pipeline, one round trip instead of five
+    (the card is built between the first ring and "hello", and at 10 M clients the round trips were
+    most of it); elsewhere they run one after another. Same statements, same rows either way.
+    """
+    newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": limit}
+    statements = [(_PHONES, {"ids": ids}), (_CONTACTS, {"ids": ids}), (_OPEN_REQUESTS, {"ids": ids}),
+                  (_OPEN_DEBTS, {"ids": ids}), (_newest_interactions(len(ids)), newest)]
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return [session.execute(statement, params).all() for statement, params in statements]
+    raw = connection.connection.driver_connection
+    cursors = []
+    with raw.pipeline():
+        for statement, params in statements:
+            expanded = _compiled(statement, connection.dialect).construct_expanded_state(params)
+            cursors.append(raw.cursor(row_factory=namedtuple_row).execute(expanded.statement, expanded.parameters))
+    return [cursor.fetchall() for cursor in cursors]
+
+
+@lru_cache(maxsize=64)
+def _compiled(statement: Any, dialect: Any) -> Any:
+    """A section statement compiled once per dialect (compiling costs as much as running it)."""
+    return statement.compile(dialect=dialect)
 
 
 _CLIENTS = (
@@ -286,8 +315,13 @@ def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -
         return {}
     params: dict[str, int] = {f"id{i}": client_id for i, client_id in enumerate(ids)}
     params["limit"] = limit
+    return _merged(session.execute(_newest_interactions(len(ids)), params), limit)
+
+
+def _merged(rows: Iterable[Any], limit: int) -> dict[int, list[dict]]:
+    """`_newest_interactions` rows as each client's timeline entries, newest first."""
     merged: dict[int, list[tuple[tuple[datetime, bool, int], dict]]] = defaultdict(list)
-    for row in session.execute(_newest_interactions(len(ids)), params):
+    for row in rows:
         at = as_utc(row.at)
         merged[row.client_id].append(((at, row.type == "call", row.row_id), {
             "type": row.type, "at": at.isoformat(), "direction": row.direction, "outcome": row.outcome,

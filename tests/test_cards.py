@@ -155,9 +155,10 @@ def test_card_takes_a_handful_of_queries_however_many_matches(sessions, engine, 
             known = len(statements)
         finally:
             event.remove(engine, "before_cursor_execute", count)
-    # the owners with their clients, then one per section: phones, contacts, requests, debts,
-    # calls and notes together
-    assert shared == known == 6
+    # the owners with their clients, then one per section: phones, contacts, requests, debts, calls
+    # and notes together; on PostgreSQL those five go in one psycopg pipeline, past SQLAlchemy's cursor
+    expected = 1 if engine.dialect.name == "postgresql" else 6
+    assert shared == known == expected
 
 
 def test_client_card_opens_a_client_page(sessions, crm) -> None:
