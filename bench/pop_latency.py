@@ -674,7 +674,8 @@ def main() -> None:
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, database, raw data)")
     ap.add_argument("--experiment", action="append", default=[], choices=["switch-interval", "no-call-log", "gc-freeze", "uvloop"],
                     help="what-if runs, not the product as shipped: sys.setswitchinterval(0.5 ms) in the "
-                         "product process; the call logger switched off; gc.freeze() once the desks are connected")
+                         "product process; the call logger switched off; gc.freeze() once the desks are connected; "
+                         "the product on uvloop (pip install uvloop first: not a dependency)")
     ap.add_argument("--role", default="", help=argparse.SUPPRESS)
     for hidden in ("--ami-port", "--http-port"):
         ap.add_argument(hidden, type=int, default=0, help=argparse.SUPPRESS)
