@@ -24,9 +24,7 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -39,10 +37,10 @@ from pop_multi import (  # noqa: E402
     CALLCARD,
     REDIS_URL,
     Service,
-    bench_database,
     descendants,
     http_get,
     prepare_database,
+    run_bench,
     wait_until,
 )
 
@@ -267,22 +265,6 @@ def _short(filename: str) -> str:
     return filename.split("site-packages/")[-1].split("/work/main/")[-1].split("/lib/python3.11/")[-1]
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="memory-bench-"))
-    try:
-        with bench_database(args.db, workdir, "membench") as db_url:
-            run = MemoryRun(args, workdir, db_url)
-            try:
-                await run.run()
-            finally:
-                await run.cleanup()
-    finally:
-        if args.keep:
-            print(f"kept {workdir}")
-        else:
-            shutil.rmtree(workdir, ignore_errors=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--desks", type=int, default=1000, help="operators, each with a desk websocket")
@@ -305,7 +287,7 @@ def main() -> None:
         args.layout = "embedded"
     if args.calls > args.desks:
         ap.error("--calls must not exceed --desks: every live call rings or talks to its own agent")
-    asyncio.run(orchestrate(args))
+    asyncio.run(run_bench(args, "memory-bench", MemoryRun))
 
 
 if __name__ == "__main__":

@@ -336,15 +336,17 @@ def bench_database(db: str, workdir: Path, prefix: str) -> Iterator[str]:
         admin.dispose()
 
 
-async def orchestrate(args: argparse.Namespace) -> None:
-    workdir = Path(tempfile.mkdtemp(prefix="pop-multi-"))
+async def run_bench(args: argparse.Namespace, name: str, bench: Any) -> None:
+    """`bench(args, workdir, db_url)`'s run() then cleanup(), in a temp dir (kept with --keep) and
+    a database of its own."""
+    workdir = Path(tempfile.mkdtemp(prefix=f"{name}-"))
     try:
-        with bench_database(args.db, workdir, "popbench") as db_url:
-            orchestrator = MultiOrchestrator(args, workdir, db_url)
+        with bench_database(args.db, workdir, name.replace("-", "_")) as db_url:
+            runner = bench(args, workdir, db_url)
             try:
-                await orchestrator.run()
+                await runner.run()
             finally:
-                await orchestrator.cleanup()
+                await runner.cleanup()
     finally:
         if args.keep:
             print(f"kept {workdir}")
@@ -361,7 +363,7 @@ def main() -> None:
     args = ap.parse_args()
     pl.settle_load(args)
     args.profile, args.experiment = False, []
-    asyncio.run(orchestrate(args))
+    asyncio.run(run_bench(args, "pop-multi", MultiOrchestrator))
 
 
 if __name__ == "__main__":
