@@ -22,7 +22,7 @@ from agent_desk import live
 from ami_bridge.events import CallEvent, CallEventKind
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
-from crm_core.db import make_reader
+from crm_core.db import dispose_reader, make_reader, read
 from crm_core.models import Operator
 from routing.campaigns.models import Campaign, DialAttempt
 
@@ -103,6 +103,7 @@ class DeskPopper:
             for call in self._calls.values():
                 _forget(call)
             await sub.close()
+            dispose_reader(self._sessions)
 
     async def _dispatch(self, event: CallEvent) -> None:
         """Deliver at once when nothing of this call is pending and no database is read; otherwise
@@ -192,10 +193,9 @@ class DeskPopper:
     ) -> tuple[int | None, dict[str, Any], dict[str, Any] | None]:
         """Runs in a worker thread: the rung operator, the caller's card and, for an outbound
         call the dialler placed, its campaign (both built once per call)."""
-        with self._sessions() as session:
-            operator_id = self._operator_id(session, event.interface)
-            if operator_id is None:
-                return None, {}, None
+        operator_id = read(self._sessions, lambda session: self._operator_id(session, event.interface))
+        if operator_id is None:
+            return None, {}, None
         if known_card is not None:
             return operator_id, known_card, None
         return operator_id, *self._card(event)
@@ -203,15 +203,15 @@ class DeskPopper:
     def _card(self, event: CallEvent) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Runs in a worker thread: the caller's card and, for an outbound call the dialler placed,
         its campaign; a failed lookup still gives a bare card, so the phone pops."""
-        campaign = None
-        with self._sessions() as session:
-            try:
-                if event.direction == "outbound":
-                    campaign = _campaign_call(session, event.linkedid)
-                return caller_card(session, event.caller_num, self._region), campaign
-            except Exception:
-                log.exception("desk popper: no card for caller %r", event.caller_num)
-                return _bare_card(event.caller_num), campaign
+        def lookup(session: Session) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            campaign = _campaign_call(session, event.linkedid) if event.direction == "outbound" else None
+            return caller_card(session, event.caller_num, self._region), campaign
+
+        try:
+            return read(self._sessions, lookup)
+        except Exception:
+            log.exception("desk popper: no card for caller %r", event.caller_num)
+            return _bare_card(event.caller_num), None
 
     def _cached_operator(self, interface: str) -> int | None:
         """The operator on `interface` if the map is fresh and has it; None means ask `_operator_id`."""

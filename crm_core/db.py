@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
+T = TypeVar("T")
 
-def make_engine(url: str) -> Engine:
-    """SQLite files get WAL and foreign keys; PostgreSQL URLs are used through psycopg 3."""
+
+def make_engine(url: str, pre_ping: bool = True) -> Engine:
+    """SQLite files get WAL and foreign keys; PostgreSQL URLs are used through psycopg 3, with a
+    ping before each checkout unless `pre_ping` is False (see `make_reader`)."""
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://"):]
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
@@ -30,7 +35,7 @@ def make_engine(url: str) -> Engine:
             dbapi_conn.create_function("lower", 1, _unicode_lower, deterministic=True)
 
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(url, pool_pre_ping=pre_ping, pool_size=10, max_overflow=20)
 
 
 def _unicode_lower(value: object) -> object:
@@ -42,11 +47,31 @@ def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
 
 
 def make_reader(sessions: sessionmaker[Session]) -> sessionmaker[Session]:
-    """Sessions for reads only, without BEGIN and ROLLBACK: under READ COMMITTED every statement
-    takes its own snapshot inside a transaction too, so for a read the transaction is two round
-    trips of nothing (a caller card is a chain of reads run while the phone rings)."""
-    engine = sessions.kw["bind"]
+    """Sessions for reads only, on a pool of their own with neither BEGIN/ROLLBACK nor a ping per
+    checkout: under READ COMMITTED every statement takes its own snapshot inside a transaction too,
+    and a caller card (a chain of reads run while the phone rings) took one round trip more for the
+    ping. A connection that died meanwhile fails its read once: use `read` to retry it."""
+    url = sessions.kw["bind"].url.render_as_string(hide_password=False)
+    engine = make_engine(url, pre_ping=False)
     return sessionmaker(engine.execution_options(isolation_level="AUTOCOMMIT"), expire_on_commit=False)
+
+
+def read(sessions: sessionmaker[Session], work: Callable[[Session], T]) -> T:
+    """`work(session)`, once more on a fresh connection when the first one was found dead (the
+    database restarted): the pool has then dropped every connection it held."""
+    try:
+        with sessions() as session:
+            return work(session)
+    except DBAPIError as exc:
+        if not exc.connection_invalidated:
+            raise
+    with sessions() as session:
+        return work(session)
+
+
+def dispose_reader(sessions: sessionmaker[Session]) -> None:
+    """Close the reader's pool."""
+    sessions.kw["bind"].engine.dispose()
 
 
 def insert_or_ignore(session: Session, table: Any, unique: list[str], **values: Any) -> None:

@@ -7,6 +7,7 @@ import time
 
 import pytest
 from sqlalchemy import event as sql_event
+from sqlalchemy import text
 
 from agent_desk.pops import DeskPopper
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
@@ -169,3 +170,17 @@ async def test_a_call_that_ends_in_the_queue_drops_its_card(sessions, people) ->
     await popper.handle(event(CallEventKind.ABANDONED, linkedid="gone.1", wait_seconds=3))
     assert await popper.handle(event(CallEventKind.ENDED, linkedid="gone.1", outcome=Outcome.ABANDONED)) == []
     assert popper.live_calls() == 0
+
+
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
+async def test_a_card_is_read_again_when_the_database_dropped_the_connection(sessions, engine, people) -> None:  # type: ignore[no-untyped-def]
+    """The popper's reads skip the pool's ping; a connection the server closed (a restart) costs one
+    retry, not a pop without its card."""
+    popper = DeskPopper(sessions, MemoryBus(), "RU")
+    [(_, before)] = await popper.handle(event(CallEventKind.RINGING, linkedid="before.1", interface=IFACE_A))
+    assert [m["id"] for m in before["card"]["matches"]] == [people["client"]]
+    with engine.connect() as conn:  # what a server restart does to every pooled connection
+        conn.execute(text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                          "WHERE datname = current_database() AND pid <> pg_backend_pid()"))
+    [(_, after)] = await popper.handle(event(CallEventKind.RINGING, linkedid="after.1", interface=IFACE_A))
+    assert [m["id"] for m in after["card"]["matches"]] == [people["client"]]
