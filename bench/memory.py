@@ -34,9 +34,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import pop_latency as pl  # noqa: E402
 from pop_multi import (  # noqa: E402
-    CALLCARD,
     REDIS_URL,
     Service,
+    ServiceOrchestrator,
     descendants,
     http_get,
     prepare_database,
@@ -91,22 +91,7 @@ def print_snapshots(snaps: dict[str, list[tuple[str, int, int, int]]]) -> None:
           f"(goal <= {GOAL_MB} MB: {'met' if peak <= GOAL_MB else 'NOT met'})")
 
 
-class MemoryRun(pl.Orchestrator):
-    def __init__(self, args: argparse.Namespace, workdir: Path, db_url: str) -> None:
-        super().__init__(args, workdir)
-        self.db_url = db_url
-        self.services: list[Service] = []
-
-    async def start_service(self, role: str, env: dict[str, str], *extra: str) -> Service:
-        log = self.workdir / f"{role}.log"
-        command = ("serve",) if role == "serve" else ("run", role)
-        proc = await asyncio.create_subprocess_exec(
-            str(CALLCARD), *command, *extra, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, cwd=pl.REPO)
-        service = Service(role, proc, log)
-        self.services.append(service)
-        return service
-
+class MemoryRun(ServiceOrchestrator):
     async def run(self) -> None:
         a = self.args
         callers = await asyncio.to_thread(prepare_database, self.db_url, a.desks)

@@ -142,7 +142,9 @@ async def wait_until(what: str, check: Any, service: Service, timeout: float = p
 # --- the orchestrator ------------------------------------------------------------------------
 
 
-class MultiOrchestrator(pl.Orchestrator):
+class ServiceOrchestrator(pl.Orchestrator):
+    """Starts callcard processes (`callcard run <role>`, or `callcard serve`) against one database."""
+
     def __init__(self, args: argparse.Namespace, workdir: Path, db_url: str) -> None:
         super().__init__(args, workdir)
         self.db_url = db_url
@@ -150,12 +152,16 @@ class MultiOrchestrator(pl.Orchestrator):
 
     async def start_service(self, role: str, env: dict[str, str], *extra: str) -> Service:
         log = self.workdir / f"{role}.log"
+        command = ("serve",) if role == "serve" else ("run", role)
         proc = await asyncio.create_subprocess_exec(
-            str(CALLCARD), "run", role, *extra, env=env, stdin=asyncio.subprocess.DEVNULL,
+            str(CALLCARD), *command, *extra, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, cwd=pl.REPO)
         service = Service(role, proc, log)
         self.services.append(service)
         return service
+
+
+class MultiOrchestrator(ServiceOrchestrator):
 
     async def start_multi(self, http_port: int) -> Group:
         """bridge, worker, web --workers 2 on a fresh Redis prefix; returns once each is ready."""

@@ -7,10 +7,12 @@ absent, unless CALLCARD_REQUIRE_SERVICES=1 (set by .ci/run), where absence fails
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from services import PG_URL, REDIS_URL, require_service  # noqa: F401  (fixtures below use them)
 from sqlalchemy import text
 
@@ -79,3 +81,12 @@ def bus_pair(request: pytest.FixtureRequest) -> Iterator[tuple[MemoryBus | Redis
     require_service("Redis", "127.0.0.1", 6379)
     prefix = f"callcard-test-{uuid.uuid4().hex[:8]}:"
     yield RedisBus(REDIS_URL, prefix=prefix), RedisBus(REDIS_URL, prefix=prefix)
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Any]:
+    """A client of the machine's real Redis (skipped locally, failed in CI, when it is not there)."""
+    require_service("Redis", "127.0.0.1", 6379)
+    client = aioredis.from_url(REDIS_URL)
+    yield client
+    await client.aclose()

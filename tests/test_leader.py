@@ -11,8 +11,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
-from services import REDIS_URL, require_service
+from services import REDIS_URL
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from ami_bridge.leader import (
@@ -77,14 +76,6 @@ def test_a_caller_last_seen_waiting_in_a_queue_is_ended_as_abandoned() -> None:
 
 
 # --- the lock on the real Redis --------------------------------------------------------------
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Any]:
-    require_service("Redis", "127.0.0.1", 6379)
-    client = aioredis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -13,10 +13,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from prometheus_client import REGISTRY
 from redis.exceptions import ResponseError
-from services import PG_URL, REDIS_URL, require_service
+from services import PG_URL
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from tcp_proxy import TcpProxy
@@ -51,14 +50,6 @@ async def until(check: Callable[[], bool | Awaitable[bool]], what: str, timeout:
     while not await _value(check()):
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         await asyncio.sleep(0.05)
-
-
-@pytest.fixture
-async def redis() -> AsyncIterator[Any]:
-    require_service("Redis", "127.0.0.1", 6379)
-    client = aioredis.from_url(REDIS_URL)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
