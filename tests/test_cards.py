@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.cards import ClientNotFound, caller_card, client_card
 from crm_core.clients import NewContact, create_client, save_call_note
+from crm_core.db import dispose_reader, make_reader
 from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
 
 HOSTILE = "<img src=x onerror=alert(1)> Robert'); DROP TABLE clients;-- \"Иван\" & Co"
@@ -138,26 +140,38 @@ def test_hostile_client_text_comes_back_verbatim(sessions, crm) -> None:
     assert (card["name"], card["email"], card["city"]) == (HOSTILE, "<b>@x", "'; --")
 
 
-def test_card_takes_a_handful_of_queries_however_many_matches(sessions, engine, crm) -> None:
-    statements: list[str] = []
-
-    def count(conn, cursor, statement, *args) -> None:  # type: ignore[no-untyped-def]
-        statements.append(statement)
-
-    with sessions() as s:
-        s.connection()  # the connection itself is not a query
-        event.listen(engine, "before_cursor_execute", count)
+def _traced_card(session: Session, number: str, trace: Path) -> tuple[int, int]:
+    """(statements, round trips) of one card, as the database driver sent them."""
+    raw = session.connection().connection.driver_connection
+    if session.get_bind().dialect.name == "sqlite":
+        sent: list[str] = []
+        raw.set_trace_callback(sent.append)
         try:
-            caller_card(s, "+79120000001")
-            shared = len(statements)
-            statements.clear()
-            caller_card(s, "+73511234567")
-            known = len(statements)
+            caller_card(session, number)
         finally:
-            event.remove(engine, "before_cursor_execute", count)
+            raw.set_trace_callback(None)
+        return len(sent), len(sent)
+    with trace.open("w") as out:  # libpq's protocol trace: each Sync ends a round trip
+        raw.pgconn.trace(out.fileno())
+        try:
+            caller_card(session, number)
+        finally:
+            raw.pgconn.untrace()
+    sent_messages = re.findall(r"^\S+ \S+\tF\t\d+\t(\w+)", trace.read_text(), re.MULTILINE)
+    return sent_messages.count("Execute"), sent_messages.count("Sync")
+
+
+def test_card_takes_a_handful_of_queries_however_many_matches(sessions, crm, tmp_path) -> None:
+    reader = make_reader(sessions)  # as the desk popper reads: no BEGIN/ROLLBACK around the card
+    try:
+        with reader() as s:
+            shared = _traced_card(s, "+79120000001", tmp_path / "shared.trace")
+            known = _traced_card(s, "+73511234567", tmp_path / "known.trace")
+    finally:
+        dispose_reader(reader)
     # the owners with their clients, then one per section: phones, contacts, requests, debts, calls
-    # and notes together; on PostgreSQL those five go in one psycopg pipeline, past SQLAlchemy's cursor
-    expected = 1 if engine.dialect.name == "postgresql" else 6
+    # and notes together; on PostgreSQL those five go in one pipeline (one round trip)
+    expected = (6, 2) if s.get_bind().dialect.name == "postgresql" else (6, 6)
     assert shared == known == expected
 
 
