@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus
 from crm_core.cards import clients_for_number
-from crm_core.db import insert_or_ignore
+from crm_core.db import insert_all_or_ignore, insert_or_ignore
 from crm_core.models import Call, Department, Operator, as_utc
 from crm_core.phones import try_normalize
 
@@ -45,7 +46,51 @@ def _unavailable(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, Call]:
+# The columns the logger owns; the rest of a call's row (disposition, IVR path) is others' to write.
+_LOGGED = ("direction", "caller_raw", "caller_e164", "caller_name", "did", "queue", "department_id", "operator_id",
+           "client_id", "agent_interface", "started_at", "answered_at", "ended_at", "wait_seconds", "talk_seconds",
+           "status", "outcome")
+_CALLS = Call.__table__
+# Statements built once: building them per batch cost more than running them on SQLite.
+_SELECT_LOGGED = (select(_CALLS.c.id, _CALLS.c.linkedid, *(_CALLS.c[name] for name in _LOGGED))
+                  .where(_CALLS.c.linkedid.in_(bindparam("linkedids", expanding=True)))
+                  .order_by(_CALLS.c.linkedid).with_for_update())
+_QUEUE_DEPARTMENT = select(Department.id).where(Department.queue == bindparam("queue"))
+_INTERFACE_OPERATOR = select(Operator.id).where(Operator.interface == bindparam("interface"))
+_UPDATE_LOGGED = (update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
+                  .values({name: bindparam(name) for name in _LOGGED}))
+
+
+@dataclass(slots=True)
+class LoggedCall:
+    """The logger's columns of one Call row, merged in memory and written back with one UPDATE
+    per batch (the ORM's unit of work cost more than the rest of the logger)."""
+
+    id: int
+    linkedid: str
+    direction: str
+    caller_raw: str
+    caller_e164: str | None
+    caller_name: str
+    did: str
+    queue: str
+    department_id: int | None
+    operator_id: int | None
+    client_id: int | None
+    agent_interface: str
+    started_at: datetime
+    answered_at: datetime | None
+    ended_at: datetime | None
+    wait_seconds: int | None
+    talk_seconds: int | None
+    status: str
+    outcome: str | None
+
+    def logged(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in _LOGGED}
+
+
+def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, LoggedCall]:
     """The Call row of every linkedid in `events`, locked; missing rows are inserted first.
 
     Rows are selected in linkedid order, so two loggers never lock the same calls crosswise.
@@ -54,18 +99,17 @@ def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, Call]:
     calls = _locked_calls(session, linkedids)
     missing = [linkedid for linkedid in linkedids if linkedid not in calls]
     if missing:
-        for linkedid in missing:
-            started = min(_start_estimate(e) for e in events if e.linkedid == linkedid)
-            insert_or_ignore(session, Call, ["linkedid"], linkedid=linkedid, started_at=started)
+        insert_all_or_ignore(session, Call, ["linkedid"], [
+            {"linkedid": linkedid, "started_at": min(_start_estimate(e) for e in events if e.linkedid == linkedid)}
+            for linkedid in missing
+        ])
         calls.update(_locked_calls(session, missing))
     return calls
 
 
-def _locked_calls(session: Session, linkedids: list[str]) -> dict[str, Call]:
-    rows = session.scalars(
-        select(Call).where(Call.linkedid.in_(linkedids)).order_by(Call.linkedid).with_for_update()
-    )
-    return {call.linkedid: call for call in rows}
+def _locked_calls(session: Session, linkedids: list[str]) -> dict[str, LoggedCall]:
+    rows = session.execute(_SELECT_LOGGED, {"linkedids": linkedids})
+    return {row.linkedid: LoggedCall(*row) for row in rows}
 
 
 def ensure_call(session: Session, linkedid: str, started_at: datetime) -> Call:
@@ -122,11 +166,13 @@ class CallLogger:
     def _store(self, events: list[CallEvent]) -> None:
         with self._sessions.begin() as session:
             calls = _rows_for(session, events)
-            # The merge's lookups (departments, operators, phones) never read Call rows: without
-            # autoflush each row is written once at commit, not once per lookup.
-            with session.no_autoflush:
-                for event in events:
-                    self._merge(session, calls[event.linkedid], event)
+            before = {linkedid: call.logged() for linkedid, call in calls.items()}
+            for event in events:
+                self._merge(session, calls[event.linkedid], event)
+            changed = [{"row_id": call.id, **after} for linkedid, call in calls.items()
+                       if (after := call.logged()) != before[linkedid]]
+            if changed:
+                session.execute(_UPDATE_LOGGED, changed)
 
     async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
         """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop.
@@ -185,7 +231,7 @@ class CallLogger:
             log.exception("call log: could not store %d events (first: %s of call %r)",
                           len(events), events[0].kind, events[0].linkedid)
 
-    def _merge(self, session: Session, call: Call, event: CallEvent) -> None:
+    def _merge(self, session: Session, call: LoggedCall, event: CallEvent) -> None:
         at = _utc(event.at)
         call.started_at = min(as_utc(call.started_at), _start_estimate(event))
         if event.direction and call.direction != "outbound":
@@ -251,7 +297,7 @@ class CallLogger:
         if call.status == "ended" and call.outcome is None:
             call.outcome = (Outcome.ANSWERED if call.answered_at else Outcome.MISSED).value
 
-    def _set_caller(self, session: Session, call: Call, raw: str) -> None:
+    def _set_caller(self, session: Session, call: LoggedCall, raw: str) -> None:
         call.caller_raw = raw
         call.caller_e164 = try_normalize(raw, self._region)
         if call.caller_e164 is None:
@@ -263,7 +309,7 @@ class CallLogger:
                 call.client_id = matches[0].client_id
 
     @staticmethod
-    def _end(call: Call, at: datetime) -> None:
+    def _end(call: LoggedCall, at: datetime) -> None:
         call.status = "ended"
         if call.ended_at is None or at > as_utc(call.ended_at):
             call.ended_at = at
@@ -273,7 +319,7 @@ def _department_id(session: Session, queue: str) -> int | None:
     """The department of a queue, asked once per transaction (a batch holds many calls of a queue)."""
     memo = session.info.setdefault("call_log.departments", {})
     if queue not in memo:
-        memo[queue] = session.scalar(select(Department.id).where(Department.queue == queue))
+        memo[queue] = session.scalar(_QUEUE_DEPARTMENT, {"queue": queue})
     return memo[queue]
 
 
@@ -281,7 +327,7 @@ def _operator_id(session: Session, interface: str) -> int | None:
     """The operator on an interface, asked once per transaction."""
     memo = session.info.setdefault("call_log.operators", {})
     if interface not in memo:
-        memo[interface] = session.scalar(select(Operator.id).where(Operator.interface == interface))
+        memo[interface] = session.scalar(_INTERFACE_OPERATOR, {"interface": interface})
     return memo[interface]
 
 

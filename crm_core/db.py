@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,5 +77,17 @@ def dispose_reader(sessions: sessionmaker[Session]) -> None:
 
 def insert_or_ignore(session: Session, table: Any, unique: list[str], **values: Any) -> None:
     """INSERT that does nothing when a row with the same `unique` columns exists (race-free get-or-create)."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    session.execute(dialect.insert(table).values(**values).on_conflict_do_nothing(index_elements=unique))
+    insert_all_or_ignore(session, table, unique, [values])
+
+
+def insert_all_or_ignore(session: Session, table: Any, unique: list[str], rows: list[dict[str, Any]]) -> None:
+    """`insert_or_ignore` for many rows with the same keys, in one executemany."""
+    statement = _insert_ignoring(getattr(table, "__table__", table), tuple(unique), session.get_bind().dialect.name)
+    session.execute(statement, rows)
+
+
+@lru_cache(maxsize=32)
+def _insert_ignoring(table: Any, unique: tuple[str, ...], dialect_name: str) -> Any:
+    """Built once: building an INSERT costs more than running it on SQLite (the call logger's hot path)."""
+    dialect = postgresql if dialect_name == "postgresql" else sqlite
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(unique))
