@@ -42,7 +42,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -510,22 +509,16 @@ def measure(url: str, scale: Scale, samples: int, seed: int) -> None:
 
 
 def explain(url: str, raw: str) -> None:
-    """EXPLAIN (ANALYZE, BUFFERS) of every statement the card of `raw` runs, with its real parameters."""
+    """EXPLAIN (ANALYZE, BUFFERS) of every statement the card of `raw` runs on PostgreSQL (the owners
+    with their clients, then the five sections selected through the number), with its real parameters."""
     engine = make_engine(url)
     e164 = cards.try_normalize(raw)
     with make_sessionmaker(engine)() as session:
-        ids = [m.client_id for m in cards.clients_for_number(session, e164)] if e164 else []
-        print(f"{raw} -> {e164}: clients {ids}")
-        statements: list[tuple[str, Any, dict[str, Any]]] = [("owners", cards._OWNED_CLIENTS, {"e164": e164})]
-        for name in ("_PHONES", "_CONTACTS", "_OPEN_REQUESTS", "_OPEN_DEBTS"):
-            statements.append((name, getattr(cards, name), {"ids": ids}))
-        newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": cards.RECENT_INTERACTIONS}
-        statements.append(("last calls and notes", cards._newest_interactions(max(1, len(ids))), newest))
-        for name, statement, params in statements:
-            if not ids and name != "owners":
-                break
-            sql = str(statement.params(**params).compile(dialect=postgresql.dialect(),
-                                                         compile_kwargs={"literal_binds": True}))
+        print(f"{raw} -> {e164}: clients {[m.client_id for m in cards.clients_for_number(session, e164)]}")
+        names = ("owners", "phones", "contacts", "open requests", "open debts", "last calls and notes")
+        for name, statement in zip(names, (cards._OWNED_CLIENTS, *cards._BY_NUMBER), strict=True):
+            sql = str(statement.params(e164=e164).compile(dialect=postgresql.dialect(),
+                                                          compile_kwargs={"literal_binds": True}))
             plan = session.execute(text("EXPLAIN (ANALYZE, BUFFERS) " + sql)).scalars().all()
             print(f"\n--- {name}\n" + "\n".join(plan))
     engine.dispose()

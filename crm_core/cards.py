@@ -13,7 +13,7 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, bindparam, cast, literal, null, select, union_all
+from sqlalchemy import Integer, String, Text, bindparam, cast, literal, null, select, true, union_all
 from sqlalchemy.orm import Session
 
 from crm_core.models import (
@@ -96,10 +96,16 @@ def caller_card(session: Session, caller_raw: str, region: str = "RU") -> dict[s
     }
     if e164 is None:
         return {"caller": caller, "matches": []}
-    (rows,) = _rows(session, [(_OWNED_CLIENTS, {"e164": e164})])  # the owners and their card heads at once
+    number = {"e164": e164}
+    if session.connection().dialect.name == "postgresql":
+        # one round trip: the sections select their clients by the number too (see _BY_NUMBER)
+        rows, *sections = _rows(session, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
+    else:
+        (rows,) = _rows(session, [(_OWNED_CLIENTS, number)])
+        sections = _sections(session, sorted({row.id for row in rows})[:MAX_MATCHES])
     matches = _matches((row.id, row.contact_id) for row in rows)
     chosen = {m.client_id for m in matches}
-    cards = _fill(session, {row.id: _head(row) for row in rows if row.id in chosen})
+    cards = _fill({row.id: _head(row) for row in rows if row.id in chosen}, sections)
     for match in matches:
         card = cards[match.client_id]
         if match.contact_id is not None:
@@ -120,7 +126,8 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
     """Cards of several clients at once: one query per section, not per client."""
     if not client_ids:
         return {}
-    return _fill(session, {row.id: _head(row) for row in session.execute(_CLIENTS, {"ids": list(client_ids)})})
+    cards = {row.id: _head(row) for row in session.execute(_CLIENTS, {"ids": list(client_ids)})}
+    return _fill(cards, _sections(session, list(cards)))
 
 
 def _head(row: Any) -> dict[str, Any]:
@@ -146,12 +153,9 @@ def _head(row: Any) -> dict[str, Any]:
     }
 
 
-def _fill(session: Session, cards: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
-    """The cards' sections: one query each, for all the cards."""
-    ids = list(cards)
-    if not ids:
-        return cards
-    phones, contacts, requests, debts, interactions = _sections(session, ids, RECENT_INTERACTIONS)
+def _fill(cards: dict[int, dict[str, Any]], sections: list[list[Any]]) -> dict[int, dict[str, Any]]:
+    """The cards with their sections' rows (see `_sections`) put in."""
+    phones, contacts, requests, debts, interactions = sections
     for client_id, e164, kind, label in phones:
         cards[client_id]["phones"].append(phone_dict(e164, kind, label))
     for person_id, client_id, name, position, email, e164, kind in contacts:
@@ -177,21 +181,20 @@ def _fill(session: Session, cards: dict[int, dict[str, Any]]) -> dict[int, dict[
     return cards
 
 
-def _sections(session: Session, ids: list[int], limit: int) -> list[Sequence[Any]]:
-    """The rows of phones, contacts, open requests, open debts and newest interactions of `ids`.
-
-    On PostgreSQL the five queries go out in one psycopg pipeline, one round trip instead of five
-    (the card is built between the first ring and "hello", and at 10 M clients the round trips were
-    most of it); elsewhere they run one after another. Same statements, same rows either way.
-    """
-    newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": limit}
+def _sections(session: Session, ids: list[int]) -> list[list[Any]]:
+    """The rows of phones, contacts, open requests, open debts and newest interactions of `ids`
+    (one psycopg pipeline on PostgreSQL, see `_rows`); no query at all for no ids."""
+    if not ids:
+        return [[], [], [], [], []]
+    newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": RECENT_INTERACTIONS}
     statements = [(_PHONES, {"ids": ids}), (_CONTACTS, {"ids": ids}), (_OPEN_REQUESTS, {"ids": ids}),
                   (_OPEN_DEBTS, {"ids": ids}), (_newest_interactions(len(ids)), newest)]
     return _rows(session, statements)
 
 
 def _rows(session: Session, statements: list[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
-    """The rows of each statement, run on the driver's own cursor (one psycopg pipeline on PostgreSQL).
+    """The rows of each statement, run on the driver's own cursor; on PostgreSQL in one psycopg
+    pipeline, one round trip for all (at 10 M clients the round trips were most of a card).
 
     The card runs while the phone rings, and SQLAlchemy's per-execution work (ORM and Core
     contexts, result metadata) cost twice what SQLite took to answer: the statements are compiled
@@ -279,32 +282,37 @@ _OWNED_CLIENTS = (
     .outerjoin(Operator, Client.manager_id == Operator.id)
     .order_by(Client.id)
 )
-_PHONES = (
-    select(ClientPhone.client_id, Phone.e164, Phone.kind, ClientPhone.label)
-    .join(Phone, ClientPhone.phone_id == Phone.id)
-    .where(ClientPhone.client_id.in_(bindparam("ids", expanding=True)))
-    .order_by(ClientPhone.id)
-)
-_CONTACTS = (
-    select(ContactPerson.id, ContactPerson.client_id, ContactPerson.name, ContactPerson.position,
-           ContactPerson.email, Phone.e164, Phone.kind)
-    .outerjoin(Phone, ContactPerson.phone_id == Phone.id)
-    .where(ContactPerson.client_id.in_(bindparam("ids", expanding=True)))
-    .order_by(ContactPerson.id)
-)
-_OPEN_REQUESTS = (
-    select(Request.id, Request.client_id, Request.subject, Department.name, Request.status, Request.created_at)
-    .outerjoin(Department, Request.department_id == Department.id)
-    .where(Request.client_id.in_(bindparam("ids", expanding=True)), Request.status != "closed")
-    .order_by(Request.created_at.desc(), Request.id.desc())
-)
+def _section_statements(owners: Any) -> tuple[Any, Any, Any, Any]:
+    """Phones, contacts, open requests and open debts of the clients `owners` selects."""
+    phones = (
+        select(ClientPhone.client_id, Phone.e164, Phone.kind, ClientPhone.label)
+        .join(Phone, ClientPhone.phone_id == Phone.id)
+        .where(ClientPhone.client_id.in_(owners))
+        .order_by(ClientPhone.id)
+    )
+    contacts = (
+        select(ContactPerson.id, ContactPerson.client_id, ContactPerson.name, ContactPerson.position,
+               ContactPerson.email, Phone.e164, Phone.kind)
+        .outerjoin(Phone, ContactPerson.phone_id == Phone.id)
+        .where(ContactPerson.client_id.in_(owners))
+        .order_by(ContactPerson.id)
+    )
+    requests = (
+        select(Request.id, Request.client_id, Request.subject, Department.name, Request.status, Request.created_at)
+        .outerjoin(Department, Request.department_id == Department.id)
+        .where(Request.client_id.in_(owners), Request.status != "closed")
+        .order_by(Request.created_at.desc(), Request.id.desc())
+    )
+    debts = (
+        select(Debt.id, Debt.client_id, Debt.contract, Debt.creditor, Debt.principal, Debt.total_due, Debt.currency,
+               Debt.days_past_due, Debt.status, Debt.promised_amount, Debt.promised_date)
+        .where(Debt.client_id.in_(owners), Debt.status.in_(OPEN_DEBT_STATUSES))
+        .order_by(Debt.days_past_due.desc(), Debt.id)
+    )
+    return phones, contacts, requests, debts
 
-_OPEN_DEBTS = (
-    select(Debt.id, Debt.client_id, Debt.contract, Debt.creditor, Debt.principal, Debt.total_due, Debt.currency,
-           Debt.days_past_due, Debt.status, Debt.promised_amount, Debt.promised_date)
-    .where(Debt.client_id.in_(bindparam("ids", expanding=True)), Debt.status.in_(OPEN_DEBT_STATUSES))
-    .order_by(Debt.days_past_due.desc(), Debt.id)
-)
+
+_PHONES, _CONTACTS, _OPEN_REQUESTS, _OPEN_DEBTS = _section_statements(bindparam("ids", expanding=True))
 
 
 def debt_dict(row: Any) -> dict[str, Any]:
@@ -363,6 +371,43 @@ def _newest_interactions(n: int) -> Any:
     kept = union_all(*parts).subquery()
     return (select(kept, Operator.name.label("operator"))
             .outerjoin(Operator, Operator.id == kept.c.author_id))
+
+
+def _newest_of_chosen(chosen: Any) -> Any:
+    """`_newest_interactions` for the clients `chosen` selects (its `client_id` column), with LATERAL:
+    the same per-client `ORDER BY … LIMIT` walks, without knowing the ids beforehand (PostgreSQL)."""
+    limit = bindparam("limit", type_=Integer, value=RECENT_INTERACTIONS)
+    calls = (
+        select(Call.client_id, Call.started_at.label("at"), literal("call").label("type"), Call.id.label("row_id"),
+               Call.operator_id.label("author_id"), Call.direction, Call.outcome, Call.wait_seconds,
+               Call.talk_seconds, Call.disposition, cast(null(), Text).label("note"))
+        .where(Call.client_id == chosen.c.client_id)
+        .order_by(Call.started_at.desc(), Call.id.desc())
+        .limit(limit)
+        .lateral()
+    )
+    notes = (
+        select(Interaction.client_id, Interaction.created_at.label("at"), literal("note").label("type"),
+               Interaction.id.label("row_id"), Interaction.author_id, cast(null(), String).label("direction"),
+               cast(null(), String).label("outcome"), cast(null(), Integer).label("wait_seconds"),
+               cast(null(), Integer).label("talk_seconds"), Call.disposition, Interaction.note)
+        .outerjoin(Call, Interaction.call_id == Call.id)
+        .where(Interaction.client_id == chosen.c.client_id)
+        .order_by(Interaction.created_at.desc(), Interaction.id.desc())
+        .limit(limit)
+        .lateral()
+    )
+    kept = union_all(
+        select(calls).select_from(chosen).join(calls, true()),
+        select(notes).select_from(chosen).join(notes, true()),
+    ).subquery()
+    return select(kept, Operator.name.label("operator")).outerjoin(Operator, Operator.id == kept.c.author_id)
+
+
+# The clients a number's card shows (the first MAX_MATCHES owners by id), and the five sections
+# selected through them, so that on PostgreSQL the whole card is one pipeline with no ids to wait for.
+_CHOSEN = select(_OWNED.c.client_id).distinct().order_by(_OWNED.c.client_id).limit(MAX_MATCHES)
+_BY_NUMBER = (*_section_statements(_CHOSEN.scalar_subquery()), _newest_of_chosen(_CHOSEN.subquery()))
 
 
 def last_interactions(session: Session, client_ids: Iterable[int], limit: int) -> dict[int, list[dict]]:

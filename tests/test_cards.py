@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_core.cards import ClientNotFound, caller_card, client_card
+from crm_core.cards import MAX_MATCHES, ClientNotFound, caller_card, client_card
 from crm_core.clients import NewContact, create_client, save_call_note
 from crm_core.db import dispose_reader, make_reader
 from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
@@ -170,8 +170,8 @@ def test_card_takes_a_handful_of_queries_however_many_matches(sessions, crm, tmp
     finally:
         dispose_reader(reader)
     # the owners with their clients, then one per section: phones, contacts, requests, debts, calls
-    # and notes together; on PostgreSQL those five go in one pipeline (one round trip)
-    expected = (6, 2) if s.get_bind().dialect.name == "postgresql" else (6, 6)
+    # and notes together; on PostgreSQL all six go in one pipeline (one round trip)
+    expected = (6, 1) if s.get_bind().dialect.name == "postgresql" else (6, 6)
     assert shared == known == expected
 
 
@@ -213,3 +213,18 @@ def test_card_lists_open_debts_with_amounts_as_text_and_promise(sessions, crm) -
     assert ivan["debts"][0]["promised_amount"] is None and ivan["debts"][0]["promised_date"] is None
     assert [d["contract"] for d in firm["debts"]] == ["F-1"], "a disputed debt is still open"
     assert all(m["debts"] == [] for m in shared)
+
+
+def test_a_switchboard_number_shows_the_first_clients_each_with_their_own_sections(sessions, crm) -> None:
+    with sessions.begin() as s:
+        ids = [create_client(s, f"Абонент {n}", "person", ["+79125550000", f"+7912555{n + 1:04d}"]).id
+               for n in range(MAX_MATCHES + 2)]
+        for n, client_id in enumerate(ids):
+            s.add(Call(linkedid=f"sb-{n}", client_id=client_id, caller_e164="+79125550000", status="ended",
+                       started_at=utcnow() - timedelta(minutes=n), outcome="answered", wait_seconds=n))
+    with sessions() as s:
+        matches = caller_card(s, "89125550000")["matches"]
+    assert [m["id"] for m in matches] == ids[:MAX_MATCHES]
+    for n, card in enumerate(matches):
+        assert [p["e164"] for p in card["phones"]] == ["+79125550000", f"+7912555{n + 1:04d}"]
+        assert [e["wait_seconds"] for e in card["last_interactions"]] == [n]
