@@ -453,11 +453,14 @@ class LiveState:
             self.pause_changes.append(PauseChange(agent.interface, agent.paused_since, now))
             agent.paused_since = None
 
-    def memberships(self) -> dict[str, tuple[MemberTruth, ...]]:
-        """Every known agent's queue memberships as Asterisk reports them (empty: in no queue)."""
-        return {interface: tuple(MemberTruth(q, m.penalty or 0, m.paused, m.reason if m.paused else "")
-                                 for q, m in sorted(self._agent_members(interface)))
-                for interface in self._agents}
+    def membership(self, interface: str) -> tuple[MemberTruth, ...]:
+        """One agent's queue memberships as Asterisk reports them (empty: in no queue)."""
+        return tuple(MemberTruth(q, m.penalty or 0, m.paused, m.reason if m.paused else "")
+                     for q, m in sorted(self._agent_members(interface)))
+
+    def agent_interfaces(self) -> list[str]:
+        """Every known agent, by interface."""
+        return list(self._agents)
 
     def unknown_numbers(self) -> set[str]:
         """Caller numbers on the wall whose card summary is not looked up yet."""
@@ -494,19 +497,26 @@ class LiveState:
             yield None
         queues = []
         for queue in sorted(self._members):
-            if queue in self._members:  # a queue may go while the loop runs other work
-                queues.append(self._queue_figures(queue, now))
+            if queue not in self._members:  # a queue may go while the loop runs other work
+                continue
+            members = sorted(self._members[queue].items())
+            rows = []
+            for start in range(0, len(members), chunk):
+                rows += [self._member_row(interface, member) for interface, member in members[start:start + chunk]
+                         if interface in self._agents]
                 yield None
-        rows: list[dict[str, Any]] = []
+            queues.append(self._queue_figures(queue, now, rows))
+            yield None
+        agent_rows: list[dict[str, Any]] = []
         for start in range(0, len(agents), chunk):
-            rows += [self._agent_figures(agent, now) for agent in agents[start:start + chunk]]
+            agent_rows += [self._agent_figures(agent, now) for agent in agents[start:start + chunk]]
             yield None
         totals = _summed(self._tallies.values())
         yield {
             "at": now,
             "day_start": self._day_start,
             "queues": queues,
-            "agents": rows,
+            "agents": agent_rows,
             "totals": {**totals.figures(), "waiting": len(self._waiting),
                        "longest_wait": max((q["longest_wait"] for q in queues), default=0)},
             "intervals": self._interval_figures(None),
@@ -521,23 +531,25 @@ class LiveState:
         return [{"start": self._day_start + i * INTERVAL_SECONDS, **_summed(ts).figures()}
                 for i, ts in sorted(slots.items())]
 
-    def _queue_figures(self, queue: str, now: float) -> dict[str, Any]:
+    def _member_row(self, interface: str, member: _Member) -> dict[str, Any]:
+        agent = self._agents[interface]
+        state = agent.state
+        if state in ("available", "paused"):
+            state = "paused" if member.paused else "available"
+        return {"interface": interface, "name": self._name(agent), "state": state,
+                "paused": member.paused, "reason": member.reason, "penalty": member.penalty}
+
+    def _queue_figures(self, queue: str, now: float, members: list[dict[str, Any]]) -> dict[str, Any]:
+        """One queue's figures around its `members` rows (see `_member_row`)."""
         limits = self._limits(queue)
         waiting = sorted(((lid, w) for lid, w in self._waiting.items() if w.queue == queue),
                          key=lambda item: item[1].joined)
         counts = dict.fromkeys(AGENT_STATES, 0)
         reasons: dict[str, int] = {}
-        members = []
-        for interface, member in sorted(self._members[queue].items()):
-            agent = self._agents[interface]
-            state = agent.state
-            if state in ("available", "paused"):
-                state = "paused" if member.paused else "available"
-            counts[state] += 1
-            if state == "paused":
-                reasons[member.reason] = reasons.get(member.reason, 0) + 1
-            members.append({"interface": interface, "name": self._name(agent), "state": state,
-                            "paused": member.paused, "reason": member.reason, "penalty": member.penalty})
+        for row in members:
+            counts[row["state"]] += 1
+            if row["state"] == "paused":
+                reasons[row["reason"]] = reasons.get(row["reason"], 0) + 1
         longest = max((round(now - w.joined) for _, w in waiting), default=0)
         figures = self._tallies.get(queue, _Tally()).figures()
         return {

@@ -32,7 +32,7 @@ from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import try_normalize
 from routing import thresholds as stored_thresholds
-from routing.live import LiveState, MemberTruth, OperatorRef, PauseChange, SeedCall, Thresholds
+from routing.live import FIGURES_CHUNK, LiveState, MemberTruth, OperatorRef, PauseChange, SeedCall, Thresholds
 
 log = logging.getLogger(__name__)
 
@@ -253,10 +253,14 @@ class WallService:
         members: dict[int, tuple[MemberTruth, ...]] = {}
         changed: dict[str, tuple[MemberTruth, ...]] = {}
         if self.state.synced:
-            for interface, truth in self.state.memberships().items():
-                op = self.state.operators.get(interface)
-                if op is not None and self._written.get(interface) != truth:
-                    members[op.id], changed[interface] = truth, truth
+            interfaces = self.state.agent_interfaces()
+            for start in range(0, len(interfaces), FIGURES_CHUNK):
+                if start:
+                    await asyncio.sleep(0)  # 1,000 agents in one go held up the pops behind them
+                for interface in interfaces[start:start + FIGURES_CHUNK]:
+                    op = self.state.operators.get(interface)
+                    if op is not None and self._written.get(interface) != (truth := self.state.membership(interface)):
+                        members[op.id], changed[interface] = truth, truth
         if not pauses and not members:
             return
         try:

@@ -87,7 +87,7 @@ def test_memberships_are_what_asterisk_reports() -> None:
                            paused=False, penalty=1))
     state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 2, queue="sales", interface=A, paused=True, reason="logged out"))
     state.apply(QueueEvent(K.MEMBER_REMOVED, NOON + 3, queue="support", interface=B))
-    assert state.memberships() == {
+    assert {interface: state.membership(interface) for interface in state.agent_interfaces()} == {
         A: (MemberTruth("sales", 2, True, "logged out"), MemberTruth("support", 1, False, "")),
         B: (),
     }
@@ -123,3 +123,18 @@ def test_figures_built_in_steps_survive_events_between_the_steps() -> None:
     assert pauses and all(step is None for step in pauses)
     assert {a["interface"] for a in figures["agents"]} == {A, B}
     assert [w["linkedid"] for w in queue(state.figures(NOON + 6), "sales")["waiting"]] == ["c1"]
+
+
+def test_queue_members_are_built_in_steps_too() -> None:
+    """A queue of 1,000 members was one unyielding step; its rows now come a chunk per step, and a
+    member leaving before the queue's turn is left out."""
+    state = synced_state()
+    state.apply(QueueEvent(K.MEMBER_ADDED, NOON + 1, queue="sales", interface=B, member_name="B", status=1))
+    members = len(queue(state.figures(NOON + 5), "sales")["members"])
+    assert members == 2
+    steps = state.figure_steps(NOON + 5, chunk=1)
+    next(steps)
+    state.apply(QueueEvent(K.MEMBER_REMOVED, NOON + 5, queue="sales", interface=B))
+    *pauses, figures = list(steps)
+    assert len(pauses) + 1 >= 2 * len(state.agent_interfaces()) + members, "a step per agent and per member"
+    assert [m["interface"] for m in queue(figures, "sales")["members"]] == [A]
