@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from callcard.bus import BusError, MemoryBus, RedisBus, desk_topic, make_bus
+from callcard.bus import BusError, MemoryBus, RedisBus, desk_topic, make_bus, until_stopped
 
 
 async def _next(sub, timeout: float = 2.0):  # type: ignore[no-untyped-def]
@@ -60,3 +60,29 @@ async def test_kept_values_are_per_key_forgettable_and_expire(bus) -> None:  # t
     await bus.forget("live.desk.1", "a:pop", "never-kept")
     assert await bus.kept("live.desk.1") == {}
     assert await bus.kept("live.desk.2") == {"c:pop": {"n": 3}}
+
+
+async def test_until_stopped_gives_a_burst_in_order_and_notices_a_stop_at_once(bus) -> None:  # type: ignore[no-untyped-def]
+    sub = await bus.subscribe("calls")
+    stop = asyncio.Event()
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for message in until_stopped(sub, stop):
+            got.append(message["i"])
+            if message["i"] == 99:
+                stop.set()  # messages 100.. are already waiting: the consumer still stops here
+
+    consumer = asyncio.create_task(consume())
+    for i in range(150):
+        await bus.publish("calls", {"i": i})
+    await asyncio.wait_for(consumer, 5)
+    assert got == list(range(100))
+
+    stop.clear()
+    waiting = asyncio.create_task(consume())  # takes the rest, then waits: a stop ends the wait
+    await asyncio.sleep(0.2)
+    assert got == list(range(150)) and not waiting.done()
+    stop.set()
+    await asyncio.wait_for(waiting, 2)
+    await sub.close()
