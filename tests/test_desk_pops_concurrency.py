@@ -6,6 +6,8 @@ import asyncio
 import threading
 import time
 
+import pytest
+
 from agent_desk import pops
 from agent_desk.pops import DeskPopper
 from ami_bridge.events import CallEvent, CallEventKind
@@ -30,6 +32,7 @@ def operators(sessions) -> dict[str, int]:  # type: ignore[no-untyped-def]
         return {"a": a.id, "b": b.id}
 
 
+@pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)  # SQLite reads on the loop: see below
 async def test_a_slow_card_delays_only_its_own_call_and_its_state_follows_its_pop(sessions) -> None:  # type: ignore[no-untyped-def]
     ids = operators(sessions)
     bus = MemoryBus()
@@ -61,6 +64,24 @@ async def test_a_slow_card_delays_only_its_own_call_and_its_state_follows_its_po
         release.set()
         stop.set()
         await asyncio.wait_for(runner, 5)
+
+
+async def test_cards_are_read_on_the_loop_from_sqlite_and_in_a_worker_thread_from_postgresql(sessions) -> None:  # type: ignore[no-untyped-def]
+    operators(sessions)
+    popper = DeskPopper(sessions, MemoryBus(), "RU")
+    threads: list[threading.Thread] = []
+    card = popper._card
+
+    def recording(ev: CallEvent):  # type: ignore[no-untyped-def]
+        threads.append(threading.current_thread())
+        return card(ev)
+
+    popper._card = recording  # type: ignore[method-assign]
+    await popper.handle(event(CallEventKind.OFFERED, "t.1"))
+    (_, pop), = await popper.handle(event(CallEventKind.RINGING, "t.1", interface=IFACE_A))
+    assert pop["card"]["caller"]["e164"] == "+73517654321"
+    on_loop = sessions.kw["bind"].dialect.name == "sqlite"
+    assert threads == [threading.current_thread()] if on_loop else threads[0] is not threading.current_thread()
 
 
 async def test_many_calls_at_once_each_pop_once_then_their_state_in_order(sessions) -> None:  # type: ignore[no-untyped-def]
