@@ -97,14 +97,15 @@ def caller_card(session: Session, caller_raw: str, region: str = "RU") -> dict[s
     if e164 is None:
         return {"caller": caller, "matches": []}
     number = {"e164": e164}
-    if session.connection().dialect.name == "postgresql":
-        # one round trip: the sections select their clients by the number too (see _BY_NUMBER)
+    by_number = session.connection().dialect.name == "postgresql"
+    if by_number:  # one round trip: the sections select their clients through the number (_BY_NUMBER)
         rows, *sections = _rows(session, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
     else:
         (rows,) = _rows(session, [(_OWNED_CLIENTS, number)])
-        sections = _sections(session, sorted({row.id for row in rows})[:MAX_MATCHES])
     matches = _matches((row.id, row.contact_id) for row in rows)
     chosen = {m.client_id for m in matches}
+    if not by_number:
+        sections = _sections(session, [m.client_id for m in matches])
     cards = _fill({row.id: _head(row) for row in rows if row.id in chosen}, sections)
     for match in matches:
         card = cards[match.client_id]
@@ -344,63 +345,54 @@ def _newest_interactions(n: int) -> Any:
     `limit` rows, where a window over all of a client's rows would read a busy company's 50,000
     calls to keep 10; operators are joined to the kept rows only.
     """
+    limit = bindparam("limit", type_=Integer)
     parts = []
     for i in range(n):
         client_id = bindparam(f"id{i}", type_=Integer)
-        limit = bindparam("limit", type_=Integer)
-        parts.append(select(
-            select(Call.client_id, Call.started_at.label("at"), literal("call").label("type"), Call.id.label("row_id"),
-                   Call.operator_id.label("author_id"), Call.direction, Call.outcome, Call.wait_seconds,
-                   Call.talk_seconds, Call.disposition, cast(null(), Text).label("note"))
-            .where(Call.client_id == client_id)
-            .order_by(Call.started_at.desc(), Call.id.desc())
-            .limit(limit)
-            .subquery()
-        ))
-        parts.append(select(
-            select(Interaction.client_id, Interaction.created_at.label("at"), literal("note").label("type"),
-                   Interaction.id.label("row_id"), Interaction.author_id, cast(null(), String).label("direction"),
-                   cast(null(), String).label("outcome"), cast(null(), Integer).label("wait_seconds"),
-                   cast(null(), Integer).label("talk_seconds"), Call.disposition, Interaction.note)
-            .outerjoin(Call, Interaction.call_id == Call.id)
-            .where(Interaction.client_id == client_id)
-            .order_by(Interaction.created_at.desc(), Interaction.id.desc())
-            .limit(limit)
-            .subquery()
-        ))
-    kept = union_all(*parts).subquery()
-    return (select(kept, Operator.name.label("operator"))
-            .outerjoin(Operator, Operator.id == kept.c.author_id))
+        parts += [select(_newest_calls(client_id, limit).subquery()), select(_newest_notes(client_id, limit).subquery())]
+    return _with_operator(union_all(*parts).subquery())
 
 
 def _newest_of_chosen(chosen: Any) -> Any:
     """`_newest_interactions` for the clients `chosen` selects (its `client_id` column), with LATERAL:
     the same per-client `ORDER BY … LIMIT` walks, without knowing the ids beforehand (PostgreSQL)."""
     limit = bindparam("limit", type_=Integer, value=RECENT_INTERACTIONS)
-    calls = (
+    calls = _newest_calls(chosen.c.client_id, limit).lateral()
+    notes = _newest_notes(chosen.c.client_id, limit).lateral()
+    return _with_operator(union_all(
+        select(calls).select_from(chosen).join(calls, true()),
+        select(notes).select_from(chosen).join(notes, true()),
+    ).subquery())
+
+
+def _newest_calls(client_id: Any, limit: Any) -> Any:
+    """A client's newest `limit` calls, in the timeline's columns."""
+    return (
         select(Call.client_id, Call.started_at.label("at"), literal("call").label("type"), Call.id.label("row_id"),
                Call.operator_id.label("author_id"), Call.direction, Call.outcome, Call.wait_seconds,
                Call.talk_seconds, Call.disposition, cast(null(), Text).label("note"))
-        .where(Call.client_id == chosen.c.client_id)
+        .where(Call.client_id == client_id)
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(limit)
-        .lateral()
     )
-    notes = (
+
+
+def _newest_notes(client_id: Any, limit: Any) -> Any:
+    """A client's newest `limit` notes, in the timeline's columns (the disposition of their call)."""
+    return (
         select(Interaction.client_id, Interaction.created_at.label("at"), literal("note").label("type"),
                Interaction.id.label("row_id"), Interaction.author_id, cast(null(), String).label("direction"),
                cast(null(), String).label("outcome"), cast(null(), Integer).label("wait_seconds"),
                cast(null(), Integer).label("talk_seconds"), Call.disposition, Interaction.note)
         .outerjoin(Call, Interaction.call_id == Call.id)
-        .where(Interaction.client_id == chosen.c.client_id)
+        .where(Interaction.client_id == client_id)
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
         .limit(limit)
-        .lateral()
     )
-    kept = union_all(
-        select(calls).select_from(chosen).join(calls, true()),
-        select(notes).select_from(chosen).join(notes, true()),
-    ).subquery()
+
+
+def _with_operator(kept: Any) -> Any:
+    """Timeline rows with their operator's name, joined to the kept rows only."""
     return select(kept, Operator.name.label("operator")).outerjoin(Operator, Operator.id == kept.c.author_id)
 
 
