@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,21 +46,6 @@ def _unavailable(exc: Exception) -> bool:
     return isinstance(exc, DBAPIError) and exc.connection_invalidated
 
 
-# The columns the logger owns; the rest of a call's row (disposition, IVR path) is others' to write.
-_LOGGED = ("direction", "caller_raw", "caller_e164", "caller_name", "did", "queue", "department_id", "operator_id",
-           "client_id", "agent_interface", "started_at", "answered_at", "ended_at", "wait_seconds", "talk_seconds",
-           "status", "outcome")
-_CALLS = Call.__table__
-# Statements built once: building them per batch cost more than running them on SQLite.
-_SELECT_LOGGED = (select(_CALLS.c.id, _CALLS.c.linkedid, *(_CALLS.c[name] for name in _LOGGED))
-                  .where(_CALLS.c.linkedid.in_(bindparam("linkedids", expanding=True)))
-                  .order_by(_CALLS.c.linkedid).with_for_update())
-_QUEUE_DEPARTMENT = select(Department.id).where(Department.queue == bindparam("queue"))
-_INTERFACE_OPERATOR = select(Operator.id).where(Operator.interface == bindparam("interface"))
-_UPDATE_LOGGED = (update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
-                  .values({name: bindparam(name) for name in _LOGGED}))
-
-
 @dataclass(slots=True)
 class LoggedCall:
     """The logger's columns of one Call row, merged in memory and written back with one UPDATE
@@ -88,6 +73,20 @@ class LoggedCall:
 
     def logged(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in _LOGGED}
+
+
+# The columns the logger owns (LoggedCall's, after id and linkedid); the rest of a call's row
+# (disposition, IVR path) is others' to write.
+_LOGGED = tuple(f.name for f in fields(LoggedCall))[2:]
+_CALLS = Call.__table__
+# Statements built once: building them per batch cost more than running them on SQLite.
+_SELECT_LOGGED = (select(*(_CALLS.c[f.name] for f in fields(LoggedCall)))
+                  .where(_CALLS.c.linkedid.in_(bindparam("linkedids", expanding=True)))
+                  .order_by(_CALLS.c.linkedid).with_for_update())
+_QUEUE_DEPARTMENT = select(Department.id).where(Department.queue == bindparam("queue"))
+_INTERFACE_OPERATOR = select(Operator.id).where(Operator.interface == bindparam("interface"))
+_UPDATE_LOGGED = (update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
+                  .values({name: bindparam(name) for name in _LOGGED}))
 
 
 def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, LoggedCall]:
