@@ -25,6 +25,7 @@ from callcard.settings import Settings
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, ClientPhone, Debt, Department, Operator, Phone
 from crm_core.passwords import hash_password
+from routing.campaigns.manage import figures
 from routing.campaigns.models import Campaign, CampaignDebt, CampaignOperator, DialAttempt, DialSkip
 
 HOSTILE = "<script>alert(1)</script>"
@@ -442,3 +443,15 @@ def test_a_recorded_result_frees_the_operator_in_the_dialler(sessions, world, ca
         csrf = csrf_of(http.get("/desk").text)
         assert dispose(http, csrf, calls["op1"], code="machine").status_code == 200
     assert dialler.freed == [world["op1"]], "the operator who took the call, not the supervisor"
+
+
+def test_todays_figures_count_the_campaigns_day_also_when_utc_has_another_date(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    """00:30 in Moscow is 21:30 UTC the day before: calls since Moscow's midnight are today's, earlier ones not."""
+    campaign_id = create_campaign(sessions, status="running")
+    now = datetime(2026, 11, 23, 21, 30, tzinfo=UTC)
+    with sessions.begin() as s:
+        for n, placed in enumerate([now - timedelta(minutes=20), now - timedelta(minutes=40)]):  # 00:10, 23:50
+            s.add(DialAttempt(channel_id=f"day-{n}", campaign_id=campaign_id, debt_id=world["debt0"],
+                              phone_e164="+79160000000", placed_at=placed, outcome="no_answer"))
+    with sessions() as s:
+        assert figures(s, s.get(Campaign, campaign_id), now).dialled_today == 1

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -383,7 +383,8 @@ def figures(session: Session, campaign: Campaign, now: datetime) -> Figures:
     abandoned), the share nobody took.
     """
     local = now.astimezone(campaign_zone(campaign))
-    today = datetime.combine(local.date(), time(0), local.tzinfo)
+    # in UTC: SQLite compares the stored UTC wall time with the bound value's, whatever its zone
+    today = datetime.combine(local.date(), time(0), local.tzinfo).astimezone(UTC)
     since = now - ABANDON_WINDOW
     states = dict(session.execute(
         select(CampaignDebt.state, func.count()).where(CampaignDebt.campaign_id == campaign.id)
