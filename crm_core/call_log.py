@@ -14,14 +14,14 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import Connection, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus
-from crm_core.cards import clients_for_number
+from crm_core.cards import clients_for_numbers
 from crm_core.db import insert_all_or_ignore, insert_or_ignore
 from crm_core.models import Call, Department, Operator, as_utc
 from crm_core.phones import try_normalize
@@ -83,8 +83,10 @@ _CALLS = Call.__table__
 _SELECT_LOGGED = (select(*(_CALLS.c[f.name] for f in fields(LoggedCall)))
                   .where(_CALLS.c.linkedid.in_(bindparam("linkedids", expanding=True)))
                   .order_by(_CALLS.c.linkedid).with_for_update())
-_QUEUE_DEPARTMENT = select(Department.id).where(Department.queue == bindparam("queue"))
-_INTERFACE_OPERATOR = select(Operator.id).where(Operator.interface == bindparam("interface"))
+_QUEUE_DEPARTMENTS = select(Department.queue, Department.id).where(
+    Department.queue.in_(bindparam("queues", expanding=True)))
+_INTERFACE_OPERATORS = select(Operator.interface, Operator.id).where(
+    Operator.interface.in_(bindparam("interfaces", expanding=True)))
 _UPDATE_LOGGED = (update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
                   .values({name: bindparam(name) for name in _LOGGED}))
 
@@ -95,20 +97,58 @@ def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, LoggedCall
     Rows are selected in linkedid order, so two loggers never lock the same calls crosswise.
     """
     linkedids = sorted({event.linkedid for event in events})
-    calls = _locked_calls(session, linkedids)
+    calls = _locked_calls(session.connection(), linkedids)
     missing = [linkedid for linkedid in linkedids if linkedid not in calls]
     if missing:
         insert_all_or_ignore(session, Call, ["linkedid"], [
             {"linkedid": linkedid, "started_at": min(_start_estimate(e) for e in events if e.linkedid == linkedid)}
             for linkedid in missing
         ])
-        calls.update(_locked_calls(session, missing))
+        calls.update(_locked_calls(session.connection(), missing))
     return calls
 
 
-def _locked_calls(session: Session, linkedids: list[str]) -> dict[str, LoggedCall]:
-    rows = session.execute(_SELECT_LOGGED, {"linkedids": linkedids})
+def _locked_calls(connection: Connection, linkedids: list[str]) -> dict[str, LoggedCall]:
+    rows = connection.execute(_SELECT_LOGGED, {"linkedids": linkedids})
     return {row.linkedid: LoggedCall(*row) for row in rows}
+
+
+@dataclass(frozen=True, slots=True)
+class _Facts:
+    """What merging a batch needs from other tables, read for the whole batch at once (asked per
+    call, these lookups were most of the logger's statements): the department of each queue, the
+    operator on each interface, and each caller number's E.164 form (None: not a phone number)
+    with the clients owning it."""
+
+    departments: dict[str, int | None]
+    operators: dict[str, int | None]
+    numbers: dict[str, str | None]
+    owners: dict[str, list[int]]
+
+    def department_id(self, queue: str) -> int | None:
+        return self.departments.get(queue)
+
+    def operator_id(self, interface: str) -> int | None:
+        return self.operators.get(interface)
+
+
+def _facts(connection: Connection, calls: dict[str, LoggedCall], events: list[CallEvent], region: str) -> _Facts:
+    """The _Facts any of `events` may ask for (a few more than the merge will use is cheaper than
+    a second round of statements)."""
+    queues = {_clean(e.queue, 64) for e in events if e.queue} | {c.queue for c in calls.values() if c.queue}
+    interfaces = {_clean(e.interface, 128) for e in events if e.interface}
+    numbers = {raw: try_normalize(raw, region) for raw in
+               {_clean(e.caller_num, 128) for e in events if e.caller_num and not calls[e.linkedid].caller_raw}}
+    e164s = {e164 for e164 in numbers.values() if e164 is not None}
+    departments: dict[str, int | None] = dict.fromkeys(queues)
+    if queues:
+        departments.update(connection.execute(_QUEUE_DEPARTMENTS, {"queues": sorted(queues)}).all())
+    operators: dict[str, int | None] = dict.fromkeys(interfaces)
+    if interfaces:
+        operators.update(connection.execute(_INTERFACE_OPERATORS, {"interfaces": sorted(interfaces)}).all())
+    owners = {e164: [match.client_id for match in matches]
+              for e164, matches in clients_for_numbers(connection, e164s).items()}
+    return _Facts(departments, operators, numbers, owners)
 
 
 def ensure_call(session: Session, linkedid: str, started_at: datetime) -> Call:
@@ -166,12 +206,13 @@ class CallLogger:
         with self._sessions.begin() as session:
             calls = _rows_for(session, events)
             before = {linkedid: call.logged() for linkedid, call in calls.items()}
+            facts = _facts(session.connection(), calls, events, self._region)
             for event in events:
-                self._merge(session, calls[event.linkedid], event)
+                merge(calls[event.linkedid], event, facts)
             changed = [{"row_id": call.id, **after} for linkedid, call in calls.items()
                        if (after := call.logged()) != before[linkedid]]
             if changed:
-                session.execute(_UPDATE_LOGGED, changed)
+                session.connection().execute(_UPDATE_LOGGED, changed)
 
     async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
         """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop.
@@ -230,104 +271,91 @@ class CallLogger:
             log.exception("call log: could not store %d events (first: %s of call %r)",
                           len(events), events[0].kind, events[0].linkedid)
 
-    def _merge(self, session: Session, call: LoggedCall, event: CallEvent) -> None:
-        at = _utc(event.at)
-        call.started_at = min(as_utc(call.started_at), _start_estimate(event))
-        if event.direction and call.direction != "outbound":
-            # outbound is known only to the bridge that originated the call; a bridge that adopted
-            # it after a takeover or reconnect sees it as inbound, and must not turn it back
-            call.direction = _clean(event.direction, 16)
-        if event.caller_num and not call.caller_raw:
-            self._set_caller(session, call, _clean(event.caller_num, 128))
-        if event.caller_name and not call.caller_name:
-            call.caller_name = _clean(event.caller_name, 256)
-        if event.did and not call.did:
-            call.did = _clean(event.did, 64)
-        if event.queue and not call.queue:
-            call.queue = _clean(event.queue, 64)
-        if call.queue and call.department_id is None:
-            call.department_id = _department_id(session, call.queue)
-        if (event.direction == "outbound" and event.interface and not call.agent_interface
-                and event.kind not in (CallEventKind.RINGING, CallEventKind.RING_STOPPED)):
-            # click-to-call: the operator who dialled owns the call even when the customer never answers
+
+def merge(call: LoggedCall, event: CallEvent, facts: _Facts) -> None:
+    """Merge one event into its call's row (pure: what it looks up is in `facts`)."""
+    at = _utc(event.at)
+    call.started_at = min(as_utc(call.started_at), _start_estimate(event))
+    if event.direction and call.direction != "outbound":
+        # outbound is known only to the bridge that originated the call; a bridge that adopted
+        # it after a takeover or reconnect sees it as inbound, and must not turn it back
+        call.direction = _clean(event.direction, 16)
+    if event.caller_num and not call.caller_raw:
+        _set_caller(call, _clean(event.caller_num, 128), facts)
+    if event.caller_name and not call.caller_name:
+        call.caller_name = _clean(event.caller_name, 256)
+    if event.did and not call.did:
+        call.did = _clean(event.did, 64)
+    if event.queue and not call.queue:
+        call.queue = _clean(event.queue, 64)
+    if call.queue and call.department_id is None:
+        call.department_id = facts.department_id(call.queue)
+    if (event.direction == "outbound" and event.interface and not call.agent_interface
+            and event.kind not in (CallEventKind.RINGING, CallEventKind.RING_STOPPED)):
+        # click-to-call: the operator who dialled owns the call even when the customer never answers
+        call.agent_interface = _clean(event.interface, 128)
+        call.operator_id = facts.operator_id(call.agent_interface)
+
+    if event.kind is CallEventKind.ANSWERED:
+        # answered_at is the first answer; the operator is the latest one (after a transfer,
+        # the colleague who took the call over owns it now).
+        first_answer = call.answered_at is None
+        if first_answer or at < as_utc(call.answered_at):
+            call.answered_at = at
+        if event.interface and (first_answer or at > as_utc(call.answered_at)):
             call.agent_interface = _clean(event.interface, 128)
-            call.operator_id = _operator_id(session, call.agent_interface)
-
-        if event.kind is CallEventKind.ANSWERED:
-            # answered_at is the first answer; the operator is the latest one (after a transfer,
-            # the colleague who took the call over owns it now).
-            first_answer = call.answered_at is None
-            if first_answer or at < as_utc(call.answered_at):
-                call.answered_at = at
-            if event.interface and (first_answer or at > as_utc(call.answered_at)):
-                call.agent_interface = _clean(event.interface, 128)
-                call.operator_id = _operator_id(session, call.agent_interface)
-            if event.wait_seconds is not None:
-                call.wait_seconds = event.wait_seconds
-            elif call.wait_seconds is None:
-                call.wait_seconds = _seconds(call.started_at, at)
-            if call.status != "ended":
-                call.status = "talking"
-        elif event.kind is CallEventKind.TRANSFERRED and event.queue:
-            call.queue = _clean(event.queue, 64)
-            call.department_id = _department_id(session, call.queue)
-            if call.status == "talking":
-                call.status = "ringing"
-        elif event.kind is CallEventKind.ABANDONED:
-            call.outcome = call.outcome or Outcome.ABANDONED.value
-            if event.wait_seconds is not None:
-                call.wait_seconds = event.wait_seconds
-            elif call.wait_seconds is None:
-                call.wait_seconds = _seconds(call.started_at, at)
-            self._end(call, at)
-        elif event.kind is CallEventKind.ENDED:
-            self._end(call, at)
-            if event.outcome is not None and not (event.outcome is Outcome.MISSED and call.answered_at):
-                # missed is "nobody answered": from a bridge that adopted the call after its answer
-                call.outcome = event.outcome.value
-            if event.talk_seconds is not None:
-                call.talk_seconds = event.talk_seconds
-            elif call.talk_seconds is None and call.answered_at is not None:
-                call.talk_seconds = _seconds(call.answered_at, at)
-            if event.wait_seconds is not None:
-                call.wait_seconds = event.wait_seconds
-            elif call.wait_seconds is None and call.answered_at is None:
-                call.wait_seconds = _seconds(call.started_at, at)
-        if call.status == "ended" and call.outcome is None:
-            call.outcome = (Outcome.ANSWERED if call.answered_at else Outcome.MISSED).value
-
-    def _set_caller(self, session: Session, call: LoggedCall, raw: str) -> None:
-        call.caller_raw = raw
-        call.caller_e164 = try_normalize(raw, self._region)
-        if call.caller_e164 is None:
-            log.warning("call %r: caller number %r is not a phone number; kept as is", call.linkedid, raw)
-            return
-        if call.client_id is None:
-            matches = clients_for_number(session, call.caller_e164)
-            if len(matches) == 1:  # several: the operator picks one in the desk
-                call.client_id = matches[0].client_id
-
-    @staticmethod
-    def _end(call: LoggedCall, at: datetime) -> None:
-        call.status = "ended"
-        if call.ended_at is None or at > as_utc(call.ended_at):
-            call.ended_at = at
+            call.operator_id = facts.operator_id(call.agent_interface)
+        if event.wait_seconds is not None:
+            call.wait_seconds = event.wait_seconds
+        elif call.wait_seconds is None:
+            call.wait_seconds = _seconds(call.started_at, at)
+        if call.status != "ended":
+            call.status = "talking"
+    elif event.kind is CallEventKind.TRANSFERRED and event.queue:
+        call.queue = _clean(event.queue, 64)
+        call.department_id = facts.department_id(call.queue)
+        if call.status == "talking":
+            call.status = "ringing"
+    elif event.kind is CallEventKind.ABANDONED:
+        call.outcome = call.outcome or Outcome.ABANDONED.value
+        if event.wait_seconds is not None:
+            call.wait_seconds = event.wait_seconds
+        elif call.wait_seconds is None:
+            call.wait_seconds = _seconds(call.started_at, at)
+        _end(call, at)
+    elif event.kind is CallEventKind.ENDED:
+        _end(call, at)
+        if event.outcome is not None and not (event.outcome is Outcome.MISSED and call.answered_at):
+            # missed is "nobody answered": from a bridge that adopted the call after its answer
+            call.outcome = event.outcome.value
+        if event.talk_seconds is not None:
+            call.talk_seconds = event.talk_seconds
+        elif call.talk_seconds is None and call.answered_at is not None:
+            call.talk_seconds = _seconds(call.answered_at, at)
+        if event.wait_seconds is not None:
+            call.wait_seconds = event.wait_seconds
+        elif call.wait_seconds is None and call.answered_at is None:
+            call.wait_seconds = _seconds(call.started_at, at)
+    if call.status == "ended" and call.outcome is None:
+        call.outcome = (Outcome.ANSWERED if call.answered_at else Outcome.MISSED).value
 
 
-def _department_id(session: Session, queue: str) -> int | None:
-    """The department of a queue, asked once per transaction (a batch holds many calls of a queue)."""
-    memo = session.info.setdefault("call_log.departments", {})
-    if queue not in memo:
-        memo[queue] = session.scalar(_QUEUE_DEPARTMENT, {"queue": queue})
-    return memo[queue]
+def _set_caller(call: LoggedCall, raw: str, facts: _Facts) -> None:
+    call.caller_raw = raw
+    call.caller_e164 = facts.numbers[raw]
+    if call.caller_e164 is None:
+        log.warning("call %r: caller number %r is not a phone number; kept as is", call.linkedid, raw)
+        return
+    if call.client_id is None:
+        owners = facts.owners[call.caller_e164]
+        if len(owners) == 1:  # several: the operator picks one in the desk
+            call.client_id = owners[0]
 
 
-def _operator_id(session: Session, interface: str) -> int | None:
-    """The operator on an interface, asked once per transaction."""
-    memo = session.info.setdefault("call_log.operators", {})
-    if interface not in memo:
-        memo[interface] = session.scalar(_INTERFACE_OPERATOR, {"interface": interface})
-    return memo[interface]
+def _end(call: LoggedCall, at: datetime) -> None:
+    call.status = "ended"
+    if call.ended_at is None or at > as_utc(call.ended_at):
+        call.ended_at = at
 
 
 def _problem(event: CallEvent) -> str | None:

@@ -7,13 +7,25 @@ runs between the first ring and the operator's "hello".
 from __future__ import annotations
 
 from collections import defaultdict, namedtuple
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import Integer, String, Text, bindparam, cast, literal, null, select, true, union_all
+from sqlalchemy import (
+    Connection,
+    Integer,
+    String,
+    Text,
+    bindparam,
+    cast,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+)
 from sqlalchemy.orm import Session
 
 from crm_core.models import (
@@ -48,28 +60,42 @@ class NumberMatch:
     contact_id: int | None
 
 
-def _number_owners() -> Any:
+def _number_owners(*, many: bool) -> Any:
+    """(client_id, contact_id) of the owners of one number (`e164`), or (e164, client_id,
+    contact_id) of the owners of several (`e164s`, expanding)."""
+    number = Phone.e164.in_(bindparam("e164s", expanding=True)) if many else Phone.e164 == bindparam("e164")
+    first = (Phone.e164,) if many else ()
     direct = (
-        select(ClientPhone.client_id, cast(null(), Integer).label("contact_id"))
+        select(*first, ClientPhone.client_id, cast(null(), Integer).label("contact_id"))
         .join(Phone, ClientPhone.phone_id == Phone.id)
-        .where(Phone.e164 == bindparam("e164"))
+        .where(number)
     )
     via_contact = (
-        select(ContactPerson.client_id, ContactPerson.id)
+        select(*first, ContactPerson.client_id, ContactPerson.id)
         .join(Phone, ContactPerson.phone_id == Phone.id)
-        .where(Phone.e164 == bindparam("e164"))
+        .where(number)
     )
     return union_all(direct, via_contact)
 
 
 # Built once: the card runs while the phone rings, and building these statements cost as much as
 # running them (subquery column proxies, coercions). Parameters: e164, ids (expanding), limit.
-_NUMBER_OWNERS = _number_owners()
+_NUMBER_OWNERS = _number_owners(many=False)
+_NUMBERS_OWNERS = _number_owners(many=True)
 
 
 def clients_for_number(session: Session, e164: str) -> list[NumberMatch]:
     """Clients owning `e164` through their own phones or a contact person's, by client id."""
     return _matches(session.execute(_NUMBER_OWNERS, {"e164": e164}))
+
+
+def clients_for_numbers(connection: Connection, e164s: Collection[str]) -> dict[str, list[NumberMatch]]:
+    """`clients_for_number` of each of `e164s` in one statement (the call logger's batch)."""
+    owners: dict[str, list[tuple[int, int | None]]] = {e164: [] for e164 in e164s}
+    if owners:
+        for e164, client_id, contact_id in connection.execute(_NUMBERS_OWNERS, {"e164s": list(owners)}):
+            owners[e164].append((client_id, contact_id))
+    return {e164: _matches(found) for e164, found in owners.items()}
 
 
 def _matches(owners: Iterable[tuple[int, int | None]]) -> list[NumberMatch]:

@@ -10,13 +10,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.event import listen
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus
-from crm_core.call_log import CallLogger
+from crm_core import call_log
+from crm_core.call_log import CallLogger, LoggedCall
 from crm_core.clients import create_client
-from crm_core.models import Call, Department, Operator
+from crm_core.models import Call, Client, Department, Operator
 
 T0 = 1_795_394_611.0
 K = CallEventKind
@@ -106,14 +108,14 @@ def test_a_batch_with_an_event_the_database_refuses_loses_only_that_event(sessio
             logger.apply(event)
     without_it = rows(sessions)
     clear(sessions)
-    merge = logger._merge
+    merge = call_log.merge
 
-    def refusing(session: Session, call: Call, event: CallEvent) -> None:
+    def refusing(call: LoggedCall, event: CallEvent, facts: object) -> None:
         if event is poisoned:
             raise RuntimeError("refused")
-        merge(session, call, event)
+        merge(call, event, facts)
 
-    monkeypatch.setattr(logger, "_merge", refusing)
+    monkeypatch.setattr(call_log, "merge", refusing)
     logger.apply_batch(events)
     assert rows(sessions) == without_it
     assert "could not store" in caplog.text
@@ -158,3 +160,53 @@ def test_start_is_the_earliest_estimate_in_the_batch(sessions, crm) -> None:
     with sessions() as s:
         call = s.scalars(select(Call)).one()
         assert call.started_at.replace(tzinfo=UTC) == datetime.fromtimestamp(T0 + 60, tz=UTC)
+
+
+def test_a_batch_looks_up_operators_clients_and_departments_once_whatever_its_size(sessions, engine) -> None:
+    """Each call of a batch has its own operator, caller and queue; the statements a batch sends
+    do not grow with its calls (asked per call, these lookups were most of the logger's work)."""
+    with sessions.begin() as s:
+        s.add_all([Department(code="sales", name="Продажи", queue="sales"),
+                   Department(code="service", name="Сервис", queue="service")])
+        s.add_all(Operator(login=f"op{i}", name=f"Оператор {i}", password_hash="x", interface=f"Local/{200 + i}@agents")
+                  for i in range(40))
+        for i in range(40):
+            create_client(s, f"Клиент {i}", "person", [f"+7351200{i:04d}"])
+        create_client(s, "Тёзка", "person", ["+73512000001"])  # number 1 belongs to two clients
+    with sessions() as s:
+        ids = dict(s.execute(select(Operator.login, Operator.id)).all())
+    statements: list[str] = []
+    listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    def batch(first: int, n: int) -> list[CallEvent]:
+        events = []
+        for i in range(first, first + n):
+            queue = ("sales", "service")[i % 2]
+            base = {"linkedid": f"b.{i}", "queue": queue, "caller_num": f"8351200{i:04d}" if i != 3 else "anonymous"}
+            agent = {"interface": f"Local/{200 + i}@agents"}
+            events += [CallEvent(kind=K.OFFERED, at=T0 + i, **base),
+                       CallEvent(kind=K.ANSWERED, at=T0 + i + 2, wait_seconds=2, **base, **agent)]
+        return events
+
+    logger = CallLogger(sessions)
+    counts = []
+    for first, n in ((0, 2), (2, 20)):
+        statements.clear()
+        logger.apply_batch(batch(first, n))
+        counts.append(len(statements))
+    assert counts[0] == counts[1], statements
+    with sessions() as s:
+        logged = {c.linkedid: c for c in s.scalars(select(Call))}
+        departments = dict(s.execute(select(Department.queue, Department.id)).all())
+        owners = {c.name: c.id for c in s.scalars(select(Client))}
+    assert len(logged) == 22
+    for i in range(22):
+        call = logged[f"b.{i}"]
+        assert call.operator_id == ids[f"op{i}"]
+        assert call.department_id == departments[("sales", "service")[i % 2]]
+        if i == 1:
+            assert (call.caller_e164, call.client_id) == ("+73512000001", None)  # shared: the operator picks
+        elif i == 3:
+            assert (call.caller_raw, call.caller_e164, call.client_id) == ("anonymous", None, None)
+        else:
+            assert (call.caller_e164, call.client_id) == (f"+7351200{i:04d}", owners[f"Клиент {i}"])
