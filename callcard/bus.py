@@ -9,6 +9,10 @@ Next to pub/sub each bus keeps a few current values by key and field (`keep`, `f
 `kept`): what a late subscriber needs to catch up, such as the calls live on one desk. Redis
 keeps them in a hash that every process reads; memory:// in a dict. Entries expire after
 their TTL, so a value whose owner died never lingers for ever.
+
+Every subscription of a process shares its bus's one Redis pub/sub connection (`_Listener`):
+a web worker with 1,000 desks holds one connection, not 1,000 (each cost ~11 kB, a socket and a
+slot of redis-py's pool of 100: the 101st desk of a worker failed with MaxConnectionsError).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import asyncio
 import json
 import logging
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
@@ -81,26 +85,49 @@ def _unexpired(entries: dict[str, Any]) -> dict[str, dict[str, Any]]:
 
 
 class _QueueSubscription:
-    def __init__(self, bus: MemoryBus, topics: tuple[str, ...]) -> None:
-        self._bus = bus
+    """One consumer's messages, queued by its bus. A deque and one waiter rather than an
+    asyncio.Queue (~3.5 kB of deques and events each; a web worker holds one per desk). A failed
+    Redis connection is queued after the messages already received, and every later `get` raises it."""
+
+    def __init__(self, owner: MemoryBus | _Listener, topics: tuple[str, ...]) -> None:
+        self._owner = owner
         self.topics = topics
-        self.queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._items: deque[dict[str, Any] | Exception] = deque()
+        self._waiter: asyncio.Future[None] | None = None
+
+    def put(self, item: dict[str, Any] | Exception) -> None:
+        self._items.append(item)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
         return self._iterate()
 
     async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
         while True:
-            yield await self.queue.get()
+            yield await self.get()
 
     async def get(self) -> dict[str, Any]:
-        return await self.queue.get()
+        while not self._items:
+            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await waiter
+            finally:
+                if self._waiter is waiter:  # a get cancelled late must not orphan the next one's waiter
+                    self._waiter = None
+        return self.get_nowait()
 
     def get_nowait(self) -> dict[str, Any]:
-        return self.queue.get_nowait()
+        if not self._items:
+            raise asyncio.QueueEmpty
+        item = self._items[0]
+        if isinstance(item, Exception):
+            raise item
+        self._items.popleft()
+        return item
 
     async def close(self) -> None:
-        self._bus._unsubscribe(self)
+        await self._owner.unsubscribe(self)
 
 
 class MemoryBus:
@@ -112,7 +139,7 @@ class MemoryBus:
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         for sub in self._subs.get(topic, ()):
-            sub.queue.put_nowait(message)
+            sub.put(message)
 
     async def subscribe(self, *topics: str) -> _QueueSubscription:
         sub = _QueueSubscription(self, topics)
@@ -120,7 +147,7 @@ class MemoryBus:
             self._subs[topic].add(sub)
         return sub
 
-    def _unsubscribe(self, sub: _QueueSubscription) -> None:
+    async def unsubscribe(self, sub: _QueueSubscription) -> None:
         for topic in sub.topics:
             subs = self._subs.get(topic)
             if subs is not None:
@@ -148,32 +175,105 @@ class MemoryBus:
         self._subs.clear()
 
 
-class _RedisSubscription:
-    def __init__(self, pubsub: Any) -> None:
-        self._pubsub = pubsub
+class _Listener:
+    """One pub/sub connection for every subscription of a RedisBus on one event loop.
 
-    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
-        return self._iterate()
+    A channel is subscribed while any local subscriber wants it; `subscribe` returns once its
+    SUBSCRIBE (or the one another subscriber decided on first) has been sent, as redis-py's own
+    does. Each message is decoded once and queued to every subscriber of its channel. A failure
+    beyond redis-py's retries (Redis gone) is every subscriber's: each `get` raises it, as its own
+    connection's would, and the bus starts a new listener for later subscriptions.
+    """
 
-    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
-        while True:
-            yield await self.get()
+    def __init__(self, redis: Any, prefix: str) -> None:
+        self.pubsub = redis.pubsub()
+        self.loop = asyncio.get_running_loop()
+        self.failed: Exception | None = None
+        self._prefix = prefix
+        self._subs: dict[str, set[_QueueSubscription]] = {}
+        self._commands = asyncio.Lock()  # SUBSCRIBE/UNSUBSCRIBE leave in the order they were decided
+        self._reader: asyncio.Task[None] | None = None
 
-    async def get(self) -> dict[str, Any]:
-        while True:
-            msg = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=None)
-            if msg is None:
-                continue
-            try:
-                return json.loads(msg["data"])
-            except (ValueError, TypeError):
-                log.error("bus: dropped undecodable message on %s", msg.get("channel"))
+    async def subscribe(self, topics: tuple[str, ...]) -> _QueueSubscription:
+        sub = _QueueSubscription(self, topics)
+        channels = list(dict.fromkeys(self._prefix + t for t in topics))
+        new = [c for c in channels if c not in self._subs]
+        for channel in channels:
+            self._subs.setdefault(channel, set()).add(sub)
+        try:
+            async with self._commands:
+                if new and self.failed is None:
+                    await self._send(self.pubsub.subscribe, new)
+        except asyncio.CancelledError:
+            self._drop(sub)
+            raise
+        if self.failed is not None:
+            raise self.failed
+        if self._reader is None:
+            self._reader = asyncio.create_task(self._read(), name="bus-listener")
+        return sub
 
-    def get_nowait(self) -> dict[str, Any]:
-        raise asyncio.QueueEmpty  # what redis-py has read ahead is not reachable without awaiting
+    async def unsubscribe(self, sub: _QueueSubscription) -> None:
+        gone = self._drop(sub)
+        if gone:
+            async with self._commands:
+                if self.failed is None:
+                    await self._send(self.pubsub.unsubscribe, gone)
+
+    def _drop(self, sub: _QueueSubscription) -> list[str]:
+        """Forget `sub`; the channels nobody here wants any more."""
+        gone = []
+        for channel in dict.fromkeys(self._prefix + t for t in sub.topics):
+            subs = self._subs.get(channel)
+            if subs is not None and sub in subs:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[channel]
+                    gone.append(channel)
+        return gone
+
+    async def _send(self, command: Any, channels: list[str]) -> None:
+        try:
+            await command(*channels)
+        except Exception as exc:
+            await self._fail(exc)
+
+    async def _read(self) -> None:
+        try:
+            while True:
+                msg = await self.pubsub.get_message(timeout=None)
+                if msg is not None and msg["type"] == "message":
+                    self._dispatch(msg["channel"].decode(), msg["data"])
+        except Exception as exc:
+            await self._fail(exc)
+
+    def _dispatch(self, channel: str, data: bytes) -> None:
+        subs = self._subs.get(channel)
+        if not subs:
+            return
+        try:
+            message = json.loads(data)
+        except (ValueError, TypeError):
+            log.error("bus: dropped undecodable message on %s", channel)
+            return
+        for sub in subs:
+            sub.put(message)
+
+    async def _fail(self, exc: Exception) -> None:
+        if self.failed is not None:
+            return
+        self.failed = exc
+        for sub in {sub for subs in self._subs.values() for sub in subs}:
+            sub.put(exc)
+        if self._reader is not None and self._reader is not asyncio.current_task():
+            self._reader.cancel()
+        await self.pubsub.aclose()
 
     async def close(self) -> None:
-        await self._pubsub.aclose()
+        if self._reader is not None:
+            self._reader.cancel()
+            await asyncio.gather(self._reader, return_exceptions=True)
+        await self.pubsub.aclose()
 
 
 class RedisBus:
@@ -184,14 +284,16 @@ class RedisBus:
 
         self._redis = aioredis.from_url(url)
         self._prefix = prefix
+        self._listener: _Listener | None = None
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
         await self._redis.publish(self._prefix + topic, json.dumps(message, ensure_ascii=False))
 
-    async def subscribe(self, *topics: str) -> _RedisSubscription:
-        pubsub = self._redis.pubsub()
-        await pubsub.subscribe(*(self._prefix + t for t in topics))
-        return _RedisSubscription(pubsub)
+    async def subscribe(self, *topics: str) -> _QueueSubscription:
+        listener = self._listener
+        if listener is None or listener.failed is not None or listener.loop is not asyncio.get_running_loop():
+            listener = self._listener = _Listener(self._redis, self._prefix)
+        return await listener.subscribe(topics)
 
     async def keep(self, key: str, field: str, message: dict[str, Any], ttl: float) -> None:
         """One hash per key; its TTL follows the newest entry, each entry carries its own expiry."""
@@ -211,6 +313,9 @@ class RedisBus:
         await self._redis.ping()
 
     async def close(self) -> None:
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
         await self._redis.aclose()
 
 
