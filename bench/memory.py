@@ -1,18 +1,24 @@
 """Memory of a production layout with 1,000 desks connected and 500 calls live.
 
-Starts every part as its own process on the Redis bus, as the README's Production section runs
-them: `callcard run bridge`, `worker`, `web --workers 2`, `ivr` and `dialler` (PostgreSQL:
-a fresh schema in `test`, dropped afterwards; or `--db sqlite`). The PBX simulator (one queue of
-`--desks` members) and the desk clients (every operator logged in through /login, one websocket
-each) are `bench/pop_latency.py`'s children, separate processes, and are not counted.
+Starts callcard's processes on the Redis bus. `--layout split` (the default) as docker-compose.yml
+runs them, one process per part: `callcard run bridge`, `worker`, `web --workers 2`, `ivr`,
+`dialler`. `--layout compact`, the README's small-centre layout: `app` (`callcard run bridge worker
+ivr dialler web`, every part in one process) and `bridge` (`callcard run bridge`, the second bridge,
+standing by; started once app's bridge leads, so the figures do not depend on which one wins the
+lease). `--layout embedded` measures `callcard serve` (every part in one process, in-process bus).
+PostgreSQL: a fresh schema in `test`, dropped afterwards; or `--db sqlite`. The PBX simulator (one
+queue of `--desks` members) and the desk clients (every operator logged in through /login, one
+websocket each) are `bench/pop_latency.py`'s children, separate processes, and are not counted.
+Every callcard process gets MALLOC_ARENA_MAX=2 as the Dockerfile sets it (`--arenas 0`: glibc's
+default).
 
 Resident memory (VmRSS, and PSS from smaps_rollup, which splits shared pages fairly) of every
 callcard process and its children, at four moments: idle after start-up, all desks connected,
 `--calls` calls ringing (placed at 100/s, agents let them ring `--ring` s), the same calls
 talking. Prints per process and the total against the goal (<= 200 MB RSS total).
-`--layout embedded` measures `callcard serve` (every part in one process, in-process bus) instead.
 
-    .venv/bin/python bench/memory.py                     # 1,000 desks, 500 calls
+    .venv/bin/python bench/memory.py                     # 1,000 desks, 500 calls, split layout
+    .venv/bin/python bench/memory.py --layout compact
     .venv/bin/python bench/memory.py --layout embedded
     .venv/bin/python bench/memory.py --desks 100 --calls 50   # a smoke check
 """
@@ -46,7 +52,12 @@ from pop_multi import (  # noqa: E402
 
 GOAL_MB = 200
 TRACE_FRAMES = 30
-ROLES = ("bridge", "worker", "web", "ivr", "dialler")
+# process name: `callcard run` arguments, started in this order, each ready before the next
+LAYOUTS = {
+    "split": {"bridge": ("bridge",), "worker": ("worker",), "web": ("web", "--workers", "2"), "ivr": ("ivr",),
+              "dialler": ("dialler",)},
+    "compact": {"app": ("bridge", "worker", "ivr", "dialler", "web"), "bridge": ("bridge",)},
+}
 
 
 def status_kb(pid: int, field: str) -> int:
@@ -101,16 +112,18 @@ class MemoryRun(ServiceOrchestrator):
                                "--ring", str(a.ring), "--talk", str(a.talk))
         sim_port = (await sim.line("READY", pl.STARTUP_TIMEOUT))["port"]
         http_port = pl.free_port()
-        metrics = {role: pl.free_port() for role in ROLES if role != "web"}
         env = {**os.environ, "CALLCARD_DATABASE_URL": self.db_url, "CALLCARD_AMI_HOST": "127.0.0.1",
                "CALLCARD_AMI_PORT": str(sim_port), "CALLCARD_HTTP_HOST": "127.0.0.1",
                "CALLCARD_HTTP_PORT": str(http_port), "CALLCARD_SECRET_KEY": pl.SECRET_KEY,
                "CALLCARD_AGI_HOST": "127.0.0.1", "CALLCARD_AGI_PORT": str(pl.free_port())}
         env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        env.pop("MALLOC_ARENA_MAX", None)
+        if a.arenas:
+            env["MALLOC_ARENA_MAX"] = str(a.arenas)
         if a.layout == "embedded":
             await self.start_embedded(env, http_port)
         else:
-            await self.start_production(env, http_port, metrics)
+            await self.start_processes(env, http_port, LAYOUTS[a.layout])
         await asyncio.sleep(5)
         self.snaps: dict[str, list[tuple[str, int, int, int]]] = {}
         await self.snap("idle")
@@ -149,22 +162,37 @@ class MemoryRun(ServiceOrchestrator):
             print_growth(self.workdir, names[0], names[1], "desks connected")
             print_growth(self.workdir, names[1], names[-1], "calls live")
 
-    async def start_production(self, env: dict[str, str], http_port: int, metrics: dict[str, int]) -> None:
-        """bridge, worker, web --workers 2, ivr, dialler on Redis; returns once each is ready."""
+    async def start_processes(self, env: dict[str, str], http_port: int, layout: dict[str, tuple[str, ...]]) -> None:
+        """Each process of `layout` on a fresh Redis prefix, in order, each ready before the next
+        starts, so the first one with the bridge part leads."""
         env = {**env, "CALLCARD_BUS_URL": REDIS_URL,
                "CALLCARD_BUS_PREFIX": f"membench-{uuid.uuid4().hex[:8]}:"}
-        for role in ROLES:
-            extra = ("--workers", "2") if role == "web" else ()
-            await self.start_service(role, {**env, "CALLCARD_METRICS_PORT": str(metrics.get(role, 0))}, *extra)
-        by_role = {s.name: s for s in self.services}
-        await wait_until("leading and logged in to the simulator", lambda: "callcard_ami_connected 1.0" in
-                         http_get(f"http://127.0.0.1:{metrics['bridge']}/metrics")[1], by_role["bridge"])
-        for role in ("worker", "ivr", "dialler"):
-            await wait_until("serving metrics", lambda r=role: http_get(f"http://127.0.0.1:{metrics[r]}/metrics")[0]
-                             == 200, by_role[role])
-        await wait_until("ready", lambda: http_get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, by_role["web"])
-        await wait_until("running two workers", lambda: len(descendants(by_role["web"].proc.pid)) >= 3,
-                         by_role["web"])
+        leading = False
+        for name, args in layout.items():
+            lead = "bridge" in args and not leading
+            await self.start_process(name, args, env, http_port, lead)
+            leading = leading or lead
+
+    async def start_process(self, name: str, args: tuple[str, ...], env: dict[str, str], http_port: int,
+                            lead: bool) -> None:
+        """`callcard run <args>`, returning once it leads (`lead`) or else serves its metrics (`web`
+        alone is uvicorn's and has none), and, with the web part, answers /readyz from every worker."""
+        port = pl.free_port()
+        metrics = f"http://127.0.0.1:{port}/metrics"
+        service = await self.start_service(args[0], {**env, "CALLCARD_METRICS_PORT": str(port)}, *args[1:],
+                                           name=name)
+        parts = [arg for arg in args if not arg.startswith("--") and not arg.isdigit()]
+        if lead:
+            await wait_until("leading and logged in to the simulator",
+                             lambda: "callcard_ami_connected 1.0" in http_get(metrics)[1], service)
+        elif parts != ["web"]:
+            await wait_until("serving metrics", lambda: http_get(metrics)[0] == 200, service)
+        if "web" in parts:
+            await wait_until("ready", lambda: http_get(f"http://127.0.0.1:{http_port}/readyz")[0] == 200, service)
+        if "--workers" in args:  # /readyz is answered by whichever worker is up first
+            workers = int(args[args.index("--workers") + 1])
+            await wait_until(f"running {workers} workers",
+                             lambda: len(descendants(service.proc.pid)) >= workers + 1, service)
 
     async def start_embedded(self, env: dict[str, str], http_port: int) -> None:
         """`callcard serve`: every part in one process on the in-process bus (or the same stack under
@@ -258,8 +286,11 @@ def main() -> None:
     ap.add_argument("--talk", type=float, default=600.0, help="seconds each call talks (longer than the run)")
     ap.add_argument("--ring-in", type=float, default=5.0, help="seconds over which the calls are placed")
     ap.add_argument("--db", choices=["postgresql", "sqlite"], default="postgresql")
-    ap.add_argument("--layout", choices=["production", "embedded"], default="production",
-                    help="one process per part on Redis (README, Production), or `callcard serve` alone")
+    ap.add_argument("--layout", choices=[*LAYOUTS, "embedded"],
+                    default="split", help="one process per part on Redis (docker-compose.yml), app and a "
+                                          "second bridge on Redis (README: a small centre), or `callcard serve` alone")
+    ap.add_argument("--arenas", type=int, default=2,
+                    help="MALLOC_ARENA_MAX of every callcard process, as the Dockerfile; 0: glibc's default")
     ap.add_argument("--trace", action="store_true",
                     help="embedded layout under tracemalloc: print where memory grows (slow; sizes differ)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs)")

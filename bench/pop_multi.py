@@ -44,9 +44,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pop_latency as pl  # noqa: E402
 
 PG_SERVER = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-# redis-py 8 pools at most 100 connections per client, and every desk socket holds one (its pub/sub):
-# raised here so 500 desks per web worker can connect at all (see RESULTS.md, Memory).
-REDIS_URL = "redis://127.0.0.1:6379/0?max_connections=5000"
+# As docker-compose.yml's: a process's subscriptions share one connection (callcard/bus.py), so
+# redis-py's pool of 100 is enough for any number of desks.
+REDIS_URL = "redis://127.0.0.1:6379/0"
 CALLCARD = Path(sys.executable).parent / "callcard"
 
 
@@ -150,13 +150,15 @@ class ServiceOrchestrator(pl.Orchestrator):
         self.db_url = db_url
         self.services: list[Service] = []
 
-    async def start_service(self, role: str, env: dict[str, str], *extra: str) -> Service:
-        log = self.workdir / f"{role}.log"
+    async def start_service(self, role: str, env: dict[str, str], *extra: str, name: str = "") -> Service:
+        """`callcard run <role> <extra>` (or `callcard serve`), named `name` (default: the role)."""
+        name = name or role
+        log = self.workdir / f"{name}.log"
         command = ("serve",) if role == "serve" else ("run", role)
         proc = await asyncio.create_subprocess_exec(
             str(CALLCARD), *command, *extra, env=env, stdin=asyncio.subprocess.DEVNULL,
             stdout=log.open("wb"), stderr=asyncio.subprocess.STDOUT, cwd=pl.REPO)
-        service = Service(role, proc, log)
+        service = Service(name, proc, log)
         self.services.append(service)
         return service
 

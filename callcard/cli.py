@@ -1,4 +1,4 @@
-"""`callcard` command line: demo, serve, run <role>, ivr, pbx-sim, migrate, seed, create-user."""
+"""`callcard` command line: demo, serve, run <parts>, ivr, pbx-sim, migrate, seed, create-user."""
 
 from __future__ import annotations
 
@@ -108,29 +108,35 @@ async def _serve(settings: Settings) -> None:
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> None:
-    """One part per process, meeting the others on the Redis bus (see callcard.runtime)."""
-    require_shared_bus(settings, args.role)
+    """Some parts in one process, meeting the others on the Redis bus (see callcard.runtime).
+    `web` alone may have several uvicorn workers; beside other parts it is one in-process server."""
+    parts = list(dict.fromkeys(args.parts))
+    label = " ".join(parts)
+    require_shared_bus(settings, label)
     if args.workers < 1:
         raise CliError(f"--workers must be 1 or more, not {args.workers}")
-    log.info("callcard run %s: database %s, bus %s (prefix %r), AMI %s@%s:%s", args.role,
+    if args.workers > 1 and parts != ["web"]:
+        raise CliError(f"--workers {args.workers} needs `web` alone: uvicorn's workers are processes of their own")
+    log.info("callcard run %s: database %s, bus %s (prefix %r), AMI %s@%s:%s", label,
              safe_url(settings.database_url), safe_url(settings.bus_url), settings.bus_prefix,
              settings.ami_username, settings.ami_host, settings.ami_port)
-    if args.role == "web":
+    if parts == ["web"]:
         _run_web(settings, args.workers)
     else:
-        asyncio.run(_run_part(settings, args.role))
+        asyncio.run(_run_parts(settings, parts))
 
 
-async def _run_part(settings: Settings, part: str) -> None:
+async def _run_parts(settings: Settings, parts: list[str]) -> None:
     from callcard.metrics import serve_metrics
     from callcard.runtime import start_stack, stop_stack
 
-    stack = await start_stack(settings, with_web=False, parts={part})
-    if part == "ivr" and stack.agi is None:
+    label = " ".join(parts)
+    stack = await start_stack(settings, with_web="web" in parts, parts=set(parts) - {"web"})
+    if "ivr" in parts and stack.agi is None:
         await stop_stack(stack)
         raise CliError(f"cannot listen on {settings.agi_host}:{settings.agi_port} for FastAGI")
     metrics = serve_metrics(settings.http_host, settings.metrics_port) if settings.metrics_port else None
-    log.info("callcard run %s: started%s", part,
+    log.info("callcard run %s: started%s", label,
              f", metrics on {settings.http_host}:{settings.metrics_port}" if metrics else "")
     await _wait_for_signal()
     await stop_stack(stack)
@@ -327,11 +333,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="migrate, seed, start the PBX simulator and everything else")
     sub.add_parser("serve", help="web app + AMI bridge + call logger + FastAGI IVR against CALLCARD_AMI_*")
-    run = sub.add_parser("run", help="one part of a several-process deployment on the Redis bus")
-    run.add_argument("role", choices=["bridge", "worker", "web", "ivr", "dialler"],
+    run = sub.add_parser("run", help="some parts of a several-process deployment on the Redis bus")
+    run.add_argument("parts", nargs="+", metavar="PART", choices=["bridge", "worker", "web", "ivr", "dialler"],
                      help="bridge: AMI to bus; worker: call log, pops, wall, inbox timers; web: the app "
-                          "under uvicorn; ivr: FastAGI; dialler: campaigns")
-    run.add_argument("--workers", type=int, default=1, help="web: uvicorn worker processes")
+                          "under uvicorn; ivr: FastAGI; dialler: campaigns. Several share one process")
+    run.add_argument("--workers", type=int, default=1, help="web alone: uvicorn worker processes")
     sub.add_parser("ivr", help="run the FastAGI IVR server alone on CALLCARD_AGI_HOST:CALLCARD_AGI_PORT")
     sim = sub.add_parser("pbx-sim", help="run the PBX simulator alone (AMI over TCP)")
     sim.add_argument("--host", default="127.0.0.1")

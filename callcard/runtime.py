@@ -1,11 +1,13 @@
-"""Run callcard's parts: all in one process (`callcard serve`, the demo, the tests) or one part per
-process on the Redis bus (`callcard run bridge|worker|ivr|dialler`; `run web` is uvicorn's).
+"""Run callcard's parts: all in one process (`callcard serve`, the demo, the tests) or some of them
+per process on the Redis bus (`callcard run PART…`; `run web` alone is uvicorn's).
 
 The parts: `bridge` (AMI -> bus, and the bridge's commands for the other processes), `worker`
 (call logger, desk popper, wall service, follow-ups, escalations, e-mail drop folder), `ivr`
-(FastAGI), `dialler` (campaigns), and the web app. A process without the bridge reaches it through
-`ami_bridge.remote.RemoteBridge`. Consumers subscribe to the bus before the bridge connects, so
-the first call event of a run is never published into the void.
+(FastAGI), `dialler` (campaigns), and the web app. On Redis the other parts reach the bridge
+through `ami_bridge.remote.RemoteBridge`, even beside a bridge of their own: whichever bridge
+leads answers, and this process's may be the standby. Consumers subscribe to the bus before the
+bridge connects, so the first call event of a run is never published into the void. A bridge
+alone opens no database (nor imports SQLAlchemy): a standby bridge costs ~30 MB less.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge
 from callcard.bus import Bus, MemoryBus, make_bus
 from callcard.metrics import DIALLER_CALLS, watch_bridge
 from callcard.settings import Settings
-from crm_core.db import make_engine, make_sessionmaker
 
 if TYPE_CHECKING:  # each part imports its own modules when it starts: a bridge process need not hold the web app
     import uvicorn
@@ -44,6 +45,7 @@ log = logging.getLogger(__name__)
 GC_THRESHOLDS = (20_000, 20, 50)  # gen 0 allocations, gen 1 and gen 2 collection counts (default 700, 10, 10)
 PARTS = ("bridge", "worker", "ivr", "dialler")  # the web app is started by `with_web` (or by uvicorn)
 EVERY_PART = frozenset(PARTS)
+DATABASE_PARTS = frozenset({"worker", "ivr", "dialler"})  # and the web app
 
 
 @dataclass
@@ -51,8 +53,8 @@ class Stack:
     """The running parts, for the CLI and for end-to-end tests."""
 
     settings: Settings
-    engine: Engine
-    sessions: sessionmaker[Session]
+    engine: Engine | None  # None in a process with no part that uses the database (a bridge alone)
+    sessions: sessionmaker[Session] | None
     bus: Bus
     bridge: Bridge | None  # None in a process without the bridge part
     server: uvicorn.Server | None  # None without the web app
@@ -106,8 +108,12 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     unknown = set(parts) - EVERY_PART
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; parts are {', '.join(PARTS)}")
-    engine = make_engine(settings.database_url)
-    sessions = make_sessionmaker(engine)
+    engine = sessions = None
+    if with_web or DATABASE_PARTS & set(parts):
+        from crm_core.db import make_engine, make_sessionmaker
+
+        engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
     bus = make_bus(settings.bus_url, settings.bus_prefix)
     bridge = None
     if "bridge" in parts:
@@ -117,12 +123,46 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
         watch_bridge(bridge)
     stack = Stack(settings, engine, sessions, bus, bridge, None)
     door: Bridge | RemoteBridge
-    if bridge is None:
-        door = stack.remote = RemoteBridge(bus, settings.ami_action_timeout + COMMAND_MARGIN)
-    else:
+    if bridge is not None and isinstance(bus, MemoryBus):
         door = bridge
+    else:
+        door = stack.remote = RemoteBridge(bus, settings.ami_action_timeout + COMMAND_MARGIN)
+    if sessions is not None:
+        await _start_database_parts(stack, sessions, parts, door)
+    await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
+    dialer: Any = door
+    if bridge is not None:
+        click_to_call = AmiDialer(bridge)
+        if isinstance(bus, MemoryBus):
+            dialer = click_to_call
+            stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
+        else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
+            from ami_bridge.leader import run_leading
+            from ami_bridge.remote import serve_bridge_commands
+
+            door_for_term = partial(serve_bridge_commands, bridge, click_to_call.click_to_call, bus)
+            stack.tasks.append(asyncio.create_task(run_leading(bridge, settings, stack.stop, door_for_term),
+                                                   name="ami-bridge"))
+    if with_web:
+        from agent_desk.app import create_app
+
+        assert sessions is not None
+        app = create_app(settings, sessions, bus, dialer=dialer, transferrer=door, supervision=door,
+                         campaign_dialler=stack.dialler)
+        stack.server = web_server(settings, app)
+        stack.tasks.append(asyncio.create_task(stack.server.serve(), name="web"))
+        while not stack.server.started:
+            await asyncio.sleep(0.02)
+    settle_gc()
+    return stack
+
+
+async def _start_database_parts(stack: Stack, sessions: sessionmaker[Session], parts: Collection[str],
+                                door: Bridge | RemoteBridge) -> None:
+    """worker, dialler and ivr, those of them in `parts`."""
+    settings, bus = stack.settings, stack.bus
     if "worker" in parts:
-        _start_worker(stack)
+        _start_worker(stack, sessions)
     if "dialler" in parts:
         from routing.campaigns.service import DiallerService
 
@@ -135,33 +175,9 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
         stack.agi = await _start_ivr(settings, sessions, LiveQueueLoad(door.queue_summary))
         if stack.agi is not None:
             stack.tasks.append(asyncio.create_task(stack.agi.serve_until(stack.stop), name="fastagi"))
-    await asyncio.sleep(0.05)  # let the consumers subscribe before the first event
-    dialer: Any = door
-    if bridge is not None:
-        dialer = AmiDialer(bridge)
-        if isinstance(bus, MemoryBus):
-            stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
-        else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
-            from ami_bridge.leader import run_leading
-            from ami_bridge.remote import serve_bridge_commands
-
-            door_for_term = partial(serve_bridge_commands, bridge, dialer.click_to_call, bus)
-            stack.tasks.append(asyncio.create_task(run_leading(bridge, settings, stack.stop, door_for_term),
-                                                   name="ami-bridge"))
-    if with_web:
-        from agent_desk.app import create_app
-
-        app = create_app(settings, sessions, bus, dialer=dialer, transferrer=door, supervision=door,
-                         campaign_dialler=stack.dialler)
-        stack.server = web_server(settings, app)
-        stack.tasks.append(asyncio.create_task(stack.server.serve(), name="web"))
-        while not stack.server.started:
-            await asyncio.sleep(0.02)
-    settle_gc()
-    return stack
 
 
-def _start_worker(stack: Stack) -> None:
+def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     """The bus consumers that need no PBX session: call log, desk pops, wall, inbox timers."""
     from agent_desk.pops import DeskPopper
     from callcard.streams import run_call_log
@@ -170,7 +186,7 @@ def _start_worker(stack: Stack) -> None:
     from routing.inbox.intake import watch_eml_dir
     from routing.wall import WallService
 
-    settings, sessions, bus = stack.settings, stack.sessions, stack.bus
+    settings, bus = stack.settings, stack.bus
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
     stack.tasks.append(asyncio.create_task(run_call_log(logger, settings, bus, stack.stop), name="call-logger"))
@@ -236,4 +252,5 @@ async def stop_stack(stack: Stack) -> None:
     if stack.remote is not None:
         await stack.remote.close()
     await stack.bus.close()
-    stack.engine.dispose()
+    if stack.engine is not None:
+        stack.engine.dispose()

@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 import websockets
-from sqlalchemy import func, select
+from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session, sessionmaker
 from web_login import alog_in
 
 from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
@@ -115,26 +116,32 @@ def _cookie(http: httpx.AsyncClient) -> str:
     return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
 
 
-async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_once(
-    db_url: str, bus: object, tmp_path: Path
-) -> None:
+def _seeded(db_url: str) -> tuple[Engine, sessionmaker[Session], dict[str, str]]:
+    """The schema and the demo data; the demo users' passwords."""
     upgrade(db_url)
     engine = make_engine(db_url)
     sessions = make_sessionmaker(engine)
     with sessions() as session:
         passwords = seed_demo(session).passwords
         session.commit()
+    return engine, sessions, passwords
+
+
+async def _simulator() -> PbxSimulator:
+    """One queue, sales, with op1's phone, which rings until the test answers it."""
     sim = PbxSimulator(PbxConfig(queues=(QueueConfig("sales", (MemberConfig(OP1, "op1"),)),),
                                  agents={OP1: AgentBehaviour(answer_after=None)}), secret=AMI_SECRET)
     await sim.start("127.0.0.1", 0)
-    web_port, bridge_metrics, agi_port = _free_port(), _free_port(), _free_port()
-    part_metrics = {part: _free_port() for part in ("ivr", "dialler")}
-    env = {
+    return sim
+
+
+def _environment(db_url: str, ami_port: int, web_port: int, agi_port: int) -> dict[str, str]:
+    return {
         **os.environ,
         "CALLCARD_DATABASE_URL": _with_password(db_url),
         "CALLCARD_BUS_URL": REDIS_URL,
         "CALLCARD_BUS_PREFIX": f"callcard-proc-{uuid.uuid4().hex[:8]}:",
-        "CALLCARD_AMI_PORT": str(sim.port),
+        "CALLCARD_AMI_PORT": str(ami_port),
         "CALLCARD_AMI_SECRET": AMI_SECRET,
         "CALLCARD_SECRET_KEY": SECRET_KEY,
         "CALLCARD_HTTP_PORT": str(web_port),
@@ -142,7 +149,16 @@ async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_onc
         "CALLCARD_LOG_FORMAT": "json",
         "CALLCARD_AGI_PORT": str(agi_port),
     }
-    procs = Processes(env, tmp_path)
+
+
+async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_once(
+    db_url: str, bus: object, tmp_path: Path
+) -> None:
+    engine, sessions, passwords = _seeded(db_url)
+    sim = await _simulator()
+    web_port, bridge_metrics, agi_port = _free_port(), _free_port(), _free_port()
+    part_metrics = {part: _free_port() for part in ("ivr", "dialler")}
+    procs = Processes(_environment(db_url, sim.port, web_port, agi_port), tmp_path)
     base = f"http://127.0.0.1:{web_port}"
     try:
         await procs.start("bridge", "run", "bridge", CALLCARD_METRICS_PORT=str(bridge_metrics))
@@ -232,3 +248,67 @@ async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_onc
     assert started and "postgres:***@127.0.0.1" in started[0]["message"], text
     assert {"time", "level", "logger", "message"} <= set(started[0])
     assert calls is not None and calls >= 1
+
+
+async def test_every_part_in_one_process_beside_the_leading_second_bridge(
+    db_url: str, bus: object, tmp_path: Path
+) -> None:
+    """The small centre's layout (README): `run bridge worker ivr dialler web` and a second `run bridge`,
+    started first here so that it leads: app's own bridge stands by, and app's web app and dialler
+    reach Asterisk through the leader's command door. The desk gets the pop, the call is logged
+    once, click-to-call goes out."""
+    engine, sessions, passwords = _seeded(db_url)
+    sim = await _simulator()
+    web_port, bridge_metrics, app_metrics = _free_port(), _free_port(), _free_port()
+    procs = Processes(_environment(db_url, sim.port, web_port, _free_port()), tmp_path)
+    base = f"http://127.0.0.1:{web_port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=10) as http:
+
+            async def says(url: str, text: str) -> bool:
+                procs.check_alive()
+                try:
+                    return text in (await http.get(url)).text
+                except httpx.TransportError:
+                    return False
+
+            bridge_url, app_url = (f"http://127.0.0.1:{port}/metrics" for port in (bridge_metrics, app_metrics))
+            await procs.start("bridge", "run", "bridge", CALLCARD_METRICS_PORT=str(bridge_metrics))
+            await _until(lambda: says(bridge_url, "callcard_ami_connected 1.0"), "the second bridge leading",
+                         START_TIMEOUT)
+            await procs.start("app", "run", "bridge", "worker", "ivr", "dialler", "web",
+                              CALLCARD_METRICS_PORT=str(app_metrics))
+            await _until(lambda: says(app_url, "callcard_dialler_calls_placed_total"), "app's metrics", START_TIMEOUT)
+            assert await says(app_url, "callcard_ami_connected 0.0"), "app's bridge stands by"
+            await _until(lambda: says(f"{base}/readyz", "ok"), "app ready", START_TIMEOUT)
+
+            csrf = await alog_in(http, "op1", passwords["op1"])
+            desk = await websockets.connect(base.replace("http", "ws") + "/ws/desk",
+                                            additional_headers={"Cookie": _cookie(http)})
+            await _receive(desk, lambda m: m["type"] == "hello")
+            linkedid = await sim.place_call("+73512223344", "Ivan Petrov", queue="sales")
+            pop = await _receive(desk, lambda m: m["type"] == "pop")
+            assert (pop["linkedid"], pop["caller_num"]) == (linkedid, "+73512223344")
+            await sim.answer(OP1)
+            await sim.hangup_agent(OP1)
+            await _receive(desk, lambda m: m["type"] == "call_state" and m["state"] == "ended")
+
+            def logged() -> tuple[int, str | None]:
+                with sessions() as session:
+                    rows = session.scalars(select(Call).where(Call.linkedid == linkedid)).all()
+                    return len(rows), rows[0].status if rows else None
+
+            async def ended() -> bool:
+                return (await asyncio.to_thread(logged))[1] == "ended"
+
+            await _until(ended, "the call logged as ended")
+            assert await asyncio.to_thread(logged) == (1, "ended")
+            dialled = await http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": csrf})
+            assert dialled.status_code == 200, dialled.text
+            await desk.close()
+        assert await procs.stop() == {"bridge": 0, "app": 0}, procs.log_text()
+    finally:
+        await procs.stop()
+        await sim.stop()
+        engine.dispose()
+

@@ -77,6 +77,16 @@ def test_a_separate_part_refuses_the_in_process_bus(monkeypatch: pytest.MonkeyPa
                "CALLCARD_BUS_URL=redis://" in capsys.readouterr().err
 
 
+def test_several_parts_share_a_process_but_uvicorn_workers_need_web_alone(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("CALLCARD_BUS_URL", "memory://")
+    assert main(["run", "bridge", "worker"]) == 2
+    assert "`callcard run bridge worker` needs a bus shared with the other processes" in capsys.readouterr().err
+    monkeypatch.setenv("CALLCARD_BUS_URL", "redis://127.0.0.1:1/0")  # refused before anything connects
+    assert main(["run", "worker", "web", "--workers", "2"]) == 2
+    assert "--workers 2 needs `web` alone" in capsys.readouterr().err
+
+
 async def test_start_stack_names_an_unknown_part() -> None:
     with pytest.raises(ValueError, match=r"unknown parts \['web'\]"):
         await start_stack(Settings(), parts={"web"})
