@@ -116,6 +116,21 @@ def _cookie(http: httpx.AsyncClient) -> str:
     return "; ".join(f"{name}={value}" for name, value in http.cookies.items())
 
 
+async def _logged_once_as_ended(sessions: sessionmaker[Session], linkedid: str) -> None:
+    """Waits for the call log to end the call, then checks it holds exactly one row for it."""
+
+    def logged() -> tuple[int, str | None]:
+        with sessions() as session:
+            rows = session.scalars(select(Call).where(Call.linkedid == linkedid)).all()
+            return len(rows), rows[0].status if rows else None
+
+    async def ended() -> bool:
+        return (await asyncio.to_thread(logged))[1] == "ended"
+
+    await _until(ended, "the call logged as ended")
+    assert await asyncio.to_thread(logged) == (1, "ended")
+
+
 def _seeded(db_url: str) -> tuple[Engine, sessionmaker[Session], dict[str, str]]:
     """The schema and the demo data; the demo users' passwords."""
     upgrade(db_url)
@@ -213,16 +228,7 @@ async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_onc
             for socket in desks.values():
                 await _receive(socket, lambda m: m["type"] == "call_state" and m["state"] == "ended")
 
-            def logged() -> tuple[int, str | None]:
-                with sessions() as session:
-                    rows = session.scalars(select(Call).where(Call.linkedid == linkedid)).all()
-                    return len(rows), rows[0].status if rows else None
-
-            async def ended() -> bool:
-                return (await asyncio.to_thread(logged))[1] == "ended"
-
-            await _until(ended, "the call logged as ended")
-            assert await asyncio.to_thread(logged) == (1, "ended")
+            await _logged_once_as_ended(sessions, linkedid)
 
             dialled = await http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": csrf})
             assert dialled.status_code == 200, dialled.text
@@ -293,16 +299,7 @@ async def test_every_part_in_one_process_beside_the_leading_second_bridge(
             await sim.hangup_agent(OP1)
             await _receive(desk, lambda m: m["type"] == "call_state" and m["state"] == "ended")
 
-            def logged() -> tuple[int, str | None]:
-                with sessions() as session:
-                    rows = session.scalars(select(Call).where(Call.linkedid == linkedid)).all()
-                    return len(rows), rows[0].status if rows else None
-
-            async def ended() -> bool:
-                return (await asyncio.to_thread(logged))[1] == "ended"
-
-            await _until(ended, "the call logged as ended")
-            assert await asyncio.to_thread(logged) == (1, "ended")
+            await _logged_once_as_ended(sessions, linkedid)
             dialled = await http.post("/api/dial", json={"number": "+73517654321"}, headers={"X-CSRF-Token": csrf})
             assert dialled.status_code == 200, dialled.text
             await desk.close()
