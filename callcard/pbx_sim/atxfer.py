@@ -18,13 +18,13 @@ Pure like `model.Pbx`: every method takes `now` and returns the events.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim import model
 from callcard.pbx_sim.messages import Message
+from callcard.pbx_sim.timers import CONSULTS, Timer
 
 if TYPE_CHECKING:
     from callcard.pbx_sim.model import Call, Channel, Pbx, Ring
@@ -38,6 +38,7 @@ class Consult:
     agent: Ring  # the operator's answered leg pair: `agent.one` dials and consults
     target: Ring  # the colleague's leg pair, outside any queue
     bridge: str  # the consultation bridge; the caller stays in `call.inner.bridge`
+    rank: int = 0  # creation order: on a clock tie the older consultation's timer fires first
 
 
 class Consultations:
@@ -50,13 +51,14 @@ class Consultations:
     def of(self, call: Call) -> Consult | None:
         return self.by_call.get(call.linkedid)
 
-    def due(self) -> list[tuple[float, Callable[[float], list[Message]]]]:
-        due: list[tuple[float, Callable[[float], list[Message]]]] = []
-        for c in self.by_call.values():
-            if c.target.answered is None:
-                if c.target.answer_at is not None:
-                    due.append((c.target.answer_at, lambda t, c=c: self._answer(c, t)))
-                due.append((c.target.timeout_at, lambda t, c=c: self.end(c, t, "NOANSWER", 19)))
+    def timers(self, c: Consult) -> list[Timer]:
+        """A live consultation's timers, in the order they win a clock tie (the Pbx keeps them on its heap)."""
+        if self.by_call.get(c.call.linkedid) is not c or c.target.answered is not None:
+            return []
+        due: list[Timer] = []
+        if c.target.answer_at is not None:
+            due.append((c.target.answer_at, lambda t: self._answer(c, t)))
+        due.append((c.target.timeout_at, lambda t: self.end(c, t, "NOANSWER", 19)))
         return due
 
     def channels(self) -> list[Channel]:
@@ -100,7 +102,8 @@ class Consultations:
         behaviour = pbx._behaviour(member.interface)
         answer_at = None if behaviour.answer_after is None else now + behaviour.answer_after
         target = model.Ring(member, "", one, two, now, answer_at, now + ATXFER_NO_ANSWER_SECONDS, behaviour.talk)
-        consult = self.by_call[call.linkedid] = Consult(call, agent, target, bridge)
+        consult = self.by_call[call.linkedid] = Consult(call, agent, target, bridge, pbx._timers.new_rank())
+        pbx._timers.watch((CONSULTS, consult.rank), lambda: self.timers(consult))
         if busy:
             return ev + self.end(consult, now, "BUSY", 17)
         ev += pbx._status_changes(before)
@@ -149,10 +152,10 @@ class Consultations:
                m.attended_transfer(agent.one, (caller_bridge, 2), (c.bridge, 1), call.inner, t.one, caller_bridge)]
         t.one.bridge = caller_bridge
         ev += pbx._release_agent(call, agent, now, first=False)
-        call.rings.append(t)
+        t.hangup_at = now + t.talk
+        pbx._add_ring(call, t)
         call.talking, call.last_dest = t, t.one.name
         t.member.in_call = True
-        t.hangup_at = now + t.talk
         return ev + pbx._status_changes(before)
 
     # --- control API and AMI Hangup ----------------------------------------------------

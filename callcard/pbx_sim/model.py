@@ -7,9 +7,9 @@ and sockets; tests can drive this class directly.
 
 from __future__ import annotations
 
+import itertools
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from callcard.pbx_sim import messages as m
@@ -18,6 +18,7 @@ from callcard.pbx_sim.atxfer import Consultations
 from callcard.pbx_sim.messages import Message
 from callcard.pbx_sim.outbound import OutboundCalls, PbxError
 from callcard.pbx_sim.spy import SpyCalls, SpyState
+from callcard.pbx_sim.timers import INBOUND, SPIES, Timer, TimerHeap
 
 NOT_INUSE, INUSE = 1, 2
 TRANSFER_RING_SECONDS = 30.0  # [transfer] colleague: Dial(${TRANSFER_TO},30), then back to the queue
@@ -183,6 +184,7 @@ class Call:
     last_dest: str = ""
     priority: int = 0  # QUEUE_PRIO: placed ahead of waiting callers with a lower one
     agi: AgiLeg | None = None  # set while the inner channel runs AGI() (IVR=1)
+    rank: int = 0  # creation order: on a clock tie the older call's timer fires first
 
     @property
     def linkedid(self) -> str:
@@ -269,6 +271,9 @@ class Pbx:
         self._local = 0
         self._dispatched_at = start
         self._rng = random.Random(config.seed)
+        self._timers = TimerHeap()
+        self._ringing: dict[str, int] = {}  # state interface -> member legs of inbound calls on it
+        self._by_device: dict[str, list[tuple[int, Queue, Member]]] | None = None
         self.outbound = OutboundCalls(self)
         self.spies = SpyCalls(self)
         self.consults = Consultations(self)
@@ -280,34 +285,47 @@ class Pbx:
 
     # --- clock-driven progress --------------------------------------------------------
 
-    def _due(self) -> list[tuple[float, Callable[[float], list[Message]]]]:
-        due: list[tuple[float, Callable[[float], list[Message]]]] = []
-        for call in self.calls.values():
-            due.append((call.give_up_at, lambda t, c=call: self._caller_gone(c, t, 16)))
-            if call.queue and not call.rings and call.talking is None and call.next_try > self._dispatched_at:
-                due.append((call.next_try, self._dispatch))
-            for ring in call.rings:
-                if ring.answered is None:
-                    if ring.answer_at is not None:
-                        due.append((ring.answer_at, lambda t, c=call, r=ring: self._answer(c, r, t)))
-                    due.append((ring.timeout_at, lambda t, c=call, r=ring: self._ring_timeout(c, r, t)))
-                elif ring.hangup_at is not None:
-                    due.append((ring.hangup_at, lambda t, c=call: self._agent_hangs_up(c, t)))
-        return due + self.outbound.due() + self.spies.due() + self.consults.due()
+    def _call_timers(self, call: Call) -> list[Timer]:
+        """A live inbound call's timers, in the order they win a clock tie."""
+        if self.calls.get(call.linkedid) is not call:
+            return []
+        due: list[Timer] = [(call.give_up_at, lambda t: self._caller_gone(call, t, 16))]
+        if call.queue and not call.rings and call.talking is None and call.next_try > self._dispatched_at:
+            due.append((call.next_try, self._dispatch))
+        for ring in call.rings:
+            if ring.answered is None:
+                if ring.answer_at is not None:
+                    due.append((ring.answer_at, lambda t, r=ring: self._answer(call, r, t)))
+                due.append((ring.timeout_at, lambda t, r=ring: self._ring_timeout(call, r, t)))
+            elif ring.hangup_at is not None:
+                due.append((ring.hangup_at, lambda t: self._agent_hangs_up(call, t)))
+        return due
+
+    def _watch(self, call: Call) -> None:
+        """After anything that may give the call a timer (a new call, leg, answer or retry)."""
+        self._timers.watch((INBOUND, call.rank), lambda: self._call_timers(call))
+
+    def _next_timer(self) -> Timer | None:
+        """The timer due first: the heap's, or a spy's (spies are few and their end depends on
+        other calls' channels, so they are scanned each time), a tie going to the earlier group."""
+        first = self._timers.first()
+        spy = min(self.spies.due(), key=lambda d: d[0], default=None)
+        if spy is not None and (first is None or (spy[0], SPIES) < (first[0], first[1][0])):
+            return spy
+        return None if first is None else (first[0], first[2])
 
     def next_deadline(self) -> float | None:
         """Simulated time of the next thing that will happen on its own (None: nothing pending)."""
-        return min((t for t, _ in self._due()), default=None)
+        timer = self._next_timer()
+        return None if timer is None else timer[0]
 
     def advance(self, now: float) -> list[Message]:
         """Play out everything due up to `now`, each at its own exact simulated time."""
         events: list[Message] = []
-        while True:
-            due = [d for d in self._due() if d[0] <= now]
-            if not due:
-                return events
-            t, step = min(due, key=lambda d: d[0])
+        while (timer := self._next_timer()) is not None and timer[0] <= now:
+            t, step = timer
             events += step(t)
+        return events
 
     # --- channels ---------------------------------------------------------------------
 
@@ -349,8 +367,33 @@ class Pbx:
     # --- member status ----------------------------------------------------------------
 
     def _busy(self) -> set[str]:
-        busy = {r.member.state_interface for c in self.calls.values() for r in c.rings}
-        return busy | self.outbound.busy() | self.spies.busy() | self.consults.busy()
+        return set(self._ringing) | self.outbound.busy() | self.spies.busy() | self.consults.busy()
+
+    def _add_ring(self, call: Call, ring: Ring) -> None:
+        """Every member leg of an inbound call comes and goes through these two and `_end_call`: they
+        keep the count of legs on live calls (`_busy` is asked several times a step) and the clock."""
+        call.rings.append(ring)
+        if self.calls.get(call.linkedid) is call:
+            self._count_legs([ring], 1)
+        self._watch(call)
+
+    def _remove_ring(self, call: Call, ring: Ring) -> None:
+        call.rings.remove(ring)
+        if self.calls.get(call.linkedid) is call:
+            self._count_legs([ring], -1)
+
+    def _end_call(self, call: Call) -> None:
+        """The call leaves the PBX; a leg still on it (a dialplan corner left one) stops counting as busy."""
+        self._count_legs(self.calls.pop(call.linkedid).rings, -1)
+
+    def _count_legs(self, rings: list[Ring], by: int) -> None:
+        for ring in rings:
+            device = ring.member.state_interface
+            count = self._ringing.get(device, 0) + by
+            if count:
+                self._ringing[device] = count
+            else:
+                del self._ringing[device]
 
     def status(self, member: Member) -> int:
         """A Local state interface is INUSE (2) as soon as a leg exists, ringing included."""
@@ -362,11 +405,21 @@ class Pbx:
         events: list[Message] = []
         for device in sorted(changed):
             events.append(m.device_state_change(device, "INUSE" if device in after else "NOT_INUSE"))
-        for q in self.queues.values():
-            for mem in q.members:
-                if mem.state_interface in changed:
-                    events.append(m.queue_member_event("QueueMemberStatus", q.name, mem, self.status(mem)))
+        by_device = self._members_by_device()
+        for _, q, mem in sorted(entry for device in changed for entry in by_device.get(device, ())):
+            status = INUSE if mem.state_interface in after else NOT_INUSE
+            events.append(m.queue_member_event("QueueMemberStatus", q.name, mem, status))
         return events
+
+    def _members_by_device(self) -> dict[str, list[tuple[int, Queue, Member]]]:
+        """Queue members by state interface, numbered in queue then member order; rebuilt after
+        QueueAdd/QueueRemove, so a status change does not walk every member of every queue."""
+        if self._by_device is None:
+            self._by_device = {}
+            members = ((q, x) for q in self.queues.values() for x in q.members)
+            for n, (q, x) in enumerate(members):
+                self._by_device.setdefault(x.state_interface, []).append((n, q, x))
+        return self._by_device
 
     # --- inbound call -----------------------------------------------------------------
 
@@ -378,8 +431,13 @@ class Pbx:
         """`Originate Local/s@inbound` with CALLER/QUEUE variables, as the recorder places calls;
         with IVR=1 and an `agi` leg the call stops in AGI() until `agi_done`."""
         one, two = self._pair("Local/s@inbound", "inbound", "s", now, None, ids)
-        call = Call(one, two, give_up_at=now + patience)
+        replaced = self.calls.get(one.linkedid)  # a reused ChannelId: the new call takes the old one's place
+        call = Call(one, two, give_up_at=now + patience,
+                    rank=replaced.rank if replaced else self._timers.new_rank())
+        if replaced:
+            self._count_legs(replaced.rings, -1)
         self.calls[call.linkedid] = call
+        self._watch(call)
         ev: list[Message] = [m.cel(one, "CHAN_START", now), m.newchannel(one),
                              m.cel(two, "CHAN_START", now), m.newchannel(two)]
         one.application, one.app_data = "AppDial2", "(Outgoing Line)"
@@ -512,7 +570,7 @@ class Pbx:
         q = self.queues.get(queue)
         if q is None:
             ev += self._hangup_caller(call, now, 16)
-            del self.calls[call.linkedid]
+            self._end_call(call)
             return ev
         position = next((i for i, c in enumerate(q.callers) if c.priority < call.priority), len(q.callers))
         q.callers.insert(position, call)
@@ -525,24 +583,22 @@ class Pbx:
 
     # --- ringing members --------------------------------------------------------------
 
-    def _available(self, q: Queue) -> list[Member]:
-        busy = self._busy()
-        free = [x for x in q.members if not x.paused and x.state_interface not in busy]
-        if not free:
-            return []
-        low = min(x.penalty for x in free)
-        return [x for x in free if x.penalty == low]
-
     def _pick(self, q: Queue) -> list[Member]:
-        free = self._available(q)
-        if q.strategy == "ringall" or not free:
-            return free
-        n = len(q.members)
-        for step in range(n):
-            idx = (q.rr_next + step) % n
-            if q.members[idx] in free:
-                q.rr_next = idx + 1
-                return [q.members[idx]]
+        """The free members with the lowest penalty among the free: all of them for ringall; for
+        rrmemory the first from where the last pick stopped, by a scan that stops there."""
+        busy = self._busy()
+        members = q.members
+        if q.strategy == "ringall":
+            free = [x for x in members if not x.paused and x.state_interface not in busy]
+            low = min((x.penalty for x in free), default=0)
+            return [x for x in free if x.penalty == low]
+        start = q.rr_next % len(members) if members else 0
+        for level in sorted({x.penalty for x in members}):
+            for idx in itertools.chain(range(start, len(members)), range(start)):
+                x = members[idx]
+                if x.penalty == level and not x.paused and x.state_interface not in busy:
+                    q.rr_next = idx + 1
+                    return [x]
         return []
 
     def _dispatch(self, now: float) -> list[Message]:
@@ -553,7 +609,10 @@ class Pbx:
             for call in list(q.callers):
                 if call.rings or call.next_try > now:
                     continue
-                for member in self._pick(q):
+                members = self._pick(q)
+                if not members:
+                    break  # nobody free: the callers behind get nobody either
+                for member in members:
                     ev += self._ring(call, q, member, now)
         return ev
 
@@ -583,7 +642,7 @@ class Pbx:
         answer_at = None if behaviour.answer_after is None else now + behaviour.answer_after
         timeout_at = now + (q.timeout if q else timeout)
         ring = Ring(member, q.name if q else "", one, two, now, answer_at, timeout_at, behaviour.talk)
-        call.rings.append(ring)
+        self._add_ring(call, ring)
         call.last_dest = one.name
         if behaviour.answer_after == 0:
             ev += self._answer_legs(ring, now) + self._status_changes(before)
@@ -608,6 +667,7 @@ class Pbx:
     def _connect(self, call: Call, ring: Ring, now: float) -> list[Message]:
         ring.answered = now
         ring.hangup_at = now + ring.talk
+        self._watch(call)
         ring.two.priority, ring.two.application, ring.two.app_data = 3, "Wait", f"{ring.talk:g}"
         before = self._busy()
         ev = [m.dial_end(call.inner, ring.one, "ANSWER")]
@@ -643,6 +703,7 @@ class Pbx:
         ev += self._drop_legs(call, ring, now, 0) + self._status_changes(before)
         if not call.rings:
             call.next_try = now + self.queues[call.queue].retry
+            self._watch(call)
         return ev
 
     def _dial_failed(self, call: Call, ring: Ring, now: float, status: str, cause: int) -> list[Message]:
@@ -653,7 +714,7 @@ class Pbx:
 
     def _drop_legs(self, call: Call, ring: Ring, now: float, cause: int) -> list[Message]:
         """Hang up an unanswered member leg pair (cancelled or rang out)."""
-        call.rings.remove(ring)
+        self._remove_ring(call, ring)
         ev = [m.hangup_request(ring.two, cause), m.hangup(ring.one, cause),
               m.cel(ring.one, "HANGUP", now), m.cel(ring.one, "CHAN_END", now),
               m.soft_hangup_request(ring.two, 16), m.hangup(ring.two, cause),
@@ -716,7 +777,7 @@ class Pbx:
         if not first:
             ev.append(m.bridge_destroy(bridge))
         ring.one.bridge = ""
-        call.rings.remove(ring)
+        self._remove_ring(call, ring)
         ring.two.application, ring.two.app_data = "Hangup", ""
         ev.append(m.cdr(ring.two, call.inner.cid_num, _caller_id(call), "", "ANSWERED", now))
         return ev
@@ -732,7 +793,7 @@ class Pbx:
         ev += self._release_agent(call, ring, now, first=True)
         ev += self._complete(call, now, "agent", with_dest=False)
         ev += self._hangup_caller(call, now, 16, answered_by=ring.one.name)
-        del self.calls[call.linkedid]
+        self._end_call(call)
         return ev + self._status_changes(before) + self._dispatch(now)
 
     def _hangup_caller(self, call: Call, now: float, cause: int, answered_by: str = "") -> list[Message]:
@@ -766,7 +827,7 @@ class Pbx:
             ev += self._complete(call, now, "caller", with_dest=True)
             ev += self._hangup_caller(call, now, cause, answered_by=ring.one.name)
             ev += self._release_agent(call, ring, now, first=False)
-        del self.calls[call.linkedid]
+        self._end_call(call)
         return pre + ev + self._status_changes(before) + self._dispatch(now)
 
     # --- actions and the control API --------------------------------------------------
@@ -795,6 +856,7 @@ class Pbx:
         ev += self._status_changes(before)
         if not call.rings:
             call.next_try = now + self.queues[call.queue].retry
+            self._watch(call)
         return ev
 
     def redirect(self, now: float, channel: str, context: str, exten: str) -> list[Message]:
@@ -897,6 +959,7 @@ class Pbx:
                               int(now), dynamic=True)
         member.paused = paused
         q.members.append(member)
+        self._by_device = None
         return [m.queue_member_event("QueueMemberAdded", q.name, member, self.status(member))] + \
             self._dispatch(now)
 
@@ -910,6 +973,7 @@ class Pbx:
         if not member.dynamic:
             raise PbxError("Unable to remove interface: Not dynamic")
         q.members.remove(member)
+        self._by_device = None
         return [m.queue_member_event("QueueMemberRemoved", q.name, member, self.status(member))]
 
     def set_penalty(self, interface: str, penalty: int, queue: str | None) -> list[Message]:

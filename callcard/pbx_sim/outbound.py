@@ -26,12 +26,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.messages import Message
+from callcard.pbx_sim.timers import OUTBOUND, Timer
 
 if TYPE_CHECKING:
     from callcard.pbx_sim.model import AgentBehaviour, Channel, Pbx
@@ -80,6 +80,7 @@ class Outbound:
     bridged_at: float = 0.0
     hold_until: float | None = None  # the answered customer waits in `[dialler]` until then
     abandon_until: float | None = None  # the customer hears the abandon message until then
+    rank: int = 0  # creation order: on a clock tie the older call's timer fires first
 
     @property
     def linkedid(self) -> str:
@@ -138,26 +139,32 @@ class OutboundCalls:
     def channels(self) -> list[Channel]:
         return [ch for out in self.calls.values() for p in out.parties() for ch in (p.one, p.two)]
 
-    def due(self) -> list[tuple[float, Callable[[float], list[Message]]]]:
-        due: list[tuple[float, Callable[[float], list[Message]]]] = []
-        for out in self.calls.values():
-            if out.hold_until is not None:
-                due.append((out.hold_until, lambda t, o=out: self._hold_over(o, t)))
-            if out.abandon_until is not None:
-                due.append((out.abandon_until, lambda t, o=out: self._abandon_done(o, t)))
-            for p in out.parties():
-                if p.answered is None:
-                    if p.decide_at is not None:
-                        due.append((p.decide_at, lambda t, o=out, q=p: self._decide(o, q, t)))
-                    due.append((p.limit_at, lambda t, o=out, q=p: self._failed(o, q, t, NOANSWER)))
-                elif out.bridge:
-                    start = out.bridged_at if p.talk_from_bridge else p.answered
-                    due.append((start + p.talk, lambda t, o=out, q=p: self._talk_end(o, q, t)))
-                elif not p.interface and not p.talk_from_bridge:
-                    # `[outbound]` Wait(OUT_TALK) runs from the answer: the customer also hangs up on
-                    # the hold, the apology or an operator still ringing
-                    due.append((p.answered + p.talk, lambda t, o=out, q=p: self._party_hangs_up(o, q, t)))
+    def timers(self, out: Outbound) -> list[Timer]:
+        """A live call's timers, in the order they win a clock tie (the Pbx keeps them on its heap)."""
+        if self.calls.get(out.linkedid) is not out:
+            return []
+        due: list[Timer] = []
+        if out.hold_until is not None:
+            due.append((out.hold_until, lambda t: self._hold_over(out, t)))
+        if out.abandon_until is not None:
+            due.append((out.abandon_until, lambda t: self._abandon_done(out, t)))
+        for p in out.parties():
+            if p.answered is None:
+                if p.decide_at is not None:
+                    due.append((p.decide_at, lambda t, q=p: self._decide(out, q, t)))
+                due.append((p.limit_at, lambda t, q=p: self._failed(out, q, t, NOANSWER)))
+            elif out.bridge:
+                start = out.bridged_at if p.talk_from_bridge else p.answered
+                due.append((start + p.talk, lambda t, q=p: self._talk_end(out, q, t)))
+            elif not p.interface and not p.talk_from_bridge:
+                # `[outbound]` Wait(OUT_TALK) runs from the answer: the customer also hangs up on
+                # the hold, the apology or an operator still ringing
+                due.append((p.answered + p.talk, lambda t, q=p: self._party_hangs_up(out, q, t)))
         return due
+
+    def _watch(self, out: Outbound) -> None:
+        """After anything that may give the call a timer (a new party, an answer, the hold, the apology)."""
+        self._pbx._timers.watch((OUTBOUND, out.rank), lambda: self.timers(out))
 
     # --- Originate --------------------------------------------------------------------
 
@@ -192,8 +199,11 @@ class OutboundCalls:
             party = self._agent_party(one, two, agent[0], agent[1], now, timeout)
         else:
             party = self._customer_party(one, two, number, variables, now, timeout, modelled=True)
-        out = Outbound(action_id, channel, context, exten, caller, variables, timeout, party)
+        replaced = self.calls.get(one.linkedid)  # a reused ChannelId: the new call takes the old one's place
+        out = Outbound(action_id, channel, context, exten, caller, variables, timeout, party,
+                       rank=replaced.rank if replaced else self._pbx._timers.new_rank())
         self.calls[out.linkedid] = out
+        self._watch(out)
         return ev + self._pbx._status_changes(before) + self._ring(out, party, now)
 
     def _agent_party(self, one: Channel, two: Channel, interface: str, behaviour: AgentBehaviour,
@@ -263,6 +273,7 @@ class OutboundCalls:
         two.priority, two.application, two.app_data = 3, "Wait", f"{party.talk:g}"
         ev.append(m.newexten(two, "Wait", two.app_data))
         if party is out.first:
+            self._watch(out)
             ev += [m.dial_end(None, one, "ANSWER"),
                    m.originate_response_exten(out.action_id, True, one.name, out.context, out.exten, 4,
                                               one.uniqueid, *out.caller, one)]
@@ -273,6 +284,7 @@ class OutboundCalls:
         out.bridged_at = now
         out.bridge = str(uuid.UUID(int=self._pbx._rng.getrandbits(128), version=4))
         first.bridge = one.bridge = out.bridge
+        self._watch(out)
         return ev + [m.dial_end(first, one, "ANSWER"), m.bridge_create(out.bridge),
                      m.bridge_enter(out.bridge, 1, one), m.cel(one, "BRIDGE_ENTER", now),
                      m.bridge_enter(out.bridge, 2, first), m.cel(first, "BRIDGE_ENTER", now)]
@@ -307,6 +319,7 @@ class OutboundCalls:
         else:
             party = self._agent_party(one, two, found[0], found[1], now, limit)
         out.second = party
+        self._watch(out)
         return ev + self._pbx._status_changes(before) + self._ring(out, party, now)
 
     # --- the predictive dialler's hold, Redirect and abandon message ----------------------
@@ -317,6 +330,7 @@ class OutboundCalls:
         first.context, first.exten, first.priority = "dialler", out.exten, 1
         first.application, first.app_data = "Wait", f"{DIALLER_HOLD:g}"
         out.hold_until = now + DIALLER_HOLD
+        self._watch(out)
         return [m.newexten(first, "Wait", first.app_data)]
 
     def _hold_over(self, out: Outbound, now: float) -> list[Message]:
@@ -382,6 +396,7 @@ class OutboundCalls:
         first.context, first.exten, first.priority = "dialler-abandon", "s", 1
         first.application, first.app_data = "Playback", "callcard-abandoned"
         out.abandon_until = now + ABANDON_MESSAGE
+        self._watch(out)
         return [m.newexten(first, "Playback", "callcard-abandoned")]
 
     def _abandon_done(self, out: Outbound, now: float) -> list[Message]:
