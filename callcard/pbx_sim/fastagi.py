@@ -64,7 +64,9 @@ async def _run(pbx: Pbx, apply: Apply, now: Callable[[], float], time_scale: flo
     await asyncio.sleep(max(0.0, (step.at - now()) / time_scale))
     apply(lambda t: pbx.agi_finish(t, linkedid, step))
     lines = list(step.reply)
-    if linkedid not in pbx.calls and not leg.hangup_sent:  # Asterisk tells a FastAGI script at once
+    call = pbx.calls.get(linkedid)
+    left = call is None or call.agi is not leg  # hung up, or taken out of AGI() by a Redirect
+    if left and not leg.hangup_sent:  # Asterisk tells a FastAGI script at once
         leg.hangup_sent = True
         lines.append("HANGUP")
     return "".join(f"{line}\n" for line in lines).encode()

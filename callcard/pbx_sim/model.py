@@ -512,7 +512,8 @@ class Pbx:
 
     def agi_done(self, now: float, linkedid: str, status: str) -> list[Message]:
         """The AGI script closed the socket (SUCCESS) or nobody listened (FAILURE): the personal
-        manager's phone first when the IVR set MANAGER_IFACE, else on to Queue(${QUEUE})."""
+        manager's phone first when the IVR set MANAGER_IFACE, else on to Queue(${QUEUE}).
+        Nothing when the channel already left AGI() (hung up, or sent elsewhere by a Redirect)."""
         call = self.calls.get(linkedid)
         if call is None or call.agi is None:
             return []
@@ -533,6 +534,13 @@ class Pbx:
         two.priority, two.application, two.app_data = 13, "Dial", f"{manager},{seconds:g}"
         ev.append(m.newexten(two, "Dial", two.app_data))
         return ev + self._ring(call, None, self._direct_member(manager, now), now, seconds)
+
+    def _leave_agi(self, call: Call) -> list[Message]:
+        """The channel leaves AGI() before the script ends (a Redirect): res_agi's AGISTATUS is
+        HANGUP, and from now on the script's commands get HANGUP, then 511 (`agi_command`)."""
+        call.agi = None
+        call.inner.variables["AGISTATUS"] = "HANGUP"
+        return [m.var_set(call.inner, "AGISTATUS", "HANGUP")]
 
     def _dialplan_queue(self, call: Call, now: float) -> list[Message]:
         """The `queue` label: Set(QUEUE_PRIO=${IVR_PRIORITY}), Queue(${QUEUE},tT)."""
@@ -602,7 +610,9 @@ class Pbx:
         return []
 
     def _dispatch(self, now: float) -> list[Message]:
-        """Ring free members for waiting callers (autofill: several callers at once)."""
+        """Ring free members for waiting callers (autofill: several callers at once). A ringall
+        member who answers at once ends the ringing for that caller, as a later answer does: the
+        legs rung before are cancelled (`_connect`), the members after are not rung."""
         self._dispatched_at = max(self._dispatched_at, now)
         ev: list[Message] = []
         for q in self.queues.values():
@@ -614,6 +624,8 @@ class Pbx:
                     break  # nobody free: the callers behind get nobody either
                 for member in members:
                     ev += self._ring(call, q, member, now)
+                    if call.talking is not None:
+                        break
         return ev
 
     def _ring(self, call: Call, q: Queue | None, member: Member, now: float,
@@ -863,6 +875,8 @@ class Pbx:
         """Blind transfer of a caller (;2): leave the queue, agent or Dial(), then `[queues] <queue>`
         joins that queue and `[transfer] colleague` Dials ${TRANSFER_TO} (a colleague's phone).
         A dialler call's answered debtor goes to `[connect-agent]` or `[dialler-abandon]` instead.
+        A caller still in its IVR leaves AGI() (AGISTATUS=HANGUP, the script gets HANGUP), so the
+        end of the AGI session routes it no further (`agi_done`).
         `channel` is a name or a uniqueid (a pre-assigned ChannelId), as in Asterisk."""
         outbound = self.outbound.redirect(now, channel, context, exten)
         if outbound is not None:
@@ -877,7 +891,9 @@ class Pbx:
                 or self.consults.of(call) is not None:
             raise PbxError("Redirect failed")
         before = self._busy()
-        if call.talking is not None:
+        if call.agi is not None:
+            ev = self._leave_agi(call)
+        elif call.talking is not None:
             talking = call.talking
             ev = [m.bridge_leave(call.inner.bridge, 1, call.inner)]
             call.inner.bridge = ""
