@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
 from fastapi.responses import RedirectResponse
@@ -18,6 +18,8 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.middleware.sessions import SessionMiddleware
+from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 from agent_desk import health, http, pages, supervisor_http, wall_http, wall_ws, ws
 from agent_desk.auth import LoginRequired, csrf_token, session_language
@@ -101,14 +103,7 @@ def create_app(
     templates.env.autoescape = True
     app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
     app.state.campaign_dialler = campaign_dialler  # routing.campaigns.service.DiallerService, when running here
-    app.add_middleware(
-        SessionMiddleware,
-        secret_key=settings.secret_key,
-        session_cookie="callcard_session",
-        same_site="lax",
-        https_only=settings.secure_cookies,
-        max_age=12 * 60 * 60,
-    )
+    app.add_middleware(SessionMiddleware, **_session_options(settings))
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, _exc: LoginRequired) -> RedirectResponse:
@@ -130,7 +125,32 @@ def create_app(
     return app
 
 
-def create_app_from_env() -> FastAPI:
+def _session_options(settings: Settings) -> dict[str, Any]:
+    return {"secret_key": settings.secret_key, "session_cookie": "callcard_session", "same_site": "lax",
+            "https_only": settings.secure_cookies, "max_age": 12 * 60 * 60}
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """What uvicorn runs: `app`, but a desk socket reaches `ws.desk_socket` through the session
+    layer alone. Each desk holds its socket all shift, and FastAPI's layers for it (error and
+    exception middleware, exit stack, router) stayed on its stack for as long, ~7 kB per desk
+    (bench/RESULTS.md). Every other request, and every test client, goes through `app`."""
+    async def desk(scope: Scope, receive: Receive, send: Send) -> None:
+        await ws.desk_socket(WebSocket(scope, receive, send))
+
+    desk_door = SessionMiddleware(desk, **_session_options(app.state.desk.settings))
+
+    async def front(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket" and scope["path"] == ws.DESK_PATH:
+            scope["app"] = app
+            await desk_door(scope, receive, send)
+        else:
+            await app(scope, receive, send)
+
+    return front
+
+
+def create_app_from_env() -> ASGIApp:
     """uvicorn's app factory for `callcard run web` (every worker process calls it): settings from
     the environment, the Redis bus, and the bridge reached through it (`ami_bridge.remote`) for
     click-to-call, transfers and supervisor actions."""
@@ -148,5 +168,5 @@ def create_app_from_env() -> FastAPI:
         await bus.close()
         engine.dispose()
 
-    return create_app(settings, make_sessionmaker(engine), bus, dialer=bridge, transferrer=bridge,
-                      supervision=bridge, lifespan=lifespan)
+    return served(create_app(settings, make_sessionmaker(engine), bus, dialer=bridge, transferrer=bridge,
+                             supervision=bridge, lifespan=lifespan))

@@ -5,7 +5,8 @@ runs them, one process per part: `callcard run bridge`, `worker`, `web --workers
 `dialler`. `--layout compact`, the README's small-centre layout: `app` (`callcard run bridge worker
 ivr dialler web`, every part in one process) and `bridge` (`callcard run bridge`, the second bridge,
 standing by; started once app's bridge leads, so the figures do not depend on which one wins the
-lease). `--layout embedded` measures `callcard serve` (every part in one process, in-process bus).
+lease); `--layout compact-failover` starts the second bridge first, so that it leads and app's
+stands by, as after app's bridge has failed over. `--layout embedded` measures `callcard serve` (every part in one process, in-process bus).
 PostgreSQL: a fresh schema in `test`, dropped afterwards; or `--db sqlite`. The PBX simulator (one
 queue of `--desks` members) and the desk clients (every operator logged in through /login, one
 websocket each) are `bench/pop_latency.py`'s children, separate processes, and are not counted.
@@ -57,6 +58,8 @@ LAYOUTS = {
     "split": {"bridge": ("bridge",), "worker": ("worker",), "web": ("web", "--workers", "2"), "ivr": ("ivr",),
               "dialler": ("dialler",)},
     "compact": {"app": ("bridge", "worker", "ivr", "dialler", "web"), "bridge": ("bridge",)},
+    # the same two processes after a failover: the second bridge leads, app's bridge stands by
+    "compact-failover": {"bridge": ("bridge",), "app": ("bridge", "worker", "ivr", "dialler", "web")},
 }
 
 

@@ -208,8 +208,10 @@ def web_server(settings: Settings, app: FastAPI) -> uvicorn.Server:
     No log config of uvicorn's own: its lines go through callcard's (text or JSON, redacted)."""
     import uvicorn
 
+    from agent_desk.app import served
+
     config = uvicorn.Config(
-        app, host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
+        served(app), host=settings.http_host, port=settings.http_port, log_level="warning", lifespan="off",
         ws_per_message_deflate=False, log_config=None,
     )
     return uvicorn.Server(config)

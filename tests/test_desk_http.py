@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
-from agent_desk.app import create_app
+from agent_desk.app import create_app, served
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.bus import MemoryBus, desk_topic
@@ -338,20 +338,42 @@ def test_hostile_names_are_text_in_server_rendered_pages(client: TestClient, ses
 # ---- the websocket --------------------------------------------------------------------------------
 
 
-def test_websocket_without_a_session_closes_4401(client: TestClient) -> None:
-    with pytest.raises(WebSocketDisconnect) as closed, client.websocket_connect("/ws/desk") as socket:
+@pytest.fixture(params=["app", "served"])
+def socket_client(request, app, people) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    """Through the FastAPI app's own route, and through `served` as uvicorn runs it (a shorter way)."""
+    with TestClient(app if request.param == "app" else served(app)) as http:
+        yield http
+
+
+def test_websocket_without_a_session_closes_4401(socket_client: TestClient) -> None:
+    with pytest.raises(WebSocketDisconnect) as closed, socket_client.websocket_connect("/ws/desk") as socket:
         socket.receive_json()
     assert closed.value.code == 4401
 
 
-def test_websocket_forwards_only_the_operators_own_topic(client: TestClient, bus: MemoryBus, people) -> None:  # type: ignore[no-untyped-def]
-    log_in(client, "op1")
-    with client.websocket_connect("/ws/desk") as socket:
+def test_websocket_from_another_sites_page_closes_4403(socket_client: TestClient) -> None:
+    log_in(socket_client, "op1")
+    headers = {"origin": "https://evil.example"}
+    with pytest.raises(WebSocketDisconnect) as closed, \
+            socket_client.websocket_connect("/ws/desk", headers=headers) as socket:
+        socket.receive_json()
+    assert closed.value.code == 4403
+
+
+def test_websocket_forwards_only_the_operators_own_topic(socket_client: TestClient, bus: MemoryBus, people) -> None:  # type: ignore[no-untyped-def]
+    log_in(socket_client, "op1")
+    with socket_client.websocket_connect("/ws/desk") as socket:
         assert socket.receive_json() == {"type": "hello", "operator_id": people["op1"], "worker": os.getpid()}
-        client.portal.call(bus.publish, desk_topic(people["op2"]), {"type": "pop", "linkedid": "for-op2"})
-        client.portal.call(bus.publish, desk_topic(people["op1"]), {"type": "pop", "linkedid": "for-op1"})
+        socket_client.portal.call(bus.publish, desk_topic(people["op2"]), {"type": "pop", "linkedid": "for-op2"})
+        socket_client.portal.call(bus.publish, desk_topic(people["op1"]), {"type": "pop", "linkedid": "for-op1"})
         assert socket.receive_json()["linkedid"] == "for-op1"
     assert bus.subscriber_count(desk_topic(people["op1"])) == 0, "subscription must be closed on disconnect"
+
+
+def test_served_app_answers_pages_and_api_as_the_app_does(socket_client: TestClient) -> None:
+    assert socket_client.get("/api/calls").status_code == 401
+    log_in(socket_client, "op1")
+    assert socket_client.get("/desk").status_code == 200
 
 
 def test_russian_and_english_catalogs_have_the_same_strings() -> None:
