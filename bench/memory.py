@@ -6,7 +6,8 @@ runs them, one process per part: `callcard run bridge`, `worker`, `web --workers
 ivr dialler web`, every part in one process) and `bridge` (`callcard run bridge`, the second bridge,
 standing by; started once app's bridge leads, so the figures do not depend on which one wins the
 lease); `--layout compact-failover` starts the second bridge first, so that it leads and app's
-stands by, as after app's bridge has failed over. `--layout embedded` measures `callcard serve` (every part in one process, in-process bus).
+stands by, as after app's bridge has failed over. `--layout embedded` measures `callcard serve`
+(every part in one process, in-process bus).
 PostgreSQL: a fresh schema in `test`, dropped afterwards; or `--db sqlite`. The PBX simulator (one
 queue of `--desks` members) and the desk clients (every operator logged in through /login, one
 websocket each) are `bench/pop_latency.py`'s children, separate processes, and are not counted.
