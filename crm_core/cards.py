@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict, namedtuple
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -253,19 +253,51 @@ def _rows(session: Session, statements: list[tuple[Any, dict[str, Any]]]) -> lis
     return [query.convert(*result) for (query, _), result in zip(prepared, fetched, strict=True)]
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """A statement's SQL for one length of each of its lists, and where each driver parameter
+    comes from: (list name, index), a value's name (index None), or a constant the statement
+    fixes (name None: a literal, a default)."""
+
+    sql: str
+    keys: tuple[str, ...] | None  # the driver's parameter names; None: positional
+    sources: tuple[tuple[str | None, int | None, Any], ...]
+
+    @classmethod
+    def of(cls, expanded: Any, values: dict[str, Any]) -> _Layout:
+        origin = {key: (name, i) for name, keys in expanded.parameter_expansion.items() for i, key in enumerate(keys)}
+        keys = tuple(expanded.positiontup or expanded.parameters)
+        sources: list[tuple[str | None, int | None, Any]] = []
+        for key in keys:
+            name, i = origin.get(key, (key, None))
+            sources.append((name, i, None) if name in values else (None, None, expanded.parameters[key]))
+        return cls(expanded.statement, None if expanded.positiontup else keys, tuple(sources))
+
+    def parameters(self, values: dict[str, Any]) -> Any:
+        found = [fixed if name is None else values[name] if i is None else values[name][i]
+                 for name, i, fixed in self.sources]
+        return found if self.keys is None else dict(zip(self.keys, found, strict=True))
+
+
 @dataclass
 class _Prepared:
     """A card statement compiled for one dialect, with its rows' shape and its columns' types; the
-    types' conversions are looked up once, from the first result's column descriptions."""
+    types' conversions are looked up once, from the first result's column descriptions, and the
+    SQL is expanded once per length of its lists (SQLAlchemy's expansion for each card took four
+    times what SQLite took to run the statement)."""
 
     compiled: Any
     row: type
     types: tuple[Any, ...]
     converters: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
+    layouts: dict[tuple[tuple[str, int], ...], _Layout] = field(default_factory=dict)  # by names, list lengths
 
     def bind(self, values: dict[str, Any]) -> tuple[str, Any]:
-        expanded = self.compiled.construct_expanded_state(values)
-        return expanded.statement, (expanded.positional_parameters if expanded.positiontup else expanded.parameters)
+        shape = tuple((name, len(value) if isinstance(value, list) else -1) for name, value in values.items())
+        layout = self.layouts.get(shape)
+        if layout is None:
+            layout = self.layouts[shape] = _Layout.of(self.compiled.construct_expanded_state(values), values)
+        return layout.sql, layout.parameters(values)
 
     def convert(self, rows: list[tuple[Any, ...]], description: Sequence[Any]) -> list[Any]:
         if self.converters is None:

@@ -10,7 +10,16 @@ from pathlib import Path
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_core.cards import MAX_MATCHES, ClientNotFound, caller_card, client_card
+from crm_core.cards import (
+    _OPEN_DEBTS,
+    _PHONES,
+    MAX_MATCHES,
+    ClientNotFound,
+    _newest_interactions,
+    _prepared,
+    caller_card,
+    client_card,
+)
 from crm_core.clients import NewContact, create_client, save_call_note
 from crm_core.db import dispose_reader, make_reader
 from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
@@ -173,6 +182,38 @@ def test_card_takes_a_handful_of_queries_however_many_matches(sessions, crm, tmp
     # and notes together; on PostgreSQL all six go in one pipeline (one round trip)
     expected = (6, 1) if s.get_bind().dialect.name == "postgresql" else (6, 6)
     assert shared == known == expected
+
+
+def test_card_statements_bind_as_sqlalchemy_expands_them(sessions) -> None:
+    """Each statement's SQL is expanded once per length of its lists and reused: the same SQL and
+    driver parameters as SQLAlchemy's own expansion, whichever lengths come and in what order;
+    constants the statement fixes (a literal list, a literal) included."""
+    dialect = sessions.kw["bind"].dialect
+    cases = [(_PHONES, {"ids": [3]}), (_PHONES, {"ids": [4, 5, 6]}), (_PHONES, {"ids": [7]}),
+             (_OPEN_DEBTS, {"ids": [1, 2]}), (_newest_interactions(2), {"id0": 8, "id1": 9, "limit": 10}),
+             (_newest_interactions(2), {"id0": 1, "id1": 2, "limit": 3})]
+    for statement, values in cases:
+        expanded = _prepared(statement, dialect).compiled.construct_expanded_state(values)
+        expected = list(expanded.positional_parameters) if expanded.positiontup else expanded.parameters
+        assert _prepared(statement, dialect).bind(values) == (expanded.statement, expected)
+
+
+@pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
+def test_the_card_reader_keeps_sqlite_statements_prepared(sessions, crm) -> None:
+    """No isolation level is set per checkout: `PRAGMA read_uncommitted` (how SQLAlchemy resets it
+    on SQLite) expires every statement the connection prepared, and each card compiled anew."""
+    reader = make_reader(sessions)
+    ran: list[str] = []
+    try:
+        with reader() as s:
+            s.connection().connection.driver_connection.set_trace_callback(ran.append)
+        for _ in range(2):
+            with reader() as s:
+                assert [m["id"] for m in caller_card(s, "+73511234567")["matches"]] == [crm["ivan"]]
+    finally:
+        dispose_reader(reader)
+    assert sum(statement.startswith("SELECT") for statement in ran) == 12
+    assert not [statement for statement in ran if "PRAGMA" in statement]
 
 
 def test_client_card_opens_a_client_page(sessions, crm) -> None:
