@@ -123,15 +123,16 @@ def caller_card(session: Session, caller_raw: str, region: str = "RU") -> dict[s
     if e164 is None:
         return {"caller": caller, "matches": []}
     number = {"e164": e164}
-    by_number = session.connection().dialect.name == "postgresql"
+    connection = session.connection()
+    by_number = connection.dialect.name == "postgresql"
     if by_number:  # one round trip: the sections select their clients through the number (_BY_NUMBER)
-        rows, *sections = _rows(session, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
+        rows, *sections = _rows(connection, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
     else:
-        (rows,) = _rows(session, [(_OWNED_CLIENTS, number)])
+        (rows,) = _rows(connection, [(_OWNED_CLIENTS, number)])
     matches = _matches((row.id, row.contact_id) for row in rows)
     chosen = {m.client_id for m in matches}
     if not by_number:
-        sections = _sections(session, [m.client_id for m in matches])
+        sections = _sections(connection, [m.client_id for m in matches])
     cards = _fill({row.id: _head(row) for row in rows if row.id in chosen}, sections)
     for match in matches:
         card = cards[match.client_id]
@@ -154,7 +155,7 @@ def client_cards(session: Session, client_ids: list[int]) -> dict[int, dict[str,
     if not client_ids:
         return {}
     cards = {row.id: _head(row) for row in session.execute(_CLIENTS, {"ids": list(client_ids)})}
-    return _fill(cards, _sections(session, list(cards)))
+    return _fill(cards, _sections(session.connection(), list(cards)))
 
 
 def _head(row: Any) -> dict[str, Any]:
@@ -208,7 +209,7 @@ def _fill(cards: dict[int, dict[str, Any]], sections: list[list[Any]]) -> dict[i
     return cards
 
 
-def _sections(session: Session, ids: list[int]) -> list[list[Any]]:
+def _sections(connection: Connection, ids: list[int]) -> list[list[Any]]:
     """The rows of phones, contacts, open requests, open debts and newest interactions of `ids`
     (one psycopg pipeline on PostgreSQL, see `_rows`); no query at all for no ids."""
     if not ids:
@@ -216,10 +217,10 @@ def _sections(session: Session, ids: list[int]) -> list[list[Any]]:
     newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": RECENT_INTERACTIONS}
     statements = [(_PHONES, {"ids": ids}), (_CONTACTS, {"ids": ids}), (_OPEN_REQUESTS, {"ids": ids}),
                   (_OPEN_DEBTS, {"ids": ids}), (_newest_interactions(len(ids)), newest)]
-    return _rows(session, statements)
+    return _rows(connection, statements)
 
 
-def _rows(session: Session, statements: list[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
+def _rows(connection: Connection, statements: list[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
     """The rows of each statement, run on the driver's own cursor; on PostgreSQL in one psycopg
     pipeline, one round trip for all (at 10 M clients the round trips were most of a card).
 
@@ -229,7 +230,6 @@ def _rows(session: Session, statements: list[tuple[Any, dict[str, Any]]]) -> lis
     driver error goes through SQLAlchemy's handling, so a dropped connection is invalidated and
     `crm_core.db.read` can retry.
     """
-    connection = session.connection()
     dialect = connection.dialect
     raw = connection.connection.driver_connection
     prepared = [(_prepared(statement, dialect), params) for statement, params in statements]
