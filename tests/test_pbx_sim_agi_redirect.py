@@ -45,7 +45,7 @@ def test_caller_redirected_to_a_queue_during_its_ivr_waits_there_once_and_leaves
     events = _act(pbx, T0 + 1.0, ("Action", "Redirect"), ("Channel", call.inner.name), ("Context", "queues"),
                   ("Exten", "support"), ("Priority", "1"))
     assert _names(events).count("QueueCallerJoin") == 1 and _names(events).count("AgentCalled") == 1
-    assert pbx.agi_done(T0 + 2.0, call.linkedid, "SUCCESS") == []
+    assert pbx.agi_done(T0 + 2.0, call.linkedid, leg, "SUCCESS") == []
     assert pbx.snapshot().waiting == {"sales": [], "support": [call.linkedid]}
     assert ("Variable", "AGISTATUS") in events[0] and ("Value", "HANGUP") in events[0]
     assert pbx.agi_command(T0 + 2.0, call.linkedid, leg, "NOOP still-here").reply == ["HANGUP", DEAD_CHANNEL]
@@ -61,12 +61,12 @@ def test_caller_redirected_to_a_queue_during_its_ivr_waits_there_once_and_leaves
 
 def test_caller_redirected_to_a_colleague_during_its_ivr_is_not_queued_when_the_ivr_session_ends() -> None:
     pbx = _pbx()
-    call, _ = _ivr_call(pbx)
+    call, leg = _ivr_call(pbx)
     _act(pbx, T0 + 1.0, ("Action", "Setvar"), ("Channel", call.inner.name), ("Variable", "TRANSFER_TO"),
          ("Value", COLLEAGUE))
     _act(pbx, T0 + 1.0, ("Action", "Redirect"), ("Channel", call.inner.name), ("Context", "transfer"),
          ("Exten", "colleague"), ("Priority", "1"))
-    assert pbx.agi_done(T0 + 2.0, call.linkedid, "SUCCESS") == []
+    assert pbx.agi_done(T0 + 2.0, call.linkedid, leg, "SUCCESS") == []
     assert pbx.snapshot().waiting == {"sales": [], "support": []}
 
     pbx.answer(T0 + 3.0, COLLEAGUE)
@@ -74,3 +74,18 @@ def test_caller_redirected_to_a_colleague_during_its_ivr_is_not_queued_when_the_
     pbx.advance(T0 + 8.0)  # the colleague talks 5 s and hangs up
     assert not pbx.calls and pbx.snapshot().waiting == {"sales": [], "support": []}
     assert pbx.next_deadline() is None
+
+
+def test_the_end_of_a_replaced_calls_ivr_session_does_not_route_the_call_that_reused_its_channel_id() -> None:
+    pbx = _pbx()
+    ivr = [("QUEUE", "sales"), ("IVR", "1")]
+    first = AgiLeg("agi://127.0.0.1:4573/ivr", "", [], T0 + 60.0, 1)
+    old, _ = pbx.originate_inbound(T0, "+73510000001", "", 60.0, ivr, ids=("reused", ""), agi=first)
+    second = AgiLeg("agi://127.0.0.1:4573/ivr", "", [], T0 + 60.0, 2)
+    new, _ = pbx.originate_inbound(T0 + 1.0, "+73510000002", "", 60.0, ivr, ids=("reused", ""), agi=second)
+    assert old.linkedid == new.linkedid == "reused" and pbx.calls["reused"] is new
+
+    assert pbx.agi_done(T0 + 2.0, "reused", first, "SUCCESS") == []
+    assert new.agi is second and pbx.snapshot().waiting == {"sales": [], "support": []}
+    assert "QueueCallerJoin" in _names(pbx.agi_done(T0 + 3.0, "reused", second, "SUCCESS"))
+    assert pbx.snapshot().waiting == {"sales": ["reused"], "support": []}

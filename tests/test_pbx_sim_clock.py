@@ -179,7 +179,8 @@ def _random_action(pbx: Pbx, rng: random.Random, now: float, n: int) -> None:
         leg = AgiLeg("agi://127.0.0.1:4573/ivr", "", [], now + 30.0, n)
         pbx.originate_inbound(now, f"+7351{n:07d}", "", 30.0, [("QUEUE", "support"), ("IVR", "1")], agi=leg)
         if in_ivr and rng.random() < 0.5:
-            pbx.agi_done(now, rng.choice(in_ivr), "SUCCESS")
+            linkedid = rng.choice(in_ivr)
+            pbx.agi_done(now, linkedid, pbx.calls[linkedid].agi, "SUCCESS")
     if action:
         run_action(pbx, now, Request(action), f"a{n}")
 

@@ -47,7 +47,7 @@ async def drive_agi(pbx: Pbx, apply: Apply, now: Callable[[], float], time_scale
             writer.close()
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
-        apply(lambda t: pbx.agi_done(t, linkedid, status))
+        apply(lambda t: pbx.agi_done(t, linkedid, leg, status))
 
 
 async def _run(pbx: Pbx, apply: Apply, now: Callable[[], float], time_scale: float, linkedid: str,

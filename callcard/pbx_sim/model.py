@@ -510,12 +510,13 @@ class Pbx:
             return []
         return step.end_events + (self._caller_gone(call, now, 16) if step.hangup else [])
 
-    def agi_done(self, now: float, linkedid: str, status: str) -> list[Message]:
-        """The AGI script closed the socket (SUCCESS) or nobody listened (FAILURE): the personal
-        manager's phone first when the IVR set MANAGER_IFACE, else on to Queue(${QUEUE}).
-        Nothing when the channel already left AGI() (hung up, or sent elsewhere by a Redirect)."""
+    def agi_done(self, now: float, linkedid: str, leg: AgiLeg, status: str) -> list[Message]:
+        """The AGI script of `leg` closed the socket (SUCCESS) or nobody listened (FAILURE): the
+        personal manager's phone first when the IVR set MANAGER_IFACE, else on to Queue(${QUEUE}).
+        Nothing when the channel already left that AGI() (hung up, sent elsewhere by a Redirect, or
+        replaced by a new call that reused its ChannelId)."""
         call = self.calls.get(linkedid)
-        if call is None or call.agi is None:
+        if call is None or call.agi is not leg:
             return []
         call.agi = None
         two = call.inner
