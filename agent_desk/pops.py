@@ -100,6 +100,8 @@ class DeskPopper:
                     log.exception("desk popper: could not handle %r", message)
                     continue
                 await self._dispatch(event)
+                if event.kind is CallEventKind.RINGING:
+                    await asyncio.sleep(0)  # the desk's writer sends this pop before the next event's card is built
         finally:
             if self._busy:
                 await asyncio.wait(set(self._busy.values()), timeout=STOP_GRACE_SECONDS)
