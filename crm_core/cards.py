@@ -46,6 +46,7 @@ from crm_core.phones import format_phone, try_normalize
 
 MAX_MATCHES = 20  # a number on more clients than this is a switchboard; the operator searches instead
 RECENT_INTERACTIONS = 10
+MAX_LAYOUTS = 64  # expanded SQL kept per statement (see _Prepared.bind)
 
 
 class ClientNotFound(LookupError):
@@ -296,7 +297,9 @@ class _Prepared:
         shape = tuple((name, len(value) if isinstance(value, list) else -1) for name, value in values.items())
         layout = self.layouts.get(shape)
         if layout is None:
-            layout = self.layouts[shape] = _Layout.of(self.compiled.construct_expanded_state(values), values)
+            layout = _Layout.of(self.compiled.construct_expanded_state(values), values)
+            if len(self.layouts) < MAX_LAYOUTS:  # a card's lists are at most MAX_MATCHES long
+                self.layouts[shape] = layout
         return layout.sql, layout.parameters(values)
 
     def convert(self, rows: list[tuple[Any, ...]], description: Sequence[Any]) -> list[Any]:
