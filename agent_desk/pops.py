@@ -16,14 +16,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk import live
 from ami_bridge.events import CallEvent, CallEventKind
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
-from crm_core.db import dispose_reader, make_reader, read
+from crm_core.db import make_reader, read
 from crm_core.models import Operator
 from routing.campaigns.models import Campaign, DialAttempt
 
@@ -74,8 +74,8 @@ class DeskPopper:
     def __init__(
         self, sessions: sessionmaker[Session], bus: Bus, region: str = "RU", max_calls: int = 2000
     ) -> None:
-        self._sessions = make_reader(sessions)  # it only reads
-        self._reads_on_loop = self._sessions.kw["bind"].dialect.name == "sqlite"  # see _read
+        self._reader = make_reader(sessions)  # it only reads
+        self._reads_on_loop = self._reader.dialect.name == "sqlite"  # see _read
         self._bus = bus
         self._region = region
         self._max_calls = max_calls
@@ -108,7 +108,7 @@ class DeskPopper:
             for call in self._calls.values():
                 _forget(call)
             await sub.close()
-            dispose_reader(self._sessions)
+            self._reader.dispose()
 
     async def _dispatch(self, event: CallEvent) -> None:
         """Deliver at once when nothing of this call is pending and no database is read; otherwise
@@ -170,8 +170,8 @@ class DeskPopper:
     async def _read(self, work: Callable[..., T], *args: Any) -> T:
         """`work(*args)`: on SQLite right here on the event loop, elsewhere in a worker thread.
 
-        SQLite is a local file in WAL mode, where no writer blocks a reader, and a card is about
-        0.5 ms of CPU wherever it runs; in a worker thread it also handed the GIL to and from the
+        SQLite is a local file in WAL mode, where no writer blocks a reader, and a card is 0.1-0.5 ms
+        of CPU wherever it runs; in a worker thread it also handed the GIL to and from the
         loop at every SQLite call, and the pop waited for those hand-offs (p99 17 ms for a 0.4 ms
         card; bench/RESULTS.md, session 4). A PostgreSQL read waits on the network: a thread.
         """
@@ -220,7 +220,7 @@ class DeskPopper:
     ) -> tuple[int | None, dict[str, Any], dict[str, Any] | None]:
         """Runs through `_read`: the rung operator, the caller's card and, for an outbound call
         the dialler placed, its campaign (both built once per call)."""
-        operator_id = read(self._sessions, lambda session: self._operator_id(session, event.interface))
+        operator_id = read(self._reader, lambda connection: self._operator_id(connection, event.interface))
         if operator_id is None:
             return None, {}, None
         if known_card is not None:
@@ -230,12 +230,12 @@ class DeskPopper:
     def _card(self, event: CallEvent) -> tuple[dict[str, Any], dict[str, Any] | None]:
         """Runs through `_read`: the caller's card and, for an outbound call the dialler placed,
         its campaign; a failed lookup still gives a bare card, so the phone pops."""
-        def lookup(session: Session) -> tuple[dict[str, Any], dict[str, Any] | None]:
-            campaign = _campaign_call(session, event.linkedid) if event.direction == "outbound" else None
-            return caller_card(session, event.caller_num, self._region), campaign
+        def lookup(connection: Connection) -> tuple[dict[str, Any], dict[str, Any] | None]:
+            campaign = _campaign_call(connection, event.linkedid) if event.direction == "outbound" else None
+            return caller_card(connection, event.caller_num, self._region), campaign
 
         try:
-            return read(self._sessions, lookup)
+            return read(self._reader, lookup)
         except Exception:
             log.exception("desk popper: no card for caller %r", event.caller_num)
             return _bare_card(event.caller_num), None
@@ -246,17 +246,17 @@ class DeskPopper:
             return None
         return self._operators.get(interface)
 
-    def _operator_id(self, session: Session, interface: str) -> int | None:
+    def _operator_id(self, connection: Connection, interface: str) -> int | None:
         """Active operator by interface from a map of all of them, reloaded every
         OPERATORS_REFRESH_SECONDS (operators change rarely); an interface the map lacks is asked
         for on its own, so a new operator pops at once."""
         now = time.monotonic()
         if now - self._operators_loaded > OPERATORS_REFRESH_SECONDS:
-            self._operators = {iface: oid for iface, oid in session.execute(_ACTIVE_OPERATORS)}
+            self._operators = {iface: oid for iface, oid in connection.execute(_ACTIVE_OPERATORS)}
             self._operators_loaded = now
         operator_id = self._operators.get(interface)
         if operator_id is None:
-            operator_id = session.scalar(_ACTIVE_OPERATOR, {"interface": interface})
+            operator_id = connection.scalar(_ACTIVE_OPERATOR, {"interface": interface})
             if operator_id is not None:
                 self._operators[interface] = operator_id
         return operator_id
@@ -306,9 +306,9 @@ def _forget(call: _RungCall | None) -> None:
         call.prefetch.cancel()
 
 
-def _campaign_call(session: Session, linkedid: str) -> dict[str, Any] | None:
+def _campaign_call(connection: Connection, linkedid: str) -> dict[str, Any] | None:
     """The campaign of a call the dialler placed (its Linkedid is the attempt's ChannelId), else None."""
-    row = session.execute(_CAMPAIGN_CALL, {"linkedid": linkedid}).first()
+    row = connection.execute(_CAMPAIGN_CALL, {"linkedid": linkedid}).first()
     if row is None:
         return None
     return {"id": row.id, "name": row.name, "script": row.script, "debt_id": row.debt_id, "channel_id": linkedid}

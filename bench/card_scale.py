@@ -13,8 +13,8 @@ Two parts, one command:
   persons, 20 % of clients with a landline, 1 % sharing a family phone, 100 switchboard numbers
   on 30 clients each, 10 companies with ~50,000 calls and 1,000 with ~1,000, 10 % of calls from
   unknown numbers, three years of calls in time order.
-* measure: `caller_card(session, number)` exactly as the desk popper calls it (a fresh
-  session from the product's engine, the raw caller ID as Asterisk gives it: `8XXXXXXXXXX`), for
+* measure: `caller_card(connection, number)` exactly as the desk popper calls it (a fresh
+  connection from the product's reader engine, the raw caller ID as Asterisk gives it: `8XXXXXXXXXX`), for
   a sample of numbers: 70 % uniform over the stored phones, 20 % drawn from the call history (so
   frequent callers come up as often as they call), 10 % unknown numbers. One pass over the
   sample first ("first touch"), then `--samples` timed cards over the same numbers with warm
@@ -447,7 +447,7 @@ def summary(values: list[float]) -> str:
 def measure(url: str, scale: Scale, samples: int, seed: int) -> None:
     rng = random.Random(seed)
     engine = make_engine(url)
-    sessions = make_reader(make_sessionmaker(engine))  # as the desk popper reads
+    reader = make_reader(make_sessionmaker(engine))  # as the desk popper reads
     with engine.connect() as conn:
         counts = {t: conn.execute(text(f"SELECT reltuples::bigint FROM pg_class WHERE relname = '{t}'")).scalar()
                   for t in ("clients", "calls", "phones")}
@@ -458,22 +458,22 @@ def measure(url: str, scale: Scale, samples: int, seed: int) -> None:
 
     def card(raw: str) -> tuple[float, int]:
         t0 = time.perf_counter_ns()
-        with sessions() as session:
-            result = cards.caller_card(session, raw)
+        with reader.connect() as connection:
+            result = cards.caller_card(connection, raw)
         return (time.perf_counter_ns() - t0) / 1e6, len(result["matches"])
 
     client_by_pk = select(Client.id, Client.name).where(Client.id == bindparam("id"))
 
     def floor_pk() -> float:
         t0 = time.perf_counter_ns()
-        with sessions() as session:
-            session.execute(client_by_pk, {"id": rng.randint(1, scale.clients)}).first()
+        with reader.connect() as connection:
+            connection.execute(client_by_pk, {"id": rng.randint(1, scale.clients)}).first()
         return (time.perf_counter_ns() - t0) / 1e6
 
     def floor_select1() -> float:
         t0 = time.perf_counter_ns()
-        with sessions() as session:
-            session.execute(text("SELECT 1")).scalar()
+        with reader.connect() as connection:
+            connection.execute(text("SELECT 1")).scalar()
         return (time.perf_counter_ns() - t0) / 1e6
 
     first = [card(raw)[0] for _, raw in sample]  # first touch of each number (pages may come from disk)

@@ -112,8 +112,9 @@ def _matches(owners: Iterable[tuple[int, int | None]]) -> list[NumberMatch]:
     return [NumberMatch(cid, contact_of[cid]) for cid in sorted(contact_of)][:MAX_MATCHES]
 
 
-def caller_card(session: Session, caller_raw: str, region: str = "RU") -> dict[str, Any]:
-    """The card for an incoming number: [] matches for an unknown caller, several for a shared number."""
+def caller_card(db: Session | Connection, caller_raw: str, region: str = "RU") -> dict[str, Any]:
+    """The card for an incoming number: [] matches for an unknown caller, several for a shared number.
+    The desk popper passes a reader's Connection (`crm_core.db.read`), pages their Session."""
     e164 = try_normalize(caller_raw, region)
     caller = {
         "raw": caller_raw,
@@ -124,7 +125,7 @@ def caller_card(session: Session, caller_raw: str, region: str = "RU") -> dict[s
     if e164 is None:
         return {"caller": caller, "matches": []}
     number = {"e164": e164}
-    connection = session.connection()
+    connection = db if isinstance(db, Connection) else db.connection()
     by_number = connection.dialect.name == "postgresql"
     if by_number:  # one round trip: the sections select their clients through the number (_BY_NUMBER)
         rows, *sections = _rows(connection, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])

@@ -8,6 +8,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.cards import (
@@ -21,7 +22,7 @@ from crm_core.cards import (
     client_card,
 )
 from crm_core.clients import NewContact, create_client, save_call_note
-from crm_core.db import dispose_reader, make_reader
+from crm_core.db import make_reader, read
 from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
 
 HOSTILE = "<img src=x onerror=alert(1)> Robert'); DROP TABLE clients;-- \"Иван\" & Co"
@@ -149,21 +150,21 @@ def test_hostile_client_text_comes_back_verbatim(sessions, crm) -> None:
     assert (card["name"], card["email"], card["city"]) == (HOSTILE, "<b>@x", "'; --")
 
 
-def _traced_card(session: Session, number: str, trace: Path) -> tuple[int, int]:
+def _traced_card(connection: Connection, number: str, trace: Path) -> tuple[int, int]:
     """(statements, round trips) of one card, as the database driver sent them."""
-    raw = session.connection().connection.driver_connection
-    if session.get_bind().dialect.name == "sqlite":
+    raw = connection.connection.driver_connection
+    if connection.dialect.name == "sqlite":
         sent: list[str] = []
         raw.set_trace_callback(sent.append)
         try:
-            caller_card(session, number)
+            caller_card(connection, number)
         finally:
             raw.set_trace_callback(None)
         return len(sent), len(sent)
     with trace.open("w") as out:  # libpq's protocol trace: each Sync ends a round trip
         raw.pgconn.trace(out.fileno())
         try:
-            caller_card(session, number)
+            caller_card(connection, number)
         finally:
             raw.pgconn.untrace()
     sent_messages = re.findall(r"^\S+ \S+\tF\t\d+\t(\w+)", trace.read_text(), re.MULTILINE)
@@ -173,14 +174,14 @@ def _traced_card(session: Session, number: str, trace: Path) -> tuple[int, int]:
 def test_card_takes_a_handful_of_queries_however_many_matches(sessions, crm, tmp_path) -> None:
     reader = make_reader(sessions)  # as the desk popper reads: no BEGIN/ROLLBACK around the card
     try:
-        with reader() as s:
-            shared = _traced_card(s, "+79120000001", tmp_path / "shared.trace")
-            known = _traced_card(s, "+73511234567", tmp_path / "known.trace")
+        with reader.connect() as connection:
+            shared = _traced_card(connection, "+79120000001", tmp_path / "shared.trace")
+            known = _traced_card(connection, "+73511234567", tmp_path / "known.trace")
     finally:
-        dispose_reader(reader)
+        reader.dispose()
     # the owners with their clients, then one per section: phones, contacts, requests, debts, calls
     # and notes together; on PostgreSQL all six go in one pipeline (one round trip)
-    expected = (6, 1) if s.get_bind().dialect.name == "postgresql" else (6, 6)
+    expected = (6, 1) if reader.dialect.name == "postgresql" else (6, 6)
     assert shared == known == expected
 
 
@@ -205,13 +206,13 @@ def test_the_card_reader_keeps_sqlite_statements_prepared(sessions, crm) -> None
     reader = make_reader(sessions)
     ran: list[str] = []
     try:
-        with reader() as s:
-            s.connection().connection.driver_connection.set_trace_callback(ran.append)
+        with reader.connect() as connection:
+            connection.connection.driver_connection.set_trace_callback(ran.append)
         for _ in range(2):
-            with reader() as s:
-                assert [m["id"] for m in caller_card(s, "+73511234567")["matches"]] == [crm["ivan"]]
+            card = read(reader, lambda connection: caller_card(connection, "+73511234567"))
+            assert [m["id"] for m in card["matches"]] == [crm["ivan"]]
     finally:
-        dispose_reader(reader)
+        reader.dispose()
     assert sum(statement.startswith("SELECT") for statement in ran) == 12
     assert not [statement for statement in ran if "PRAGMA" in statement]
 
