@@ -433,7 +433,7 @@ class Pbx:
         one, two = self._pair("Local/s@inbound", "inbound", "s", now, None, ids)
         replaced = self.calls.get(one.linkedid)  # a reused ChannelId: the new call takes the old one's place
         call = Call(one, two, give_up_at=now + patience,
-                    rank=replaced.rank if replaced else self._timers.new_rank())
+                    rank=self._timers.rank_in_place_of(replaced))
         if replaced:
             self._count_legs(replaced.rings, -1)
         self.calls[call.linkedid] = call

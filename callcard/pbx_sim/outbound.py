@@ -199,9 +199,8 @@ class OutboundCalls:
             party = self._agent_party(one, two, agent[0], agent[1], now, timeout)
         else:
             party = self._customer_party(one, two, number, variables, now, timeout, modelled=True)
-        replaced = self.calls.get(one.linkedid)  # a reused ChannelId: the new call takes the old one's place
         out = Outbound(action_id, channel, context, exten, caller, variables, timeout, party,
-                       rank=replaced.rank if replaced else self._pbx._timers.new_rank())
+                       rank=self._pbx._timers.rank_in_place_of(self.calls.get(one.linkedid)))
         self.calls[out.linkedid] = out
         self._watch(out)
         return ev + self._pbx._status_changes(before) + self._ring(out, party, now)

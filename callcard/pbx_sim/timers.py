@@ -14,6 +14,7 @@ from __future__ import annotations
 import heapq
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 from callcard.pbx_sim.messages import Message
 
@@ -25,6 +26,10 @@ Timer = tuple[float, Step]
 Rank = tuple[int, int]
 Entry = tuple[float, Rank, int, Callable[[], list[Timer]]]
 MIN_COMPACT = 4096  # stale entries are swept out once the heap is twice its last live size, and this big
+
+
+class Ranked(Protocol):
+    rank: int
 
 
 class TimerHeap:
@@ -39,6 +44,11 @@ class TimerHeap:
     def new_rank(self) -> int:
         """The creation rank of a new timed object: on a tie the older object's timer fires first."""
         return next(self._created)
+
+    def rank_in_place_of(self, replaced: Ranked | None) -> int:
+        """The rank of a new timed object: that of the one it replaces under the same key (a reused
+        ChannelId keeps the old call's place in ties), else a new one."""
+        return replaced.rank if replaced is not None else self.new_rank()
 
     def watch(self, rank: Rank, timers: Callable[[], list[Timer]]) -> None:
         """Push the object's current timers: call it whenever the object may have gained one."""
