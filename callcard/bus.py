@@ -46,6 +46,7 @@ class Subscription(Protocol):
     def __aiter__(self) -> AsyncIterator[dict[str, Any]]: ...
     async def get(self) -> dict[str, Any]: ...
     def get_nowait(self) -> dict[str, Any]: ...  # a message already received, else asyncio.QueueEmpty
+    def interrupt(self, exc: BaseException) -> None: ...  # a `get` waiting now raises `exc`
     async def close(self) -> None: ...
 
 
@@ -58,23 +59,36 @@ class Bus(Protocol):
     async def close(self) -> None: ...
 
 
+class _Stopped(Exception):
+    """Raised into a subscription's waiting `get` when its consumer is stopped (`until_stopped`)."""
+
+
 async def until_stopped(sub: Subscription, stop: asyncio.Event) -> AsyncIterator[dict[str, Any]]:
     """The subscription's messages until `stop` is set: a consumer that waits for the next message
-    still notices a stop at once, instead of only after one more message arrives."""
+    still notices a stop at once, instead of only after one more message arrives.
+
+    The consumer awaits `get` itself, and a stop interrupts that wait: a message then wakes it in
+    one turn of the event loop. A `get` task raced against the stop took three turns (its task,
+    then `asyncio.wait`'s callback, then the consumer), and every call event crossed two of them
+    on its way to a desk (bench/RESULTS.md, session 8).
+    """
+    def wake(_: object) -> None:
+        sub.interrupt(_Stopped())
+
     stopping = asyncio.ensure_future(stop.wait())
+    stopping.add_done_callback(wake)
     try:
         while not stop.is_set():
             try:
-                message = sub.get_nowait()  # a burst goes without a task and a wait per message (8x cheaper)
+                message = sub.get_nowait()  # a burst goes without a wait per message
             except asyncio.QueueEmpty:
-                getting = asyncio.ensure_future(sub.get())
-                await asyncio.wait({getting, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
+                try:
+                    message = await sub.get()
+                except _Stopped:
                     return
-                message = getting.result()
             yield message
     finally:
+        stopping.remove_done_callback(wake)  # a consumer that left early may `get` again
         stopping.cancel()
 
 
@@ -116,6 +130,10 @@ class _QueueSubscription:
                 if self._waiter is waiter:  # a get cancelled late must not orphan the next one's waiter
                     self._waiter = None
         return self.get_nowait()
+
+    def interrupt(self, exc: BaseException) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(exc)
 
     def get_nowait(self) -> dict[str, Any]:
         if not self._items:

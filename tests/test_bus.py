@@ -86,3 +86,45 @@ async def test_until_stopped_gives_a_burst_in_order_and_notices_a_stop_at_once(b
     stop.set()
     await asyncio.wait_for(waiting, 2)
     await sub.close()
+
+
+async def test_until_stopped_ends_a_wait_on_an_idle_subscription_and_leaves_it_usable(bus) -> None:  # type: ignore[no-untyped-def]
+    sub = await bus.subscribe("calls")
+    stop = asyncio.Event()
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for message in until_stopped(sub, stop):
+            got.append(message["i"])
+
+    consumer = asyncio.create_task(consume())
+    await bus.publish("calls", {"i": 1})
+    await asyncio.sleep(0.05)  # the consumer waits on an empty subscription now
+    stop.set()
+    await asyncio.wait_for(consumer, 1)
+    assert got == [1]
+    await bus.publish("calls", {"i": 2})
+    assert await asyncio.wait_for(sub.get(), 1) == {"i": 2}, "the stop was not left behind for a later get"
+    await sub.close()
+
+
+async def test_until_stopped_hands_a_message_over_in_one_turn_of_the_loop() -> None:
+    """Each call event crosses two consumers on its way to a desk: every extra turn is latency."""
+    bus = MemoryBus()
+    sub = await bus.subscribe("calls")
+    stop = asyncio.Event()
+    got: list[int] = []
+
+    async def consume() -> None:
+        async for message in until_stopped(sub, stop):
+            got.append(message["i"])
+
+    consumer = asyncio.create_task(consume())
+    await asyncio.sleep(0.01)  # waiting on an empty subscription
+    for i in range(3):
+        await bus.publish("calls", {"i": i})
+        await asyncio.sleep(0)  # one turn of the loop
+        assert got == list(range(i + 1))
+    stop.set()
+    await asyncio.wait_for(consumer, 1)
+
