@@ -152,7 +152,7 @@ class MemoryBus:
     """In-process bus: each subscriber has its own queue; publish never blocks."""
 
     def __init__(self) -> None:
-        self._subs: dict[str, set[_QueueSubscription]] = defaultdict(set)
+        self._subs: dict[str, dict[_QueueSubscription, None]] = defaultdict(dict)  # in subscription order
         self._kept: dict[str, dict[str, dict[str, Any]]] = defaultdict(dict)
 
     async def publish(self, topic: str, message: dict[str, Any]) -> None:
@@ -162,14 +162,14 @@ class MemoryBus:
     async def subscribe(self, *topics: str) -> _QueueSubscription:
         sub = _QueueSubscription(self, topics)
         for topic in topics:
-            self._subs[topic].add(sub)
+            self._subs[topic][sub] = None
         return sub
 
     async def unsubscribe(self, sub: _QueueSubscription) -> None:
         for topic in sub.topics:
             subs = self._subs.get(topic)
             if subs is not None:
-                subs.discard(sub)
+                subs.pop(sub, None)
                 if not subs:
                     del self._subs[topic]
 

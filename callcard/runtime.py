@@ -189,8 +189,9 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     settings, bus = stack.settings, stack.bus
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
-    stack.tasks.append(asyncio.create_task(run_call_log(logger, settings, bus, stack.stop), name="call-logger"))
+    # The popper first: it subscribes first, so each call event reaches it before the other consumers.
     stack.tasks.append(asyncio.create_task(popper.run(stack.stop), name="desk-popper"))
+    stack.tasks.append(asyncio.create_task(run_call_log(logger, settings, bus, stack.stop), name="call-logger"))
     follow_ups = FollowUps(sessions, settings.default_region)
     stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
     stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))

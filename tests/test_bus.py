@@ -128,3 +128,16 @@ async def test_until_stopped_hands_a_message_over_in_one_turn_of_the_loop() -> N
     stop.set()
     await asyncio.wait_for(consumer, 1)
 
+
+async def test_memory_bus_delivers_to_subscribers_in_the_order_they_subscribed() -> None:
+    """The desk popper subscribes first, so a call event wakes it before the logger and the wall."""
+    bus = MemoryBus()
+    subs = [await bus.subscribe("calls") for _ in range(20)]
+    woken: list[int] = []
+    waiters = [asyncio.create_task(sub.get()) for sub in subs]
+    for i, waiter in enumerate(waiters):
+        waiter.add_done_callback(lambda _, i=i: woken.append(i))
+    await asyncio.sleep(0)
+    await bus.publish("calls", {"n": 1})
+    await asyncio.gather(*waiters)
+    assert woken == list(range(20))
