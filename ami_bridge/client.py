@@ -15,6 +15,9 @@ Workarounds, each covered by a test in tests/test_ami_client.py:
     `on_resync`; events that arrive meanwhile are held and dispatched after it, so no event
     reaches a callback before the snapshot it follows;
 (f) a refused login is only a falsy flag -> `AmiLoginFailed` is logged and retried.
+After each login the client asks Asterisk for the events its user reads and no others
+(`event_filter`, AMI `Filter`): most of a call's frames (CEL, bridge and hold events, connected
+line updates, hangup requests) are never sent, so never read and parsed either.
 OriginateResponse carries the Originate's ActionID but is an event: it is dispatched as one.
 """
 
@@ -24,7 +27,7 @@ import asyncio
 import inspect
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, Protocol
 
 from panoramisk import actions
@@ -227,12 +230,15 @@ class AmiClient:
         *,
         on_resync: ResyncCallback | None = None,
         on_originate: Callable[[str, str], None] | None = None,
+        event_filter: Collection[str] = (),
         min_backoff: float = 0.5,
         ping_interval: float = 10.0,
     ) -> None:
         self.settings = settings
         self.on_resync = on_resync
         self.on_originate = on_originate
+        self.event_filter = frozenset(event_filter)  # event names; empty: every event of the Events mask
+        self._filtering = bool(self.event_filter)  # False once Asterisk refused a filter
         self.min_backoff = min_backoff
         self.ping_interval = ping_interval
         self.connected = asyncio.Event()
@@ -322,6 +328,8 @@ class AmiClient:
             raise AmiLoginFailed(reply.message or reply.response or "no reason given")
         self.logins += 1
         log.info("AMI logged in to %s:%s (%s)", self.settings.ami_host, self.settings.ami_port, self.banner)
+        if self._filtering:
+            await self._filter()
         await self._resync()
         self.connected.set()
         stopping = asyncio.ensure_future(stop.wait())
@@ -333,6 +341,25 @@ class AmiClient:
             pinging.cancel()
         if protocol.lost.done() and not stop.is_set():
             log.warning("AMI connection to %s:%s lost", self.settings.ami_host, self.settings.ami_port)
+
+    async def _filter(self) -> None:
+        """One include filter per event name (Asterisk 18.25, 20.10, 21.5, 22.0 and later, on a user
+        with `write = system`). A refused filter turns filtering off for good, with a log line that says
+        how to have it; when some were taken, the session starts over, since that whitelist would hide
+        events. An older Asterisk ignores `MatchCriteria` and sees an empty regex: it refuses it or lets
+        everything through, and either way no event is lost."""
+        names = sorted(self.event_filter)
+        replies = await asyncio.gather(*(
+            self.send_action({"Action": "Filter", "Operation": "Add", "MatchCriteria": f"name({name})"}, check=False)
+            for name in names))
+        refused = [reply.message or reply.response for reply in replies if reply.response != "Success"]
+        if not refused:
+            return
+        self._filtering = False
+        log.warning("AMI: Asterisk refused the event filter (%s): reading every event of the Events mask. "
+                    "Give the AMI user `write = system` in manager.conf to filter", refused[0])
+        if len(refused) < len(names):
+            raise AmiError("AMI: some event filters were taken and some refused; reconnecting without them")
 
     async def _resync(self) -> None:
         """The snapshot first, then what happened while it was taken: an AgentConnect or a Hangup

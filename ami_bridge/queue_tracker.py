@@ -25,6 +25,12 @@ _MEMBER_KINDS = {
     "queuememberremoved": QueueEventKind.MEMBER_REMOVED,
     "queuememberpenalty": QueueEventKind.MEMBER_PENALTY,
 }
+# Every event the queue tracker reads, as Asterisk spells them (see tracker.CALL_EVENTS).
+QUEUE_EVENTS = frozenset({
+    "QueueMemberStatus", "QueueMemberPause", "QueueMemberAdded", "QueueMemberRemoved", "QueueMemberPenalty",
+    "QueueCallerJoin", "QueueCallerLeave", "QueueCallerAbandon", "AgentCalled", "AgentRingNoAnswer", "AgentConnect",
+    "AgentComplete",
+})
 
 
 def _int(value: str) -> int | None:

@@ -19,8 +19,8 @@ from ami_bridge.client import AmiClient, AmiCommands
 from ami_bridge.events import CallEvent, QueueEvent
 from ami_bridge.frames import AmiMessage
 from ami_bridge.leader import NotLeading, takeover_endings
-from ami_bridge.queue_tracker import QueueTracker
-from ami_bridge.tracker import CallTracker, normalize_interface
+from ami_bridge.queue_tracker import QUEUE_EVENTS, QueueTracker
+from ami_bridge.tracker import CALL_EVENTS, CallTracker, normalize_interface
 from callcard.bus import CALLS_TOPIC, QUEUES_TOPIC, Bus
 from callcard.settings import Settings
 
@@ -31,6 +31,8 @@ EventHook = Callable[[CallEvent], object]
 # NotLeading when this bridge may no longer write.
 Journal = Callable[[list[CallEvent]], Awaitable[None]]
 PUBLISH_BATCH = 200  # events taken off the outbox per journal write
+# What the bridge asks Asterisk for: the trackers' events and the session's own.
+BRIDGE_EVENTS = CALL_EVENTS | QUEUE_EVENTS | {"FullyBooted", "Shutdown"}
 
 
 @dataclass
@@ -75,6 +77,7 @@ class Bridge:
             settings,
             on_resync=self._on_resync,
             on_originate=self.tracker.expect_outbound,
+            event_filter=BRIDGE_EVENTS,
             min_backoff=min_backoff,
         )
         self.client.register_event("*", self._on_ami_event)

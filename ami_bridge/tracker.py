@@ -28,6 +28,13 @@ _DIAL_STATUS_OUTCOME = {"BUSY": Outcome.BUSY, "CONGESTION": Outcome.FAILED, "CHA
 # Events that may introduce a live channel the tracker has not seen yet (started mid-call).
 _ADOPTING_EVENTS = {"newchannel", "newstate", "queuecallerjoin", "dialbegin", "bridgeenter", "newcallerid"}
 _RECENTLY_GONE_MAX = 10_000
+# Every event the tracker reads, as Asterisk spells them: the bridge asks Asterisk for these alone
+# (with those of the queue tracker), so a handler added below is added here too (a test checks).
+CALL_EVENTS = frozenset({
+    "Newchannel", "Newstate", "NewCallerid", "BridgeEnter", "QueueCallerJoin", "AgentCalled", "AgentRingNoAnswer",
+    "AgentConnect", "AgentComplete", "QueueCallerAbandon", "DialBegin", "DialEnd", "Hangup", "OriginateResponse",
+    "AttendedTransfer",
+})
 
 
 def normalize_interface(interface: str) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from ami_bridge.frames import AmiMessage, FrameParser
 
@@ -26,7 +26,8 @@ class FakeAsterisk:
         self.connect_times: list[float] = []
         self.drop_next = 0  # close this many new connections at once, before the banner
         self.silent: set[str] = set()  # actions never answered
-        self.replies: dict[str, dict[str, str]] = {}  # action -> reply headers (default Success)
+        # action -> reply headers (default Success), or a function of the action that gives them
+        self.replies: dict[str, dict[str, str] | Callable[[AmiMessage], dict[str, str]]] = {}
         self.list_items: dict[str, list[dict[str, str]]] = {"CoreShowChannels": [], "QueueStatus": []}
         self.after_login: bytes = b""  # written once a login succeeds
         self.before_list: dict[str, bytes] = {}  # action -> events written just before its list reply
@@ -111,6 +112,8 @@ class FakeAsterisk:
             writer.write(self._list(name, action_id, self.list_items[name]))
         else:
             reply = self.replies.get(name, {"Response": "Success"})
+            if callable(reply):
+                reply = reply(action)
             writer.write(frame(*reply.items(), ActionID=action_id))
         await writer.drain()
 

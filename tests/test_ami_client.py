@@ -68,6 +68,40 @@ async def test_logs_in_with_settings_credentials(peer: FakeAsterisk) -> None:
         assert client.banner == "Asterisk Call Manager/11.0.0"
 
 
+async def test_asks_asterisk_for_the_events_it_reads_before_the_snapshot(peer: FakeAsterisk) -> None:
+    client = AmiClient(settings_for(peer), event_filter={"Hangup", "AgentCalled"})
+    async with running(client):
+        assert [a.get("Action") for a in peer.actions] == ["Login", "Filter", "Filter", "CoreShowChannels", "QueueStatus"]
+        filters = peer.actions_named("Filter")
+        assert sorted(f.get("MatchCriteria") for f in filters) == ["name(AgentCalled)", "name(Hangup)"]
+        assert {f.get("Operation") for f in filters} == {"Add"}
+
+
+async def test_a_refused_filter_leaves_every_event_on_for_good(peer: FakeAsterisk, caplog) -> None:  # type: ignore[no-untyped-def]
+    """An AMI user without `write = system`: Asterisk refuses every filter, the session goes on."""
+    peer.replies["Filter"] = {"Response": "Error", "Message": "Permission denied"}
+    client = AmiClient(settings_for(peer), event_filter={"Hangup", "AgentCalled"})
+    with caplog.at_level(logging.WARNING, logger="ami_bridge.client"):
+        async with running(client):
+            assert peer.connections == 1 and peer.actions_named("QueueStatus")
+            await peer.drop_all()
+            await wait_until(lambda: len(peer.actions_named("QueueStatus")) == 2)
+    assert len(peer.actions_named("Filter")) == 2, "a refused filter is not asked for again"
+    assert "Permission denied" in caplog.text and "write = system" in caplog.text
+
+
+async def test_a_half_taken_filter_starts_the_session_over_without_one(peer: FakeAsterisk) -> None:
+    """Some names taken and some refused would hide the refused ones' events for the whole session."""
+    peer.replies["Filter"] = lambda action: {"Response": "Error", "Message": "Filter did not compile"} \
+        if action.get("MatchCriteria") == "name(Hangup)" else {"Response": "Success", "Message": "Success"}
+    client = AmiClient(settings_for(peer), event_filter={"Hangup", "AgentCalled"})
+    async with running(client):
+        await wait_until(lambda: client.connected.is_set() and peer.connections == 2)
+        assert peer.actions_named("QueueStatus"), "the second session resynchronised"
+    assert len(peer.actions_named("Filter")) == 2, "only the first session asked for filters"
+    assert len(peer.actions_named("Login")) == 2
+
+
 async def test_a_character_split_across_reads_keeps_every_letter(peer: FakeAsterisk) -> None:
     """(a) panoramisk decodes each chunk alone, errors ignored: a split letter vanished."""
     client = AmiClient(settings_for(peer))

@@ -473,6 +473,39 @@ async def test_events_off_and_class_masks(sim: PbxSimulator) -> None:
     agents_only.close()
 
 
+async def test_filter_action_sends_a_session_only_the_events_it_named(sim: PbxSimulator) -> None:
+    """Action: Filter as Asterisk 22 takes it: per session, events only; replies and list items pass."""
+    filtered, everything = await Client.connect(sim), await Client.connect(sim)
+    await filtered.login("system,call,agent")
+    await everything.login("system,call,agent")
+    for i, name in enumerate(("AgentCalled", "Hangup")):
+        reply, _ = await filtered.action(("Action", "Filter"), ("ActionID", f"f{i}"), ("Operation", "Add"),
+                                         ("MatchCriteria", f"action(include),name({name})"))
+        assert first(reply, "Response") == "Success", reply
+    await filtered.collect(0.1)
+    await everything.collect(0.1)
+    await sim.place_call("83510000001", queue="sales")
+    await asyncio.sleep(8 / SCALE)
+    reply, before = await filtered.action(("Action", "CoreShowChannels"), ("ActionID", "list"))
+    await filtered.until(lambda x: event_name(x) == "CoreShowChannelsComplete")  # a list item, named by no filter
+    assert "AgentCalled" in {event_name(x) for x in before} <= {"AgentCalled", "Hangup"}
+    assert first(reply, "EventList") == "start"
+    seen = {event_name(x) for x in await everything.collect(0.1)}
+    assert {"AgentCalled", "Newchannel", "CEL", "DialBegin"} <= seen, "another session's filters are not this one's"
+    filtered.close()
+    everything.close()
+
+
+async def test_filter_action_errors_like_asterisk(ami: Client) -> None:
+    for aid, headers, message in [
+        ("bad-op", (("Operation", "Remove"), ("Filter", "Event: Hangup")), "Unknown operation"),
+        ("bad-regex", (("Operation", "Add"), ("Filter", "Event: (")), "Filter did not compile"),
+        ("bad-criteria", (("Operation", "Add"), ("MatchCriteria", "name(Hangup),colour(red)")), "formatted incorrectly"),
+    ]:
+        reply, _ = await ami.action(("Action", "Filter"), ("ActionID", aid), *headers)
+        assert first(reply, "Response") == "Error" and message in first(reply, "Message"), reply
+
+
 async def test_drop_connections_closes_client_sockets(sim: PbxSimulator, ami: Client) -> None:
     other = await Client.connect(sim)
     sim.drop_connections()

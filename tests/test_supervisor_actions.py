@@ -80,6 +80,7 @@ async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
     await asyncio.sleep(0)
     bridge = Bridge(Settings(ami_port=sim.port, ami_action_timeout=2.0), bus, clock=sim.now)
     spy_events: list[AmiMessage] = []
+    bridge.client.event_filter |= {"ChanSpyStart", "ChanSpyStop"}  # read by this test, not by the bridge
     bridge.client.register_event("ChanSpy*", spy_events.append)
     runner = asyncio.create_task(bridge.run(stop))
     app = create_app(Settings(secret_key="t", default_language="en"), sessions, bus, supervision=bridge)

@@ -12,12 +12,13 @@ import itertools
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from callcard.pbx_sim import messages as m
 from callcard.pbx_sim.actions import run_action
 from callcard.pbx_sim.agi import AgiLeg, key_script
 from callcard.pbx_sim.fastagi import drive_agi
+from callcard.pbx_sim.filters import EventFilters, FilterError
 from callcard.pbx_sim.messages import Message
 from callcard.pbx_sim.model import AgentBehaviour, Pbx, PbxConfig, Snapshot, default_config
 from callcard.pbx_sim.wire import Request, RequestParser
@@ -48,6 +49,7 @@ class Session:
     opened: float
     authenticated: bool = False
     mask: frozenset[str] | None = None
+    filters: EventFilters = field(default_factory=EventFilters)
     closed: bool = False
 
     def wants(self, event_class: str | None) -> bool:
@@ -199,10 +201,16 @@ class PbxSimulator:
     def _broadcast(self, events: list[Message]) -> None:
         for event in events:
             event_class = m.privilege_class(event)
-            data = m.encode(event)
+            data = text = None
             for session in self._sessions:
-                if session.authenticated and session.wants(event_class) and not session.writer.is_closing():
-                    session.writer.write(data)
+                if not session.authenticated or not session.wants(event_class) or session.writer.is_closing():
+                    continue
+                data = data or m.encode(event)
+                if session.filters:
+                    text = text or data.decode()
+                    if not session.filters.passes(event[0][1], text):
+                        continue
+                session.writer.write(data)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(writer, f"0x{id(writer):x}", _address(writer.get_extra_info("sockname")),
@@ -246,6 +254,9 @@ class PbxSimulator:
         if name == "login":
             await self._login(session, req, aid)
             return
+        if name == "filter":
+            self._filter(session, req, aid)
+            return
         if name == "logoff":
             session.send(m.response("Goodbye", aid, "Thanks for all the fish."))
             session.close()
@@ -265,6 +276,18 @@ class PbxSimulator:
         if not outcome.reply_after_events:
             self._broadcast(outcome.events)
         self._wake.set()
+
+    def _filter(self, session: Session, req: Request, aid: str | None) -> None:
+        """Action: Filter, for this session only (see `filters`)."""
+        if req.get("Operation").lower() != "add":
+            session.send(m.response("Error", aid, "Unknown operation"))
+            return
+        try:
+            session.filters.add(req.get("MatchCriteria"), req.get("Filter"))
+        except FilterError as exc:
+            session.send(m.response("Error", aid, str(exc)))
+            return
+        session.send(m.response("Success", aid, "Success"))
 
     def _bad_format(self, session: Session, action: str) -> None:
         if session.authenticated:
