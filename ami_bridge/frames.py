@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import codecs
 import logging
+import re
 from collections.abc import Iterable, Iterator
 from itertools import repeat
 
@@ -18,14 +19,15 @@ log = logging.getLogger(__name__)
 BANNER_PREFIX = "Asterisk Call Manager/"
 MAX_LINE = 8 * 1024
 MAX_FRAME = 256 * 1024
+_PADDED_LINE = re.compile(r"\n\s")  # a header name with whitespace before it (AmiMessage._scan)
 
 
 class AmiMessage:
     """One AMI event or response: ordered headers, looked up case-insensitively.
 
-    A frame from `FrameParser` whose first line is `Event:` keeps its lines and is split
-    into headers only when something beyond the event name is read: the tracker ignores
-    most events by name, so most frames are never split at all.
+    A frame from `FrameParser` whose first line is `Event:` keeps its text and lines, and is
+    split into headers only when all of them are wanted: the tracker ignores many events by
+    name, and of the others reads a few headers, each found in the text (`get`).
     """
 
     __slots__ = ("_event", "_first", "_headers", "_lines", "_text")
@@ -82,7 +84,32 @@ class AmiMessage:
         return first
 
     def get(self, name: str, default: str = "") -> str:
+        if self._first is None and self._text is not None:
+            value = self._scan(name, default)
+            if value is not None:
+                return value
         return self._index().get(name.lower(), default)
+
+    def _scan(self, name: str, default: str) -> str | None:
+        """`get` on an unsplit frame without splitting it: a handled event has a few of its ~25
+        headers read, and finding each in the text costs a fraction of splitting them all. None
+        leaves it to the index: a line before may hold the header spelled or padded otherwise."""
+        text = self._text
+        assert text is not None
+        key = name + ":"
+        if text.startswith(key):
+            start = len(key)
+        else:
+            line = text.find("\n" + key) + 1
+            before = text[:line] if line else text
+            if ("\n" + name.lower()) in ("\n" + before).lower() or _PADDED_LINE.search(before):
+                return None
+            if not line:
+                return default
+            start = line + len(key)
+        end = text.find("\n", start)
+        value = text[start:] if end < 0 else text[start:end]
+        return value[1:] if value.startswith(" ") else value
 
     def getall(self, name: str) -> list[str]:
         """Every value of a repeated header such as `ChanVariable`, in order."""
@@ -128,15 +155,15 @@ class AmiMessage:
 
     @property
     def response(self) -> str:
-        return self._index().get("response", "")
+        return self.get("Response")
 
     @property
     def action_id(self) -> str:
-        return self._index().get("actionid", "")
+        return self.get("ActionID")
 
     @property
     def message(self) -> str:
-        return self._index().get("message", "")
+        return self.get("Message")
 
 
 class FrameParser:

@@ -75,6 +75,10 @@ def test_event_name_is_read_without_splitting_the_headers() -> None:
         b"Event: \r\nMessage: a:b\r\n\r\n",  # empty event name
         b"Event: Hangup\r\nValue: with\rlone CR\r\n\r\n",
         b"Event: VarSet\r\nChanVariable(PJSIP/1-1): A=1\r\nchanvariable: B=\r\n\r\n",
+        b"Event: Hangup\r\nCause-txt: Uniqueid: fake\r\nUniqueid: 1.1\r\n\r\n",  # a name inside a value
+        b"Event: Hangup\r\n\tUniqueid: 2.2\r\nUniqueid: 1.1\r\n\r\n",  # padded with a tab, earlier
+        b"Event: Hangup\r\nUNIQUEID: 2.2\r\nUniqueid: 1.1\r\n\r\n",  # spelled otherwise, earlier
+        b"Event: Hangup\r\nUniqueidX: 3.3\r\nUniqueid: 1.1\r\nStateInterface: a\r\n\r\n",
     ],
 )
 def test_unusual_event_frames_read_the_same_lazily(frame: bytes) -> None:
@@ -82,6 +86,27 @@ def test_unusual_event_frames_read_the_same_lazily(frame: bytes) -> None:
     (lazy,) = FrameParser().feed(frame)
     names = [name for name in eager] + ["Missing"]
     assert public_view(lazy, names) == public_view(eager, names)
+
+
+def test_one_header_read_from_an_unsplit_frame_equals_the_split_one(traces_dir: Path) -> None:
+    """`get` on a fresh frame finds the header in its text; the answer must be the index's."""
+    frames = [frame for trace in sorted(traces_dir.glob("*.ami"))
+              for frame in trace.read_bytes().replace(b"\r\n", b"\n").decode().split("\n\n")]
+    frames += ["Event: Hangup\nUNIQUEID: 2.2\nUniqueid: 1.1", "Event: Hangup\n Uniqueid : 2.2\nUniqueid: 1.1",
+               "Event: Hangup\nStateInterface: a\nInterface:b", "Event: Hangup\nx: Linkedid: 9\nLinkedid:  7"]
+    checked = 0
+    for frame in frames:
+        lines = frame.split("\n")
+        if not frame.startswith("Event:") or not all(":" in line for line in lines):
+            continue
+        names = {line.partition(":")[0].strip() for line in lines} | {"Missing", "Interface", "Uniqueid"}
+        for name in names:
+            for spelled in (name, name.lower(), name.upper()):
+                unsplit = AmiMessage._unsplit(frame, frame.split("\n"))
+                assert unsplit.get(spelled, "<none>") == AmiMessage(unsplit.headers).get(spelled, "<none>"), \
+                    (frame[:60], spelled)
+                checked += 1
+    assert checked > 10_000
 
 
 def test_may_contain_never_misses_an_action_id_on_every_recorded_trace(traces_dir: Path) -> None:
