@@ -20,7 +20,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
-from callcard.bus import CALLS_TOPIC, Bus
+from callcard.bus import CALLS_TOPIC, Bus, until_stopped
 from crm_core.cards import clients_for_numbers
 from crm_core.db import insert_all_or_ignore, insert_or_ignore
 from crm_core.models import Call, Department, Operator, as_utc
@@ -217,43 +217,28 @@ class CallLogger:
     async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
         """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop.
 
-        A reader task keeps taking events off the bus while a batch is being stored; the next
-        batch is everything that arrived meanwhile (at most MAX_BATCH), in arrival order, and a
-        batch starts at most once per BATCH_INTERVAL.
+        Events that arrive while a batch is being stored wait in the subscription; the next batch
+        is all of them (at most MAX_BATCH), in arrival order, and a batch starts at most once per
+        BATCH_INTERVAL. (A reader task and a queue of its own cost the loop a few turns per event.)
         """
         stop = stop or asyncio.Event()
         subscription = await bus.subscribe(CALLS_TOPIC)
-        arrived: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-
-        async def read() -> None:
-            while True:
-                arrived.put_nowait(await subscription.get())
-
-        reader = asyncio.ensure_future(read())
-        stopping = asyncio.ensure_future(stop.wait())
         loop = asyncio.get_running_loop()
         last_batch = -math.inf
         try:
-            while not stop.is_set():
-                getting = asyncio.ensure_future(arrived.get())
-                await asyncio.wait({getting, stopping, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getting.done():
-                    getting.cancel()
-                    if reader.done():
-                        reader.result()  # the subscription failed: say so, as a plain get() would
-                    break
+            async for first in until_stopped(subscription, stop):
                 wait = last_batch + BATCH_INTERVAL - loop.time()
                 if wait > 0:
                     await asyncio.sleep(wait)
                 last_batch = loop.time()
-                batch = [getting.result()]
-                while len(batch) < MAX_BATCH and not arrived.empty():
-                    batch.append(arrived.get_nowait())
+                batch = [first]
+                while len(batch) < MAX_BATCH:
+                    try:
+                        batch.append(subscription.get_nowait())
+                    except asyncio.QueueEmpty:
+                        break
                 await self._handle(batch)
         finally:
-            reader.cancel()
-            stopping.cancel()
-            await asyncio.wait({reader})  # no get() left pending on a closed subscription
             await subscription.close()
 
     async def _handle(self, messages: list[dict[str, Any]]) -> None:
