@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,9 +22,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus, until_stopped
 from crm_core.cards import clients_for_numbers
-from crm_core.db import insert_all_or_ignore, insert_or_ignore
+from crm_core.db import insert_ignoring, insert_or_ignore
 from crm_core.models import Call, Department, Operator, as_utc
 from crm_core.phones import try_normalize
+from crm_core.prepared import execute_many, fetch
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,9 @@ class LoggedCall:
 # (disposition, IVR path) is others' to write.
 _LOGGED = tuple(f.name for f in fields(LoggedCall))[2:]
 _CALLS = Call.__table__
-# Statements built once: building them per batch cost more than running them on SQLite.
+# Statements built once and run through crm_core.prepared: building them per batch cost more than
+# running them on SQLite, and SQLAlchemy's execution of them twice what SQLite took (its thread
+# holds the interpreter the event loop needs for the pops).
 _SELECT_LOGGED = (select(*(_CALLS.c[f.name] for f in fields(LoggedCall)))
                   .where(_CALLS.c.linkedid.in_(bindparam("linkedids", expanding=True)))
                   .order_by(_CALLS.c.linkedid).with_for_update())
@@ -91,25 +94,25 @@ _UPDATE_LOGGED = (update(_CALLS).where(_CALLS.c.id == bindparam("row_id"))
                   .values({name: bindparam(name) for name in _LOGGED}))
 
 
-def _rows_for(session: Session, events: list[CallEvent]) -> dict[str, LoggedCall]:
+def _rows_for(connection: Connection, events: list[CallEvent]) -> dict[str, LoggedCall]:
     """The Call row of every linkedid in `events`, locked; missing rows are inserted first.
 
     Rows are selected in linkedid order, so two loggers never lock the same calls crosswise.
     """
     linkedids = sorted({event.linkedid for event in events})
-    calls = _locked_calls(session.connection(), linkedids)
+    calls = _locked_calls(connection, linkedids)
     missing = [linkedid for linkedid in linkedids if linkedid not in calls]
     if missing:
-        insert_all_or_ignore(session, Call, ["linkedid"], [
+        execute_many(connection, insert_ignoring(_CALLS, ("linkedid",), connection.dialect.name), [
             {"linkedid": linkedid, "started_at": min(_start_estimate(e) for e in events if e.linkedid == linkedid)}
             for linkedid in missing
         ])
-        calls.update(_locked_calls(session.connection(), missing))
+        calls.update(_locked_calls(connection, missing))
     return calls
 
 
 def _locked_calls(connection: Connection, linkedids: list[str]) -> dict[str, LoggedCall]:
-    rows = connection.execute(_SELECT_LOGGED, {"linkedids": linkedids})
+    (rows,) = fetch(connection, [(_SELECT_LOGGED, {"linkedids": linkedids})])
     return {row.linkedid: LoggedCall(*row) for row in rows}
 
 
@@ -142,10 +145,12 @@ def _facts(connection: Connection, calls: dict[str, LoggedCall], events: list[Ca
     e164s = {e164 for e164 in numbers.values() if e164 is not None}
     departments: dict[str, int | None] = dict.fromkeys(queues)
     if queues:
-        departments.update(connection.execute(_QUEUE_DEPARTMENTS, {"queues": sorted(queues)}).all())
+        (found,) = fetch(connection, [(_QUEUE_DEPARTMENTS, {"queues": sorted(queues)})])
+        departments.update(found)
     operators: dict[str, int | None] = dict.fromkeys(interfaces)
     if interfaces:
-        operators.update(connection.execute(_INTERFACE_OPERATORS, {"interfaces": sorted(interfaces)}).all())
+        (found,) = fetch(connection, [(_INTERFACE_OPERATORS, {"interfaces": sorted(interfaces)})])
+        operators.update(found)
     owners = {e164: [match.client_id for match in matches]
               for e164, matches in clients_for_numbers(connection, e164s).items()}
     return _Facts(departments, operators, numbers, owners)
@@ -161,7 +166,7 @@ class CallLogger:
     """Turns CallEvents into Call rows; `apply` is sync (one transaction), `run` feeds it from the bus."""
 
     def __init__(self, sessions: sessionmaker[Session], region: str = "RU") -> None:
-        self._sessions = sessions
+        self._engine: Engine = sessions.kw["bind"]
         self._region = region
 
     def apply(self, event: CallEvent) -> None:
@@ -203,16 +208,15 @@ class CallLogger:
                 log.exception("call log: could not store %s event of call %r", event.kind, event.linkedid)
 
     def _store(self, events: list[CallEvent]) -> None:
-        with self._sessions.begin() as session:
-            calls = _rows_for(session, events)
+        with self._engine.begin() as connection:  # a Connection: a Session's own work is not needed here
+            calls = _rows_for(connection, events)
             before = {linkedid: call.logged() for linkedid, call in calls.items()}
-            facts = _facts(session.connection(), calls, events, self._region)
+            facts = _facts(connection, calls, events, self._region)
             for event in events:
                 merge(calls[event.linkedid], event, facts)
             changed = [{"row_id": call.id, **after} for linkedid, call in calls.items()
                        if (after := call.logged()) != before[linkedid]]
-            if changed:
-                session.connection().execute(_UPDATE_LOGGED, changed)
+            execute_many(connection, _UPDATE_LOGGED, changed)
 
     async def run(self, bus: Bus, stop: asyncio.Event | None = None) -> None:
         """Log every event on CALLS_TOPIC until `stop` is set; the database work runs off the loop.

@@ -6,9 +6,9 @@ runs between the first ring and the operator's "hello".
 
 from __future__ import annotations
 
-from collections import defaultdict, namedtuple
-from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections import defaultdict
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -43,10 +43,10 @@ from crm_core.models import (
     as_utc,
 )
 from crm_core.phones import format_phone, try_normalize
+from crm_core.prepared import fetch
 
 MAX_MATCHES = 20  # a number on more clients than this is a switchboard; the operator searches instead
 RECENT_INTERACTIONS = 10
-MAX_LAYOUTS = 64  # expanded SQL kept per statement (see _Prepared.bind)
 
 
 class ClientNotFound(LookupError):
@@ -94,7 +94,8 @@ def clients_for_numbers(connection: Connection, e164s: Collection[str]) -> dict[
     """`clients_for_number` of each of `e164s` in one statement (the call logger's batch)."""
     owners: dict[str, list[tuple[int, int | None]]] = {e164: [] for e164 in e164s}
     if owners:
-        for e164, client_id, contact_id in connection.execute(_NUMBERS_OWNERS, {"e164s": list(owners)}):
+        (found,) = fetch(connection, [(_NUMBERS_OWNERS, {"e164s": list(owners)})])
+        for e164, client_id, contact_id in found:
             owners[e164].append((client_id, contact_id))
     return {e164: _matches(found) for e164, found in owners.items()}
 
@@ -128,9 +129,9 @@ def caller_card(db: Session | Connection, caller_raw: str, region: str = "RU") -
     connection = db if isinstance(db, Connection) else db.connection()
     by_number = connection.dialect.name == "postgresql"
     if by_number:  # one round trip: the sections select their clients through the number (_BY_NUMBER)
-        rows, *sections = _rows(connection, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
+        rows, *sections = fetch(connection, [(_OWNED_CLIENTS, number), *((s, number) for s in _BY_NUMBER)])
     else:
-        (rows,) = _rows(connection, [(_OWNED_CLIENTS, number)])
+        (rows,) = fetch(connection, [(_OWNED_CLIENTS, number)])
     matches = _matches((row.id, row.contact_id) for row in rows)
     chosen = {m.client_id for m in matches}
     if not by_number:
@@ -213,120 +214,13 @@ def _fill(cards: dict[int, dict[str, Any]], sections: list[list[Any]]) -> dict[i
 
 def _sections(connection: Connection, ids: list[int]) -> list[list[Any]]:
     """The rows of phones, contacts, open requests, open debts and newest interactions of `ids`
-    (one psycopg pipeline on PostgreSQL, see `_rows`); no query at all for no ids."""
+    (one psycopg pipeline on PostgreSQL, see `crm_core.prepared.fetch`); no query at all for no ids."""
     if not ids:
         return [[], [], [], [], []]
     newest = {f"id{i}": client_id for i, client_id in enumerate(ids)} | {"limit": RECENT_INTERACTIONS}
     statements = [(_PHONES, {"ids": ids}), (_CONTACTS, {"ids": ids}), (_OPEN_REQUESTS, {"ids": ids}),
                   (_OPEN_DEBTS, {"ids": ids}), (_newest_interactions(len(ids)), newest)]
-    return _rows(connection, statements)
-
-
-def _rows(connection: Connection, statements: list[tuple[Any, dict[str, Any]]]) -> list[list[Any]]:
-    """The rows of each statement, run on the driver's own cursor; on PostgreSQL in one psycopg
-    pipeline, one round trip for all (at 10 M clients the round trips were most of a card).
-
-    The card runs while the phone rings, and SQLAlchemy's per-execution work (ORM and Core
-    contexts, result metadata) cost twice what SQLite took to answer: the statements are compiled
-    once per dialect (`_prepared`) and only their column types' conversions are applied here. A
-    driver error goes through SQLAlchemy's handling, so a dropped connection is invalidated and
-    `crm_core.db.read` can retry.
-    """
-    dialect = connection.dialect
-    raw = connection.connection.driver_connection
-    prepared = [(_prepared(statement, dialect), params) for statement, params in statements]
-    sql, params = "", None
-    try:
-        if dialect.name == "postgresql":
-            cursors = []
-            with raw.pipeline():
-                for query, values in prepared:
-                    sql, params = query.bind(values)
-                    cursors.append(raw.cursor().execute(sql, params))
-            fetched = [(cursor.fetchall(), cursor.description) for cursor in cursors]
-        else:
-            fetched = []
-            for query, values in prepared:
-                sql, params = query.bind(values)
-                cursor = raw.cursor()
-                fetched.append((cursor.execute(sql, params).fetchall(), cursor.description))
-    except dialect.loaded_dbapi.Error as exc:
-        connection._handle_dbapi_exception(exc, sql, params, None, None)
-    return [query.convert(*result) for (query, _), result in zip(prepared, fetched, strict=True)]
-
-
-@dataclass(frozen=True)
-class _Layout:
-    """A statement's SQL for one length of each of its lists, and where each driver parameter
-    comes from: (list name, index), a value's name (index None), or a constant the statement
-    fixes (name None: a literal, a default)."""
-
-    sql: str
-    keys: tuple[str, ...] | None  # the driver's parameter names; None: positional
-    sources: tuple[tuple[str | None, int | None, Any], ...]
-
-    @classmethod
-    def of(cls, expanded: Any, values: dict[str, Any]) -> _Layout:
-        origin = {key: (name, i) for name, keys in expanded.parameter_expansion.items() for i, key in enumerate(keys)}
-        keys = tuple(expanded.positiontup or expanded.parameters)
-        sources: list[tuple[str | None, int | None, Any]] = []
-        for key in keys:
-            name, i = origin.get(key, (key, None))
-            sources.append((name, i, None) if name in values else (None, None, expanded.parameters[key]))
-        return cls(expanded.statement, None if expanded.positiontup else keys, tuple(sources))
-
-    def parameters(self, values: dict[str, Any]) -> Any:
-        found = [fixed if name is None else values[name] if i is None else values[name][i]
-                 for name, i, fixed in self.sources]
-        return found if self.keys is None else dict(zip(self.keys, found, strict=True))
-
-
-@dataclass
-class _Prepared:
-    """A card statement compiled for one dialect, with its rows' shape and its columns' types; the
-    types' conversions are looked up once, from the first result's column descriptions, and the
-    SQL is expanded once per length of its lists (SQLAlchemy's expansion for each card took four
-    times what SQLite took to run the statement)."""
-
-    compiled: Any
-    row: type
-    types: tuple[Any, ...]
-    converters: tuple[tuple[int, Callable[[Any], Any]], ...] | None = None
-    layouts: dict[tuple[tuple[str, int], ...], _Layout] = field(default_factory=dict)  # by names, list lengths
-
-    def bind(self, values: dict[str, Any]) -> tuple[str, Any]:
-        shape = tuple((name, len(value) if isinstance(value, list) else -1) for name, value in values.items())
-        layout = self.layouts.get(shape)
-        if layout is None:
-            layout = _Layout.of(self.compiled.construct_expanded_state(values), values)
-            if len(self.layouts) < MAX_LAYOUTS:  # a card's lists are at most MAX_MATCHES long
-                self.layouts[shape] = layout
-        return layout.sql, layout.parameters(values)
-
-    def convert(self, rows: list[tuple[Any, ...]], description: Sequence[Any]) -> list[Any]:
-        if self.converters is None:
-            dialect = self.compiled.dialect
-            found = ((i, kind.result_processor(dialect, column[1]))
-                     for i, (kind, column) in enumerate(zip(self.types, description, strict=True)))
-            self.converters = tuple((i, convert) for i, convert in found if convert is not None)
-        make, converters = self.row._make, self.converters
-        if not converters:
-            return [make(row) for row in rows]
-        out = []
-        for row in rows:
-            values = list(row)
-            for i, convert in converters:
-                values[i] = convert(values[i])
-            out.append(make(values))
-        return out
-
-
-@lru_cache(maxsize=64)
-def _prepared(statement: Any, dialect: Any) -> _Prepared:
-    columns = list(statement.selected_columns)
-    row = namedtuple("CardRow", [column.key for column in columns], rename=True)  # type: ignore[misc]
-    types = tuple(column.type.dialect_impl(dialect) for column in columns)
-    return _Prepared(statement.compile(dialect=dialect), row, types)
+    return fetch(connection, statements)
 
 
 _CLIENTS = (

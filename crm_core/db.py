@@ -83,17 +83,14 @@ def read(reader: Engine, work: Callable[[Connection], T]) -> T:
 
 def insert_or_ignore(session: Session, table: Any, unique: list[str], **values: Any) -> None:
     """INSERT that does nothing when a row with the same `unique` columns exists (race-free get-or-create)."""
-    insert_all_or_ignore(session, table, unique, [values])
-
-
-def insert_all_or_ignore(session: Session, table: Any, unique: list[str], rows: list[dict[str, Any]]) -> None:
-    """`insert_or_ignore` for many rows with the same keys, in one executemany."""
-    statement = _insert_ignoring(getattr(table, "__table__", table), tuple(unique), session.get_bind().dialect.name)
-    session.execute(statement, rows)
+    table = getattr(table, "__table__", table)
+    session.execute(insert_ignoring(table, tuple(unique), session.get_bind().dialect.name), values)
 
 
 @lru_cache(maxsize=32)
-def _insert_ignoring(table: Any, unique: tuple[str, ...], dialect_name: str) -> Any:
-    """Built once: building an INSERT costs more than running it on SQLite (the call logger's hot path)."""
+def insert_ignoring(table: Any, unique: tuple[str, ...], dialect_name: str) -> Any:
+    """`insert_or_ignore`'s statement, built once: building an INSERT costs more than running it
+    on SQLite (the call logger's hot path, which runs it through `crm_core.prepared`). Inline: no
+    RETURNING of the new row's key, which nobody reads."""
     dialect = postgresql if dialect_name == "postgresql" else sqlite
-    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(unique))
+    return dialect.insert(table).on_conflict_do_nothing(index_elements=list(unique)).inline()

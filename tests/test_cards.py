@@ -17,13 +17,13 @@ from crm_core.cards import (
     MAX_MATCHES,
     ClientNotFound,
     _newest_interactions,
-    _prepared,
     caller_card,
     client_card,
 )
 from crm_core.clients import NewContact, create_client, save_call_note
 from crm_core.db import make_reader, read
 from crm_core.models import Call, Debt, Department, Interaction, Operator, Request, utcnow
+from crm_core.prepared import prepared
 
 HOSTILE = "<img src=x onerror=alert(1)> Robert'); DROP TABLE clients;-- \"Иван\" & Co"
 
@@ -194,9 +194,9 @@ def test_card_statements_bind_as_sqlalchemy_expands_them(sessions) -> None:
              (_OPEN_DEBTS, {"ids": [1, 2]}), (_newest_interactions(2), {"id0": 8, "id1": 9, "limit": 10}),
              (_newest_interactions(2), {"id0": 1, "id1": 2, "limit": 3})]
     for statement, values in cases:
-        expanded = _prepared(statement, dialect).compiled.construct_expanded_state(values)
+        expanded = prepared(statement, dialect).compiled.construct_expanded_state(values)
         expected = list(expanded.positional_parameters) if expanded.positiontup else expanded.parameters
-        assert _prepared(statement, dialect).bind(values) == (expanded.statement, expected)
+        assert prepared(statement, dialect).bind(values) == (expanded.statement, expected)
 
 
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
