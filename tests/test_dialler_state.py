@@ -113,6 +113,25 @@ def test_free_operators_follow_every_call(events: list, free: list[Agent]) -> No
     assert state.free([ANNA, BORIS], 0.0) == free
 
 
+def test_ended_calls_leave_nothing_behind_however_many_operators_they_rang() -> None:
+    """1,000 calls, each ringing three operators (two stop ringing, one answers), end: every
+    operator is free again and the state holds no trace of them (it runs for weeks)."""
+    state = DiallerState()
+    agents = [Agent(i, f"Local/{100 + i}@agents") for i in range(10)]
+    for n in range(1000):
+        rung = [agents[(n + k) % 10] for k in range(3)]
+        for agent in rung:
+            state.on_event(ev(R, f"c{n}", agent.interface), [], 0.0)
+        for agent in rung[:2]:
+            state.on_event(ev(S, f"c{n}", agent.interface), [], 0.0)
+        state.on_event(ev(A, f"c{n}", rung[2].interface), [], 0.0)
+        if n % 2:  # half end while their neighbours still ring
+            state.on_event(ev(E, f"c{n - 1}"), [], 0.0)
+            state.on_event(ev(E, f"c{n}"), [], 0.0)
+    assert state.free(agents, 0.0) == agents
+    assert state._busy == {} and state._on_call == {}
+
+
 @pytest.mark.parametrize(("mode", "agents", "ringing", "max_lines", "expected"), [
     ("progressive", [ANNA, BORIS], 0, 10, 2),
     ("progressive", [ANNA, BORIS], 1, 10, 1),
