@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from callcard.bus import BusError, MemoryBus, RedisBus, desk_topic, make_bus, until_stopped
+from callcard.bus import BusError, MemoryBus, RedisBus, Subscription, desk_topic, make_bus, until_stopped
 
 
 async def _next(sub, timeout: float = 2.0):  # type: ignore[no-untyped-def]
@@ -88,16 +88,21 @@ async def test_until_stopped_gives_a_burst_in_order_and_notices_a_stop_at_once(b
     await sub.close()
 
 
-async def test_until_stopped_ends_a_wait_on_an_idle_subscription_and_leaves_it_usable(bus) -> None:  # type: ignore[no-untyped-def]
-    sub = await bus.subscribe("calls")
-    stop = asyncio.Event()
+def consume(sub: Subscription, stop: asyncio.Event) -> tuple[asyncio.Task[None], list[int]]:
+    """A consumer task that keeps each message's "i" until `stop`, and the list it keeps them in."""
     got: list[int] = []
 
-    async def consume() -> None:
+    async def run() -> None:
         async for message in until_stopped(sub, stop):
             got.append(message["i"])
 
-    consumer = asyncio.create_task(consume())
+    return asyncio.create_task(run()), got
+
+
+async def test_until_stopped_ends_a_wait_on_an_idle_subscription_and_leaves_it_usable(bus) -> None:  # type: ignore[no-untyped-def]
+    sub = await bus.subscribe("calls")
+    stop = asyncio.Event()
+    consumer, got = consume(sub, stop)
     await bus.publish("calls", {"i": 1})
     await asyncio.sleep(0.05)  # the consumer waits on an empty subscription now
     stop.set()
@@ -113,13 +118,7 @@ async def test_until_stopped_hands_a_message_over_in_one_turn_of_the_loop() -> N
     bus = MemoryBus()
     sub = await bus.subscribe("calls")
     stop = asyncio.Event()
-    got: list[int] = []
-
-    async def consume() -> None:
-        async for message in until_stopped(sub, stop):
-            got.append(message["i"])
-
-    consumer = asyncio.create_task(consume())
+    consumer, got = consume(sub, stop)
     await asyncio.sleep(0.01)  # waiting on an empty subscription
     for i in range(3):
         await bus.publish("calls", {"i": i})
