@@ -32,6 +32,7 @@ from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, transla
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator
+from crm_core.visibility import queue_names
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 
 router = APIRouter(include_in_schema=False)
@@ -163,6 +164,7 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
             .order_by(Operator.name)
         ).all()
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
+                   data={"queue_names": {queue: name for _, name, queue in departments}},
                    campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues)
 
 
@@ -178,8 +180,10 @@ def calls(
         rows = clients.list_calls(session, outcome=chosen, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
                                   visible_to=operator.viewer)
         calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
+        names = queue_names(session)
     return _render(
         request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, outcome=chosen or "",
+        queue_names=names,
         page=page, has_more=len(rows) > CALLS_PER_PAGE,
     )
 

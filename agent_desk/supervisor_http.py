@@ -35,8 +35,8 @@ from agent_desk.pages import _render
 from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
 from crm_core import agents, clients
 from crm_core.audit import OK, REFUSED, Actor, recent, record
-from crm_core.models import Department, utcnow
-from crm_core.visibility import department_ids
+from crm_core.models import Department, Operator, utcnow
+from crm_core.visibility import department_ids, queue_names
 from routing import thresholds
 from routing.live import Thresholds
 from routing.wall import kept_wall
@@ -212,14 +212,15 @@ def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, di
     scope = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
         views = agents.agents_overview(session)
-        queues = sorted(set(session.scalars(select(Department.queue).where(Department.queue != ""))))
+        names = queue_names(session)
+        queues = sorted(names)
         audit = [_audit_row(e) for e in recent(session, 20, None if operator.sees_all else operator.id)]
         if scope is not None:
             codes = set(session.scalars(select(Department.code).where(Department.id.in_(operator.departments))))
             views = [v for v in views if codes & set(v.departments)]
             queues = [q for q in queues if q in scope]
     rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login)} for v in views]
-    return {"agents": rows, "queues": queues, "live": live is not None, "audit": audit}
+    return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit}
 
 
 def _audit_row(entry: Any) -> dict[str, Any]:
@@ -250,11 +251,12 @@ def _thresholds_data(request: Request, operator: CurrentOperator) -> dict[str, A
     scope = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
         stored = thresholds.load(session)
-        queues = set(session.scalars(select(Department.queue).where(Department.queue != ""))) | set(stored)
+        names = queue_names(session)
+    queues = set(names) | set(stored)
     if scope is not None:
         queues &= scope
-    return {"queues": [{"queue": q, "custom": q in stored, **asdict(stored.get(q, Thresholds()))}
-                       for q in sorted(queues)]}
+    return {"queues": [{"queue": q, "name": names.get(q, q), "custom": q in stored,
+                        **asdict(stored.get(q, Thresholds()))} for q in sorted(queues)]}
 
 
 @router.get("/api/supervisor/thresholds", tags=["supervisor"])
@@ -408,10 +410,12 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
         tables = {name: reports.report(session, name, period, queues)
                   for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500, queues=queues)
+        names = {"queues": queue_names(session),
+                 "agents": {login: name for login, name in session.execute(select(Operator.login, Operator.name))}}
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
     hours = [{"key": f.key, "offered": f.offered, "answered": f.answered, "abandoned": f.abandoned,
               "service_level": f.service_level} for f in tables["hours"][:-1]]  # the last row is the total
     return _render(request, "supervisor_reports.html", operator, active="reports", period=period, tz=tz,
                    data={"hours": hours},
-                   tables=tables, missed=missed, query=query, columns=reports.FIGURE_COLUMNS,
+                   tables=tables, names=names, missed=missed, query=query, columns=reports.FIGURE_COLUMNS,
                    missed_columns=reports.MISSED_COLUMNS, sl_seconds=reports.SERVICE_LEVEL_SECONDS)

@@ -23,6 +23,7 @@ from agent_desk.auth import (
 )
 from agent_desk.i18n import translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from crm_core.visibility import queue_names
 from routing.wall import kept_wall, scoped_snapshot
 
 WALL_ROLES = SUPERVISING
@@ -39,7 +40,9 @@ def wall_viewer(operator: Annotated[CurrentOperator, Depends(page_operator)], re
 
 @router.get("/wall", response_class=HTMLResponse, include_in_schema=False)
 def wall_page(request: Request, operator: Annotated[CurrentOperator, Depends(wall_viewer)]) -> HTMLResponse:
-    return _render(request, "wall.html", operator, active="wall")
+    with request.app.state.desk.sessions() as session:
+        names = queue_names(session)
+    return _render(request, "wall.html", operator, active="wall", data={"queue_names": names})
 
 
 @router.get("/api/wall")

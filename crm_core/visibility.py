@@ -45,6 +45,12 @@ def department_queues(session: Session, departments: frozenset[int]) -> frozense
         select(Department.queue).where(Department.id.in_(departments), Department.queue != "")))
 
 
+def queue_names(session: Session) -> dict[str, str]:
+    """Each Asterisk queue's department name, for people to read (codes stay in links, data and CSV)."""
+    rows = session.execute(select(Department.queue, Department.name).where(Department.queue != ""))
+    return {queue: name for queue, name in rows}
+
+
 def _of(column: ColumnElement[int | None] | object, departments: frozenset[int] | None) -> ColumnElement[bool]:
     return column.is_not(None) if departments is None else column.in_(departments)  # type: ignore[attr-defined]
 

@@ -19,7 +19,7 @@ from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.bus import MemoryBus, desk_topic
 from callcard.settings import Settings
-from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone
+from crm_core.models import Call, Client, ClientPhone, Department, Interaction, Operator, Phone
 from crm_core.passwords import hash_password
 
 HOSTILE = "<script>alert(1)</script>"
@@ -258,6 +258,24 @@ def test_calls_list_filters_by_outcome_and_shows_wait_time(client: TestClient, s
     assert "брошен" in page and "0:37" in page
     full = client.get("/calls").text
     assert "Иван Петров" in full and "2:05" in full and "Ольга Оператор" in full
+
+
+def test_calls_list_names_departments_and_only_real_caller_names(client: TestClient, sessions) -> None:  # type: ignore[no-untyped-def]
+    """People read the queue's department and a caller ID name that is a name; the time is UTC
+    in the markup, for the page to show in the browser's zone."""
+    with sessions.begin() as session:
+        session.add(Department(code="service", name="Сервис", queue="support"))
+    started = datetime(2026, 11, 24, 9, 55, 34, tzinfo=UTC)
+    add_call(sessions, "904.1", queue="support", caller_name="Ivan Petrov", started_at=started)
+    add_call(sessions, "904.2", queue="nightline", caller_name="83517654321")  # no department: the queue as is
+    add_call(sessions, "904.3", caller_raw="anonymous", caller_e164=None, caller_name="anonymous")
+    log_in(client, "op1")
+    rows = {row.split('"')[1]: row for row in client.get("/calls").text.split("data-linkedid=")[1:]}
+    assert "<td>Сервис</td>" in rows["904.1"] and "<td>support</td>" not in rows["904.1"]
+    assert '<span class="muted">Ivan Petrov</span>' in rows["904.1"]
+    assert '<time datetime="2026-11-24T09:55:34+00:00" data-local>2026-11-24 09:55:34 UTC</time>' in rows["904.1"]
+    assert "<td>nightline</td>" in rows["904.2"] and 'class="muted"' not in rows["904.2"]
+    assert rows["904.3"].count("anonymous") == 1
 
 
 # ---- language, click-to-call, escaping ---------------------------------------------------------------

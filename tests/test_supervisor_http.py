@@ -16,7 +16,7 @@ from agent_desk.app import create_app
 from callcard.bus import MemoryBus
 from callcard.settings import Settings
 from crm_core.audit import AuditEntry
-from crm_core.models import Call, Operator
+from crm_core.models import Call, Department, Operator
 from crm_core.passwords import hash_password
 
 PASSWORD = "pw-demo-2"
@@ -90,6 +90,23 @@ def test_supervisors_and_admins_read_pages_reports_and_audited_exports(http: Tes
     assert http.get("/api/supervisor/reports/queues", params={"from": "2026-13-01"}).status_code == 422
     assert http.get("/api/supervisor/reports/queues", params={"tz": "Mars/Olympus"}).status_code == 422
     assert http.get("/api/supervisor/reports/nosuch").status_code == 422
+
+
+def test_reports_page_names_departments_and_agents(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
+    """Figures stay keyed by queue and login (the CSV's columns); the page shows names."""
+    with sessions.begin() as s:
+        s.add(Department(code="sales", name="Sales desk", queue="sales"))
+        s.add(Call(linkedid="x2", started_at=datetime.now(UTC), queue="sales", status="ended", outcome="answered",
+                   caller_raw="83517654321", operator_id=ids["op1"], wait_seconds=5, talk_seconds=60))
+        s.get(Operator, ids["op1"]).name = "Olga First"
+    log_in(http, "super1", PASSWORD)
+    page = http.get("/supervisor/reports").text
+    queues, agents, missed = (page.split(f'id="report-{name}"')[1].split("</section>")[0]
+                              for name in ("queues", "agents", "missed"))
+    assert '<th scope="row">Sales desk</th>' in queues and '<th scope="row">sales</th>' not in queues
+    assert '<th scope="row">Olga First</th>' in agents
+    assert "<td>Sales desk</td>" in missed
+    assert http.get("/api/supervisor/reports/agents.csv").text.splitlines()[1].startswith("op1,")
 
 
 def test_supervisor_without_csrf_or_telephony_is_refused_and_audited(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]

@@ -53,13 +53,13 @@ async def test_supervisor_edits_thresholds_and_the_running_wall_uses_them(sessio
             assert bad.status_code == 422
             assert bad.json()["detail"] == "The longest-wait red limit must not be below the amber one."
             page = await http.get("/supervisor/thresholds")
-            assert page.status_code == 200 and 'data-queue="sales"' in page.text
+            assert page.status_code == 200 and 'data-queue="sales"' in page.text and "<legend>Sales " in page.text
 
             ok = await http.put(url, json=LIMITS, headers={"X-CSRF-Token": csrf})
             assert ok.status_code == 200, ok.text
             assert ok.json()["message"] == "Thresholds of sales saved; the wall uses them from its next update."
             listed = (await http.get("/api/supervisor/thresholds")).json()["queues"]
-            assert listed == [{"queue": "sales", "custom": True, **LIMITS}]
+            assert listed == [{"queue": "sales", "name": "Sales", "custom": True, **LIMITS}]
 
         deadline = time.monotonic() + 5
         while wall.state.thresholds.get("sales") != Thresholds(**LIMITS):

@@ -15,6 +15,11 @@ export function label(prefix, code) {
   return page.strings[`${prefix}.${code}`] ?? code;
 }
 
+// A queue's department name for people to read; the queue itself stays in data attributes and requests.
+export function queueName(queue) {
+  return page.queue_names?.[queue] ?? queue;
+}
+
 // el("div", {class: "x", onclick: fn}, "text", child) — strings become text nodes.
 export function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -142,4 +147,10 @@ function wireHeader() {
   });
 }
 
+// Server-rendered times (<time datetime=… data-local>) are UTC; show them in the browser's zone.
+function localTimes() {
+  for (const node of document.querySelectorAll("time[data-local]")) node.textContent = formatTime(node.dateTime);
+}
+
 wireHeader();
+localTimes();

@@ -2,7 +2,7 @@
 // follows the call's state, and saves the after-call note for the client the operator chose
 // (for a campaign call, the disposition form of campaign_desk.js instead).
 
-import { api, el, formatSeconds, label, page, t, toast, typing } from "./common.js";
+import { api, el, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
 import { renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
@@ -56,7 +56,7 @@ function onPop(message) {
   view.caller.replaceChildren(...[ // a dialler call has no caller name: nothing, not "null"
     message.caller_name ? el("span", { class: "caller-name", id: "caller-name" }, message.caller_name) : null,
     el("span", { class: "caller-number" }, number)].filter(Boolean));
-  view.queue.textContent = message.queue ? `${t("desk.queue")}: ${message.queue}` : "";
+  view.queue.textContent = message.queue ? `${t("desk.queue")}: ${queueName(message.queue)}` : "";
   view.form.hidden = showCampaignCall(call.campaign, Boolean(again)); // a campaign call has its own form
   view.save.disabled = false;
   setState("ringing", { restartTimer: sinceOf(message) });

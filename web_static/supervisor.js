@@ -2,7 +2,7 @@
 // pauses and the wall's live state), every button calls /api/supervisor/... and shows the answer,
 // then the table is redrawn from the API. Reports: the first visit picks the browser's time zone.
 
-import { api, el, label, page, t } from "./common.js";
+import { api, el, label, page, queueName, t } from "./common.js";
 
 const body = document.getElementById("agents-body");
 const result = document.getElementById("sup-result");
@@ -31,12 +31,12 @@ async function act(button, path, options) {
 function queueCell(agent) {
   if (!agent.queues.length) return el("span", { class: "muted" }, t("sup.no_queues"));
   return agent.queues.map((m) => el("span", { class: `member${m.paused ? " paused" : ""}`, dataset: { queue: m.queue } },
-    m.queue,
+    queueName(m.queue),
     m.penalty ? el("small", { class: "muted" }, ` ·${m.penalty}`) : null,
     m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${m.reason}` : ""}`) : null,
     el("button", {
-      type: "button", class: "link-button do-remove", title: t("sup.remove", { queue: m.queue }),
-      "aria-label": t("sup.remove", { queue: m.queue }), dataset: { queue: m.queue },
+      type: "button", class: "link-button do-remove", title: t("sup.remove", { queue: queueName(m.queue) }),
+      "aria-label": t("sup.remove", { queue: queueName(m.queue) }), dataset: { queue: m.queue },
       onclick: (e) => act(e.currentTarget, `/api/supervisor/agents/${agent.id}/queues/${encodeURIComponent(m.queue)}`,
         { method: "DELETE" }),
     }, "×")));
@@ -57,10 +57,10 @@ function actionsCell(agent) {
     placeholder: t("sup.reason"), "aria-label": t("sup.reason") });
   const pauseQueue = el("select", { class: "pause-queue", "aria-label": t("sup.queue") },
     el("option", { value: "" }, t("sup.all_queues")),
-    agent.queues.map((m) => el("option", { value: m.queue }, m.queue)));
+    agent.queues.map((m) => el("option", { value: m.queue }, queueName(m.queue))));
   const queueBody = () => (pauseQueue.value ? { queue: pauseQueue.value } : {});
   const addQueue = el("select", { class: "add-queue", "aria-label": t("sup.queue") },
-    page.queues.map((q) => el("option", { value: q }, q)));
+    page.queues.map((q) => el("option", { value: q }, queueName(q))));
   const penalty = el("input", { class: "add-penalty", type: "number", min: 0, max: 100, value: 0,
     "aria-label": t("sup.penalty"), title: t("sup.penalty") });
   const base = `/api/supervisor/agents/${agent.id}`;
@@ -129,10 +129,10 @@ async function drawReportCharts(hours) {
   const axes = [{ space: 90, incrs: [1, 2, 3, 6, 12, 24, 48, 96, 168],
                   values: (_, ticks) => ticks.map((i) => (hours[i] ? hours[i].key.slice(5) : "")) }, {}];
   const hourSeries = { label: t("rep.hours"), value: (_, i) => (hours[i] ? hours[i].key : "") };
-  const make = (id, series, data) => {
+  const make = (id, series, data, y = {}) => {
     const target = document.getElementById(id);
     return new uPlot({ width: Math.max(300, target.clientWidth || 500), height: 220, series: [hourSeries, ...series],
-      scales: { x: { time: false } }, axes }, data, target);
+      scales: { x: { time: false }, y }, axes }, data, target);
   };
   const bars = uPlot.paths.bars({ size: [0.6, 30] });
   make("report-chart-calls", [
@@ -141,7 +141,7 @@ async function drawReportCharts(hours) {
     { label: t("wall.series.abandoned"), stroke: "#cf222e", fill: "rgba(207,34,46,.35)", paths: bars },
   ], [xs, hours.map((h) => h.offered), hours.map((h) => h.answered), hours.map((h) => h.abandoned)]);
   make("report-chart-sl", [{ label: t("wall.series.service_level"), stroke: "#1f6feb", width: 2, points: { show: true } }],
-    [xs, hours.map((h) => h.service_level)]);
+    [xs, hours.map((h) => h.service_level)], { range: [0, 100] });
   document.body.dataset.charts = "ready";
 }
 

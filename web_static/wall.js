@@ -6,7 +6,7 @@
 // page told the server `{"view": "table"}`, so big-number screens don't pay for it.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { el, formatSeconds, page, t } from "/static/common.js";
+import { el, formatSeconds, page, queueName, t } from "/static/common.js";
 
 const view = {
   big: document.getElementById("wall-big"),
@@ -66,7 +66,7 @@ function queueTile(queue, at) {
   const reasons = Object.entries(queue.paused_reasons)
     .map(([reason, n]) => `${reason || t("wall.no_reason")} ${n}`).join(", ");
   return el("article", { class: "queue-tile", "data-queue": queue.name },
-    el("h2", {}, queue.name),
+    el("h2", {}, queueName(queue.name)),
     el("div", { class: "figures" },
       figure(t("wall.waiting"), queue.waiting.length, "waiting"),
       figure(t("wall.longest"), formatSeconds(longest), "longest_wait",
@@ -105,7 +105,7 @@ function drawTables(snap, at) {
     ...snap.queues.map((q) => {
       const th = q.thresholds;
       const longest = longestWait(q, at);
-      return row([q.name, q.waiting.length,
+      return row([queueName(q.name), q.waiting.length,
         el("td", { class: `level-${level(longest, th.longest_wait_warn, th.longest_wait_alert)}` }, formatSeconds(longest)),
         el("td", { class: `level-${level(q.service_level, th.service_level_target, th.service_level_target - 10, false)}` },
           pct(q.service_level)),
@@ -129,7 +129,7 @@ function drawTables(snap, at) {
   const waiting = snap.queues.flatMap((q) => q.waiting.map((c) => [q.name, c]));
   view.waiting.replaceChildren(
     head([t("wall.queue"), t("wall.caller"), t("wall.wait")]),
-    ...waiting.map(([name, c]) => row([name, clientLabel(c), formatSeconds(waitOf(c, at))], { "data-linkedid": c.linkedid })));
+    ...waiting.map(([name, c]) => row([queueName(name), clientLabel(c), formatSeconds(waitOf(c, at))], { "data-linkedid": c.linkedid })));
 }
 
 function draw() {
@@ -166,7 +166,7 @@ function chartIntervals(snap) {
   const names = snap.queues.map((q) => q.name);
   if (names.join() !== [...view.chartQueue.options].slice(1).map((o) => o.value).join()) {
     view.chartQueue.replaceChildren(el("option", { value: "" }, t("wall.totals")),
-      ...names.map((name) => el("option", { value: name }, name)));
+      ...names.map((name) => el("option", { value: name }, queueName(name))));
     view.chartQueue.value = names.includes(chosen) ? chosen : "";
   }
   const queue = snap.queues.find((q) => q.name === view.chartQueue.value);
@@ -189,11 +189,19 @@ function series(snap) {
   return { xs, answered, abandoned, sl };
 }
 
-function chart(id, seriesSpec, data) {
+// Today's 15-minute intervals in the browser's zone, on a 24-hour clock in the page's language.
+const clock = new Intl.DateTimeFormat(page.lang, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
+const hhmm = (ts) => (ts === null || ts === undefined ? "—" : clock.format(new Date(ts * 1000)));
+const timeSeries = { label: t("wall.series.time"), value: (_, ts) => hhmm(ts) };
+const timeAxis = { space: 60, values: (_, ticks) => ticks.map(hhmm) };
+
+function chart(id, seriesSpec, data, yRange = null) {
   const target = document.getElementById(id);
   const width = Math.max(300, target.clientWidth || 400);
   if (!charts[id]) {
-    charts[id] = new uPlot({ width, height: 220, series: [{}, ...seriesSpec], scales: { x: { time: true } } }, data, target);
+    const scales = { x: { time: true }, ...(yRange ? { y: { range: yRange } } : {}) };
+    charts[id] = new uPlot({ width, height: 220, series: [timeSeries, ...seriesSpec], scales, axes: [timeAxis, {}] },
+      data, target);
   } else {
     charts[id].setData(data);
   }
@@ -208,7 +216,7 @@ function drawCharts(snap) {
   ], [s.xs, s.answered, s.abandoned]);
   chart("chart-sl", [
     { label: t("wall.series.service_level"), stroke: "#1f6feb", width: 2, points: { show: true }, spanGaps: false },
-  ], [s.xs, s.sl]);
+  ], [s.xs, s.sl], [0, 100]);
 }
 
 // ---- the socket, reconnecting with backoff -------------------------------------------------

@@ -160,6 +160,7 @@ def test_language_switch_and_keyboard_shortcuts(new_desk_page) -> None:  # type:
     page.keyboard.type("Петров")
     page.keyboard.press("Enter")
     expect(page.locator("#client-list")).to_contain_text(KNOWN_NAME)
+    page.wait_for_load_state("domcontentloaded")  # module scripts, which wire the switch, have run by then
     page.select_option("#language", "ru")
     expect(page.locator("html")).to_have_attribute("lang", "ru")
 

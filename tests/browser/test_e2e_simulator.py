@@ -4,6 +4,8 @@ op2's desk stays quiet, the note is saved on the call and the call is listed."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC
+from zoneinfo import ZoneInfo
 
 import pytest
 from live_stack import LiveStack, manual_pbx
@@ -16,6 +18,7 @@ from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
 
 OP1 = "Local/101@agents/n"
 OP3 = "Local/103@agents/n"
+ZONE = "Asia/Yekaterinburg"  # Chelyabinsk's clock, UTC+5
 
 
 @pytest.fixture(scope="module")
@@ -44,13 +47,14 @@ def call_row(live: LiveStack, linkedid: str) -> Call | None:
 
 
 def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser, live: LiveStack) -> None:
-    op1 = live.log_in(browser, "op1")
+    op1 = live.log_in(browser, "op1", timezone_id=ZONE)
     op2 = live.log_in(browser, "op2")
 
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
 
     expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
     expect(op1.locator("#call-state")).to_have_text("Звонит")
+    expect(op1.locator("#call-queue")).to_have_text("Очередь: Продажи")  # the department, not Asterisk's queue
     ringing = [c for c in live.sim.snapshot().calls if c.linkedid == linkedid]
     assert [c.state for c in ringing] == ["ringing"], "the card must pop while the phone still rings"
 
@@ -76,6 +80,9 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     row = op1.locator(f'tr[data-linkedid="{linkedid}"]')
     expect(row).to_contain_text(KNOWN_NAME)
     expect(row).to_contain_text("Консультация")
+    expect(row).to_contain_text("Продажи")
+    local = call.started_at.replace(tzinfo=UTC).astimezone(ZoneInfo(ZONE))  # stored naive UTC on SQLite
+    expect(row.locator("time")).to_have_text(f"{local:%d.%m.%Y, %H:%M:%S}")  # the operator's clock, not UTC
 
     # op2 was logged in the whole time and was never rung: nothing may have popped there
     expect(op2.locator("#client-name")).to_have_count(0)

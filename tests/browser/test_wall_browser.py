@@ -31,6 +31,7 @@ def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> Non
     wall.goto("/wall")
     wall.wait_for_selector("body[data-socket=ready]")
     sales = wall.locator('#wall-big [data-queue="sales"]')
+    expect(sales.locator("h2")).to_have_text("Продажи")  # the department's name over Asterisk's queue
     expect(sales.locator('[data-figure="waiting"] .value')).to_have_text("0")
     expect(sales.locator('[data-count="available"] b')).to_have_text("1")
     answered = int(sales.locator('[data-figure="answered"] .value').inner_text())  # seeded from today's calls
@@ -69,8 +70,13 @@ def test_a_threshold_change_turns_the_longest_wait_red(browser: Browser, live: L
     options = wall.locator("#chart-queue option")
     expect(options).to_have_count(3)
     assert [options.nth(i).get_attribute("value") for i in range(3)] == ["", "sales", "support"]
+    assert [options.nth(i).inner_text() for i in range(3)] == ["Все очереди", "Продажи", "Сервис"]
     wall.select_option("#chart-queue", "support")  # the charts follow the chosen queue
     expect(wall.locator("#chart-queue")).to_have_value("support")
+    legend = wall.locator("#chart-calls .u-legend .u-series")
+    expect(legend.first.locator(".u-label")).to_have_text("время")
+    wall.locator("#chart-calls .u-over").hover()  # the cursor's interval, on a 24-hour clock
+    expect(legend.first.locator(".u-value")).to_have_text(re.compile(r"^([01]\d|2[0-3]):[0-5]\d$"))
 
     editor = wall.context.new_page()
     editor.goto("/supervisor/thresholds")
