@@ -25,6 +25,7 @@ from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
 from crm_core.db import make_reader, read
 from crm_core.models import Operator
+from crm_core.phones import caller_id_name
 from routing.campaigns.models import Campaign, DialAttempt
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,7 @@ class DeskPopper:
             "linkedid": event.linkedid,
             "queue": event.queue,
             "caller_num": event.caller_num,
-            "caller_name": event.caller_name,
+            "caller_name": caller_id_name(event.caller_name, event.caller_num),
             "card": card,
             "at": event.at,
         }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 
 import phonenumbers
@@ -58,6 +59,16 @@ def _normalized(text: str, region: str) -> str | None:
         return normalize_phone(text, region)
     except PhoneError:
         return None
+
+
+_NUMBER_ONLY = re.compile(r"[+\d\s().-]*")
+
+
+def caller_id_name(name: str, number: str = "") -> str:
+    """The caller ID name worth showing beside the number: "" when it only repeats a number, as
+    many trunks send (`89823729238`, `anonymous` for `anonymous`)."""
+    name = name.strip()
+    return "" if name == number or _NUMBER_ONLY.fullmatch(name) else name
 
 
 def phone_kind(e164: str) -> str:

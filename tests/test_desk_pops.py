@@ -127,6 +127,9 @@ async def test_unknown_caller_pops_with_no_matches(sessions, people) -> None:  #
     assert pop["card"]["matches"] == []
     assert pop["card"]["caller"]["e164"] == "+79123456789"
     assert pop["caller_name"] == hostile, "the pop carries the raw text; the browser renders it as text"
+    [(_, pop)] = await popper.handle(event(CallEventKind.RINGING, linkedid="2.2", interface=IFACE_A,
+                                           caller_num="89123456789", caller_name="89123456789"))
+    assert pop["caller_name"] == "", "a name that only repeats the number is not shown as a name"
 
 
 async def test_remembered_calls_are_bounded(sessions, people) -> None:  # type: ignore[no-untyped-def]

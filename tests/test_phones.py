@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from crm_core.phones import MAX_INPUT, PhoneError, format_phone, normalize_phone, phone_kind, try_normalize
+from crm_core.phones import (
+    MAX_INPUT,
+    PhoneError,
+    caller_id_name,
+    format_phone,
+    normalize_phone,
+    phone_kind,
+    try_normalize,
+)
 
 
 @pytest.mark.parametrize(
@@ -69,3 +77,16 @@ def test_kind_and_display() -> None:
     assert phone_kind("+73511234567") == "landline"
     assert format_phone("+73517654321") == "+7 351 765-43-21"
     assert format_phone("not a number") == "not a number"
+
+
+@pytest.mark.parametrize(("name", "number", "shown"), [
+    ("Ivan Petrov", "83517654321", "Ivan Petrov"),
+    ("89823729238", "89823729238", ""),  # a trunk that repeats the number as the name
+    ("+7 (982) 372-92-38", "89823729238", ""),
+    ("anonymous", "anonymous", ""),
+    ("  ", "", ""),
+    ("Отдел 2", "101", "Отдел 2"),
+    ("<script>1</script>", "1", "<script>1</script>"),  # a name is kept as given; pages escape it
+])
+def test_caller_id_name_drops_only_a_repeated_number(name: str, number: str, shown: str) -> None:
+    assert caller_id_name(name, number) == shown
