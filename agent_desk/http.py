@@ -202,6 +202,7 @@ def call_row(call: Call) -> schemas.CallRow:
         started_at=as_utc(call.started_at),
         direction=call.direction,
         caller_raw=call.caller_raw,
+        caller_e164=call.caller_e164,
         caller_display=format_phone(call.caller_e164) if call.caller_e164 else call.caller_raw,
         caller_name=call.caller_name,
         client_id=call.client_id,

@@ -125,6 +125,7 @@ class CallRow(BaseModel):
     started_at: datetime
     direction: str
     caller_raw: str
+    caller_e164: str | None
     caller_display: str
     caller_name: str
     client_id: int | None

@@ -273,9 +273,10 @@ def test_calls_list_names_departments_and_only_real_caller_names(client: TestCli
     rows = {row.split('"')[1]: row for row in client.get("/calls").text.split("data-linkedid=")[1:]}
     assert "<td>Сервис</td>" in rows["904.1"] and "<td>support</td>" not in rows["904.1"]
     assert '<span class="muted">Ivan Petrov</span>' in rows["904.1"]
+    assert 'data-dial="+73517654321"' in rows["904.1"], "a logged number is click-to-call"
     assert '<time datetime="2026-11-24T09:55:34+00:00" data-local>2026-11-24 09:55:34 UTC</time>' in rows["904.1"]
     assert "<td>nightline</td>" in rows["904.2"] and 'class="muted"' not in rows["904.2"]
-    assert rows["904.3"].count("anonymous") == 1
+    assert rows["904.3"].count("anonymous") == 1 and "data-dial" not in rows["904.3"]
 
 
 # ---- language, click-to-call, escaping ---------------------------------------------------------------

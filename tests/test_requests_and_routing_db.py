@@ -20,6 +20,7 @@ from callcard.settings import Settings
 from crm_core.call_log import CallLogger
 from crm_core.models import Call, Client, ClientPhone, Department, Operator, Phone, Request
 from crm_core.passwords import hash_password
+from crm_core.phones import format_phone
 from routing import service as routing
 from routing.inbox import service
 from routing.inbox.followups import FollowUps, escalate_once
@@ -103,6 +104,10 @@ def test_missed_or_abandoned_known_caller_gets_one_callback_task(sessions, world
         assert [(t.linkedid, t.client_id, t.department_id, t.due_at.replace(tzinfo=UTC)) for t in tasks] == [
             ("1.1", world["known"], world["dept_service"], NOW + timedelta(minutes=15)),
             ("1.2", world["debtor"], world["dept_collections"], NOW + timedelta(minutes=15)),
+        ]
+        assert [(t.subject, t.contact) for t in tasks] == [
+            (f"Перезвонить: {format_phone(KNOWN)} (брошенный звонок)", KNOWN),
+            (f"Перезвонить: {format_phone(DEBTOR)} (пропущенный звонок)", DEBTOR),
         ]
 
 

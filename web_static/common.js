@@ -152,5 +152,14 @@ function localTimes() {
   for (const node of document.querySelectorAll("time[data-local]")) node.textContent = formatTime(node.dateTime);
 }
 
+// Click-to-call on server-rendered numbers (the _phone.html macro): one listener for the page.
+function wireDialButtons() {
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button[data-dial]") : null;
+    if (button) dial(button.dataset.dial, button.textContent.replace("☎", "").trim());
+  });
+}
+
 wireHeader();
+wireDialButtons();
 localTimes();

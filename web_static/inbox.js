@@ -1,13 +1,13 @@
 // The department inbox: open a request, change its status, assign it (to me or a colleague of
 // the department), comment; the history shows every step. The server checks who may do what.
 
-import { api, el, label, page, t, toast } from "./common.js";
+import { api, el, formatTime, label, page, t, toast } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 let current = null;
 
 function historyLine(event) {
-  const when = event.at.slice(0, 16).replace("T", " ");
+  const when = formatTime(event.at);
   const what = {
     created: () => t("requests.event.created"),
     status: () => `${t("requests.event.status")}: ${label("requests.status", event.value)}`,

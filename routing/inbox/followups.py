@@ -25,7 +25,7 @@ from routing.inbox import service
 
 log = logging.getLogger(__name__)
 
-FOLLOW_UP_OUTCOMES = {Outcome.MISSED: "missed call", Outcome.ABANDONED: "abandoned call"}
+FOLLOW_UP_OUTCOMES = {Outcome.MISSED: "пропущенный звонок", Outcome.ABANDONED: "брошенный звонок"}
 
 
 class FollowUps:

@@ -23,6 +23,7 @@ from agent_desk.pages import _render  # the desk's page shell: same header, lang
 from callcard.ratelimit import RateLimit
 from crm_core.models import Operator, as_utc
 from crm_core.models import Request as RequestRow
+from crm_core.phones import format_phone, try_normalize
 from routing.inbox import intake, service
 
 router = APIRouter()
@@ -62,15 +63,21 @@ class WebFormIn(BaseModel):
     website: str = Field("", max_length=256)  # honeypot: hidden in the form, only bots fill it
 
 
-def _row(request: RequestRow, now: datetime) -> dict[str, Any]:
+def _row(request: RequestRow, now: datetime, region: str) -> dict[str, Any]:
     due = as_utc(request.due_at) if request.due_at else None
+    e164 = try_normalize(request.contact, region) if request.contact else None
     return {
         "id": request.id, "kind": request.kind, "subject": request.subject, "status": request.status,
         "source": request.source, "client_id": request.client_id, "contact": request.contact,
         "department_id": request.department_id, "assignee_id": request.assignee_id,
         "due_at": due.isoformat() if due else None,
         "overdue": bool(due and due < now and request.status != "closed"),
+        "phone": {"e164": e164, "display": format_phone(e164)} if e164 else None,  # the contact, to call back
     }
+
+
+def _region(request: Request) -> str:
+    return request.app.state.desk.settings.default_region
 
 
 def _now() -> datetime:
@@ -97,7 +104,8 @@ def _call(request: Request, work: Any, operator: CurrentOperator | None = None, 
 def create(request: Request, operator: Writer, body: RequestIn) -> dict[str, Any]:
     now = _now()
     return _call(request, lambda s: _row(service.create_request(
-        s, body.kind, body.subject, now, body=body.body, client_id=body.client_id, author_id=operator.id), now))
+        s, body.kind, body.subject, now, body=body.body, client_id=body.client_id, author_id=operator.id), now,
+        _region(request)))
 
 
 @router.get("/api/requests/{request_id}", tags=["requests"])
@@ -111,7 +119,7 @@ def show(request: Request, operator: Reader, request_id: int) -> dict[str, Any]:
                    "assignee": _name(session, e.value) if e.kind == "assigned" else ""}
                   for e in service.history(session, request_id)]
         people = [{"id": o.id, "name": o.name} for o in service.colleagues(session, row.department_id)]
-        return {**_row(row, _now()), "body": row.body, "history": events, "colleagues": people,
+        return {**_row(row, _now(), _region(request)), "body": row.body, "history": events, "colleagues": people,
                 "assignee": row.assignee.name if row.assignee else "",
                 "next_statuses": list(service.NEXT_STATUSES.get(row.status, ()))}
 
@@ -152,7 +160,7 @@ def inbox_page(request: Request, operator: Annotated[CurrentOperator, Depends(pa
     with request.app.state.desk.sessions() as session:
         mine = service.departments_of(session, operator.id, operator.role)
         chosen = next((d for d in mine if d.code == department), mine[0] if mine else None)
-        rows = [_row(r, now) for r in service.inbox(session, chosen.id)] if chosen else []
+        rows = [_row(r, now, _region(request)) for r in service.inbox(session, chosen.id)] if chosen else []
         tabs = [(d.code, d.name) for d in mine]
     return _render(request, "inbox.html", operator, active="requests", rows=rows, tabs=tabs,
                    chosen=chosen.code if chosen else "")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.db import insert_or_ignore
 from crm_core.models import Client, Department, Operator, Request, as_utc
+from crm_core.phones import format_phone
 from routing.inbox.models import RequestEvent
 
 
@@ -94,7 +95,8 @@ def create_callback_for_call(
     if session.scalar(select(Request.id).where(Request.linkedid == linkedid)) is not None:
         return False
     insert_or_ignore(  # a concurrent consumer inserting the same Linkedid is not an error
-        session, Request, ["linkedid"], linkedid=linkedid, kind="callback", subject=f"Перезвонить: {caller} ({why})",
+        session, Request, ["linkedid"], linkedid=linkedid, kind="callback",
+        subject=f"Перезвонить: {format_phone(caller)} ({why})",
         body="", source="call", client_id=client_id, contact=caller, department_id=department_id, status="open",
         created_at=now, due_at=now + sla,
     )

@@ -49,6 +49,8 @@ def call_row(live: LiveStack, linkedid: str) -> Call | None:
 def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser, live: LiveStack) -> None:
     op1 = live.log_in(browser, "op1", timezone_id=ZONE)
     op2 = live.log_in(browser, "op2")
+    errors: list[str] = []  # the console of every page op1 opens from here on
+    op1.on("console", lambda message: errors.append(message.text) if message.type == "error" else None)
 
     linkedid = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
 
@@ -83,6 +85,10 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     expect(row).to_contain_text("Продажи")
     local = call.started_at.replace(tzinfo=UTC).astimezone(ZoneInfo(ZONE))  # stored naive UTC on SQLite
     expect(row.locator("time")).to_have_text(f"{local:%d.%m.%Y, %H:%M:%S}")  # the operator's clock, not UTC
+    op1.wait_for_load_state("load")
+    assert errors == [], errors
+    icon = op1.locator("link[rel=icon]").get_attribute("href")  # else Chromium asks for /favicon.ico: a 404
+    assert icon and op1.request.get(icon).ok
 
     # op2 was logged in the whole time and was never rung: nothing may have popped there
     expect(op2.locator("#client-name")).to_have_count(0)

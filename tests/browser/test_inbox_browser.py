@@ -35,6 +35,11 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     page.goto("/requests?department=sales")
     row = page.locator(f'tr[data-request-id="{request_id}"]')
     expect(row.locator(".request-status")).to_have_text("Открыто")
+    call_back = row.locator("button[data-dial]")  # the contact is a click-to-call button
+    expect(call_back).to_have_text("☎ +7 351 765-43-21")
+    with page.expect_request("**/api/dial") as dialled:
+        call_back.click()
+    assert dialled.value.post_data_json == {"number": "+73517654321"}
     row.locator("button.request-open").click()
     expect(page.locator("#request-title")).to_have_text(f"#{request_id} Перезвонить незнакомцу")
     expect(page.locator("#request-history li")).to_have_count(1)
