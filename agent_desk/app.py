@@ -30,7 +30,7 @@ from callcard.bus import Bus, make_bus
 from callcard.logs import configure_logging
 from callcard.settings import Settings, require_shared_bus
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.phones import caller_id_name
+from crm_core.phones import caller_id_name, format_phone
 from ivr import http as ivr_http
 from routing import http as routing_http
 from routing.campaigns import http as campaigns_http
@@ -103,6 +103,7 @@ def create_app(
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_globals])
     templates.env.autoescape = True
     templates.env.filters["caller_id_name"] = caller_id_name
+    templates.env.filters["phone"] = format_phone
     app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
     app.state.campaign_dialler = campaign_dialler  # routing.campaigns.service.DiallerService, when running here
     app.add_middleware(SessionMiddleware, **_session_options(settings))

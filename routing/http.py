@@ -147,6 +147,7 @@ def _page_data(request: Request) -> dict[str, Any]:
             "rules": [{"code": c, "enabled": c in rule_set.order} for c in ranked],
             "settings": service.load_settings(session),
             "departments": [(d.code, d.name) for d in session.scalars(select(Department).order_by(Department.code))],
+            "department_names": {d.code: d.name for d in session.scalars(select(Department))},
             "routes": [(r.kind, r.number, r.department.code)
                        for r in session.scalars(select(DidRoute).order_by(DidRoute.kind, DidRoute.number))],
             "blocked": [(b.e164, b.reason) for b in session.scalars(select(BlockedNumber).order_by(BlockedNumber.e164))],
@@ -170,12 +171,29 @@ def _apply(request: Request, csrf: str, change: Any) -> RedirectResponse:
     return RedirectResponse("/admin/routing", status_code=303)
 
 
+def moved(order: list[str], move: str) -> list[str]:
+    """The order with one rule moved a place (`"vip:up"`, `"vip:down"`); unchanged at either end."""
+    code, _, way = move.partition(":")
+    if code not in order or way not in ("up", "down"):
+        return order
+    i = order.index(code)
+    j = i - 1 if way == "up" else i + 1
+    if not 0 <= j < len(order):
+        return order
+    order = list(order)
+    order[i], order[j] = order[j], order[i]
+    return order
+
+
 @router.post("/admin/routing/rules", include_in_schema=False)
 def save_rules(
     request: Request, operator: Admin, csrf: Annotated[str, Form()] = "",
-    order: Annotated[str, Form(max_length=200)] = "", enabled: Annotated[list[str] | None, Form()] = None,
+    order: Annotated[list[str] | None, Form(max_length=200)] = None,
+    enabled: Annotated[list[str] | None, Form()] = None, move: Annotated[str, Form(max_length=40)] = "",
 ) -> RedirectResponse:
-    codes = [c.strip() for c in order.split(",") if c.strip()]
+    """The rules in the order of the form's rows (or one comma-separated field), with one moved
+    when an arrow was pressed; the flags as ticked."""
+    codes = moved([c.strip() for field in order or [] for c in field.split(",") if c.strip()], move)
     return _apply(request, csrf, lambda s: service.save_rules(s, codes, set(enabled or [])))
 
 

@@ -26,7 +26,7 @@ from routing.inbox import service
 from routing.inbox.followups import FollowUps, escalate_once
 from routing.inbox.intake import import_eml_dir, parse_eml
 from routing.inbox.models import RequestEvent
-from routing.rules import QueueLoad
+from routing.rules import RULE_CODES, QueueLoad
 
 NOW = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
 KNOWN = "+73511234567"
@@ -222,8 +222,19 @@ def test_admin_edits_routing_at_admin_routing_and_operators_may_not(sessions, wo
                                                      "department": "legal"})
     assert "no department" in bad.text
     assert admin.post("/admin/routing/blocked", data={"csrf": "forged", "number": "83510000009"}).status_code == 403
+    assert admin.post("/admin/routing/numbers", data={"csrf": csrf, "kind": "did", "number": "3005",
+                                                      "department": "sales"}).status_code == 200
+    # the rules as the form's rows send them: in order, vip's up-arrow pressed, overflow unticked
+    rows = list(RULE_CODES)
+    saved = admin.post("/admin/routing/rules", data={"csrf": csrf, "order": rows, "enabled": rows[:-1],
+                                                     "move": "vip:up"})
+    assert saved.status_code == 200 and 'id="routing-error"' not in saved.text
     with sessions() as session:
-        assert routing.load_rule_set(session).blocked == frozenset({"+73512223344"})
+        rule_set = routing.load_rule_set(session)
+        assert rule_set.blocked == frozenset({"+73512223344"})
+        assert rule_set.order == ("blocked", "debtor", "vip", "manager", "ivr")
+    page = admin.get("/admin/routing").text
+    assert "+7 351 222-33-44" in page and '<td>3005</td><td>Sales</td>' in page
     operator, _ = _logged_in(sessions, "op9", "operator")
     assert operator.get("/admin/routing").status_code == 403
     assert operator.get("/requests").status_code == 200

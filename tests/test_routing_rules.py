@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 
 from ami_bridge.frames import AmiMessage
+from routing.http import moved
 from routing.load import queue_loads
 from routing.rules import (
     BLOCKED,
@@ -15,6 +16,7 @@ from routing.rules import (
     IVR,
     MANAGER,
     OVERFLOW,
+    RULE_CODES,
     VIP,
     CallContext,
     Caller,
@@ -228,3 +230,16 @@ def test_queue_summary_items_become_the_live_queue_load() -> None:
                            HoldTime="10", TalkTime="60", LongestHoldTime="45"),
              AmiMessage.of(Event="QueueSummary", Queue="support", LoggedIn="0", Callers="", LongestHoldTime="0")]
     assert queue_loads(items) == {"sales": QueueLoad(3, 2, 45), "support": QueueLoad(0, 0, 0)}
+
+
+@pytest.mark.parametrize(("move", "expected"), [
+    ("vip:up", ["blocked", "debtor", "vip", "manager", "ivr", "overflow"]),
+    ("vip:down", ["blocked", "debtor", "manager", "ivr", "vip", "overflow"]),
+    ("blocked:up", list(RULE_CODES)),  # already first
+    ("overflow:down", list(RULE_CODES)),  # already last
+    ("nosuch:up", list(RULE_CODES)),
+    ("vip:sideways", list(RULE_CODES)),
+    ("", list(RULE_CODES)),  # the save button: no move
+])
+def test_an_arrow_moves_one_rule_one_place(move: str, expected: list[str]) -> None:
+    assert moved(list(RULE_CODES), move) == expected
