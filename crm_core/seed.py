@@ -1,7 +1,9 @@
-"""Demo data: departments, operators with known passwords, a Chelyabinsk client base.
+"""Demo data: departments, operators with known passwords, a Chelyabinsk client base, and
+open debts of some of its persons for collections.
 
 Deterministic for a given `rng_seed` and idempotent: the client base is written once,
-recognised afterwards by the client from the AMI recordings (+73511234567, Иван Петров).
+recognised afterwards by the client from the AMI recordings (+73511234567, Иван Петров);
+the debts once, when there are none.
 """
 
 from __future__ import annotations
@@ -9,6 +11,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 from datetime import timedelta
+from decimal import Decimal
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
@@ -20,6 +23,7 @@ from crm_core.models import (
     Client,
     ClientPhone,
     ContactPerson,
+    Debt,
     Department,
     Interaction,
     Operator,
@@ -273,6 +277,8 @@ PERSONS = 300
 COMPANIES = 50
 SHARED_HOMES = 5
 CALLS = 200
+DEBTORS = 40  # every 7th person owes; a real base gets its debts from a creditor's CSV (Debt import)
+CREDITORS = ["Банк «Урал-Кредит»", "МФО «Быстрые деньги»", "АО «Челябэнергосбыт»"]
 
 
 @dataclass
@@ -288,15 +294,16 @@ class SeedSummary:
     requests: int = 0
     notes: int = 0
     calls: int = 0
+    debts: int = 0
     passwords: dict[str, str] = field(default_factory=dict)
 
     def __str__(self) -> str:
-        if not (self.departments or self.operators or self.clients):
+        if not (self.departments or self.operators or self.clients or self.debts):
             return "already seeded, nothing added"
         return (
             f"added {self.departments} departments, {self.operators} users, {self.clients} clients "
             f"({self.companies} companies, {self.contacts} contact persons), {self.phones} numbers, "
-            f"{self.requests} requests, {self.notes} notes, {self.calls} past calls"
+            f"{self.requests} requests, {self.notes} notes, {self.calls} past calls, {self.debts} debts"
         )
 
 
@@ -317,6 +324,8 @@ def seed_demo(session: Session, region: str = "RU", rng_seed: int = 1) -> SeedSu
     operators = _operators(session, departments, summary)
     if _known_client(session) is None:
         _client_base(session, random.Random(rng_seed), region, departments, operators, summary)
+        session.flush()
+    _debts(session, random.Random(rng_seed + 1), summary)
     session.flush()
     seed_default_menu(session)
     return summary
@@ -356,7 +365,44 @@ def demo_callers(session: Session) -> list[tuple[str, str]]:
     ).first()
     if contact:
         callers.append((contact[0], translit(contact[1])))
+    debtor = session.scalar(
+        select(Phone.e164)
+        .join(ClientPhone, ClientPhone.phone_id == Phone.id)
+        .join(Debt, Debt.client_id == ClientPhone.client_id)
+        .where(Phone.id.in_(single_owner))
+        .order_by(Debt.id)
+        .limit(1)
+    )
+    if debtor:  # a debtor calling in: the debtor rule sends them to collections, the card shows the debt
+        callers.append(("8" + debtor[2:], ""))
     return callers + [("+79227770011", ""), ("83512400000", "Unknown Caller"), ("anonymous", "")]
+
+
+def _debts(session: Session, rng: random.Random, summary: SeedSummary) -> None:
+    """Open debts of every 7th person, once; some with a promise to pay."""
+    if session.scalar(select(Debt.id).limit(1)) is not None:
+        return
+    persons = session.scalars(
+        select(Client).where(Client.kind == "person", Client.name != KNOWN_NAME).order_by(Client.id)
+    ).all()
+    today = utcnow().date()
+    for n, client in enumerate(persons[6::7][:DEBTORS]):
+        principal = Decimal(rng.randrange(50, 3000) * 100)
+        promised = n % 6 == 0
+        session.add(Debt(
+            client_id=client.id,
+            creditor=rng.choice(CREDITORS),
+            contract=f"ДЗ-{2024 + n % 2}-{n + 1:05d}",
+            principal=principal,
+            total_due=(principal * Decimal(rng.randrange(105, 160)) / 100).quantize(Decimal("0.01")),
+            days_past_due=rng.randrange(5, 420),
+            region="Челябинская область",
+            status="promised" if promised else "active",
+            promised_amount=(principal / 4).quantize(Decimal("0.01")) if promised else None,
+            promised_date=today + timedelta(days=n % 10 + 1) if promised else None,
+        ))
+        client.debt_open = True  # what routing's debtor rule and visibility read (the import keeps it too)
+        summary.debts += 1
 
 
 def _departments(session: Session, summary: SeedSummary) -> dict[str, Department]:

@@ -11,6 +11,7 @@ from crm_core.models import (
     Client,
     ClientPhone,
     ContactPerson,
+    Debt,
     Department,
     Interaction,
     Operator,
@@ -21,7 +22,7 @@ from crm_core.passwords import verify_password
 from crm_core.phones import normalize_phone, phone_kind
 from crm_core.seed import demo_callers, seed_demo
 
-COUNTED = (Department, Operator, Client, ContactPerson, Phone, ClientPhone, Request, Interaction, Call)
+COUNTED = (Department, Operator, Client, ContactPerson, Phone, ClientPhone, Request, Interaction, Call, Debt)
 
 
 def counts(s: Session) -> dict[str, int]:
@@ -38,7 +39,7 @@ def test_seed_twice_adds_nothing_the_second_time(sessions: sessionmaker[Session]
     with sessions() as s:
         assert counts(s) == before
     assert first.clients == before["Client"] and first.operators == 9
-    assert (second.clients, second.operators, second.departments, second.calls) == (0, 0, 0, 0)
+    assert (second.clients, second.operators, second.departments, second.calls, second.debts) == (0, 0, 0, 0, 0)
     assert str(second) == "already seeded, nothing added"
     assert second.passwords == first.passwords and first.passwords["op1"] == "op1-demo"
     _check_staff(sessions, first.passwords)
@@ -91,6 +92,13 @@ def _check_client_base(sessions: sessionmaker[Session]) -> None:
         assert s.scalar(select(func.count()).select_from(Request).where(Request.status == "open")) >= 10
         shared = s.execute(select(ClientPhone.phone_id).group_by(ClientPhone.phone_id).having(func.count() > 1))
         assert len(shared.all()) >= 3
+        debts = s.scalars(select(Debt)).all()
+        assert len(debts) == 40 and len({d.client_id for d in debts}) == 40
+        assert all(d.client.kind == "person" and d.client.phone_links and d.client.debt_open for d in debts)
+        assert s.scalar(select(func.count()).select_from(Client).where(Client.debt_open)) == 40
+        assert {d.status for d in debts} == {"active", "promised"}
+        assert all(d.total_due >= d.principal > 0 and d.days_past_due >= 5 for d in debts)
+        assert all(d.promised_amount and d.promised_date for d in debts if d.status == "promised")
 
 
 def _check_recorded_callers(sessions: sessionmaker[Session]) -> None:
@@ -108,6 +116,7 @@ def _check_demo_callers(sessions: sessionmaker[Session]) -> None:
         cards = [caller_card(s, number)["matches"] for number, _ in callers]
     assert sum(len(m) == 1 for m in cards) >= 4
     assert any(len(m) > 1 for m in cards)
+    assert any(len(m) == 1 and m[0]["debts"] for m in cards), "a debtor calls in too"
     assert any(len(m) == 1 and m[0]["contact"] for m in cards)
     assert sum(not m for m in cards) >= 3
     assert all(isinstance(n, str) and isinstance(name, str) for n, name in callers)
