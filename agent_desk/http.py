@@ -14,10 +14,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_desk import schemas
-from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
+from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_writer, session_language
 from agent_desk.i18n import OUTCOMES, translate
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from crm_core import cards, clients
+from crm_core.audit import OK, Actor, record
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
 from crm_core.visibility import Viewer, department_ids, may_see_client
@@ -65,6 +66,54 @@ def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
             raise HTTPException(422, str(exc)) from None
         session.commit()
         return cards.client_card(session, client.id)
+
+
+@router.patch("/clients/{client_id}", response_model=schemas.ClientCard)
+def edit(request: Request, operator: Writer, client_id: int, body: schemas.ClientUpdate) -> dict:
+    """Change a client's fields; the personal manager only by a supervising role, audited."""
+    changes = body.model_dump(exclude_unset=True)
+    if "manager_id" in changes and operator.role not in SUPERVISING:
+        raise HTTPException(403, _t(request, "api.manager_change"))
+    with _session(request) as session:
+        _check_visible(request, session, operator.viewer, client_id)
+        manager = changes.get("manager_id")
+        if manager is not None and not operator.sees_all and not department_ids(session, manager) & operator.departments:
+            raise HTTPException(403, _t(request, "api.other_department_agent"))  # a head: their own people only
+        before = session.scalar(select(Client.manager_id).where(Client.id == client_id))
+        try:
+            clients.update_client(session, client_id, changes)
+        except clients.InvalidInput as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        card = cards.client_card(session, client_id)
+    if "manager_id" in changes and changes["manager_id"] != before:
+        record(request.app.state.desk.sessions, Actor(operator.id, operator.login), "manager", f"client {client_id}",
+               {"from": before, "to": changes["manager_id"]}, OK)
+    return card
+
+
+@router.post("/clients/{client_id}/phones", response_model=schemas.ClientCard, status_code=201)
+def add_number(request: Request, operator: Writer, client_id: int, body: schemas.PhoneIn) -> dict:
+    """Link one more number to a client; one that is not a phone number is a 422 that says why."""
+    with _session(request) as session:
+        _check_visible(request, session, operator.viewer, client_id)
+        try:
+            clients.add_phone(session, session.get(Client, client_id), body.number,
+                              request.app.state.desk.settings.default_region, body.label.strip())
+        except (PhoneError, clients.InvalidInput) as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        return cards.client_card(session, client_id)
+
+
+@router.delete("/clients/{client_id}/phones/{e164}", response_model=schemas.ClientCard)
+def remove_number(request: Request, operator: Writer, client_id: int, e164: str) -> dict:
+    with _session(request) as session:
+        _check_visible(request, session, operator.viewer, client_id)
+        if not clients.remove_phone(session, client_id, e164):
+            raise HTTPException(404, _t(request, "api.not_found"))
+        session.commit()
+        return cards.client_card(session, client_id)
 
 
 @router.get("/clients/{client_id}", response_model=schemas.ClientPage)
@@ -174,15 +223,20 @@ def _may_note(session: Session, viewer: Viewer, linkedid: str, client_id: int) -
 def client_page(request: Request, session: Session, client_id: int, viewer: Viewer) -> dict:
     """A client's card and timeline: 404 when there is no such client, 403 when it is another
     department's (crm_core.visibility)."""
-    if not may_see_client(session, viewer, client_id):
-        if session.get(Client, client_id) is None:
-            raise HTTPException(404, _t(request, "api.not_found"))
-        raise HTTPException(403, _t(request, "api.other_department"))
+    _check_visible(request, session, viewer, client_id)
     try:
         card = cards.client_card(session, client_id)
     except cards.ClientNotFound:
         raise HTTPException(404, _t(request, "api.not_found")) from None
     return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
+
+
+def _check_visible(request: Request, session: Session, viewer: Viewer, client_id: int) -> None:
+    """404 when there is no such client, 403 when it is another department's (crm_core.visibility)."""
+    if not may_see_client(session, viewer, client_id):
+        if session.get(Client, client_id) is None:
+            raise HTTPException(404, _t(request, "api.not_found"))
+        raise HTTPException(403, _t(request, "api.other_department"))
 
 
 def client_summary(client: Client) -> schemas.ClientSummary:

@@ -14,9 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from agent_desk import schemas
 from agent_desk.auth import (
+    SUPERVISING,
     CurrentOperator,
     authenticate,
     csrf_ok,
@@ -32,7 +34,7 @@ from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, transla
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator
-from crm_core.visibility import queue_names
+from crm_core.visibility import department_ids, queue_names
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 
 router = APIRouter(include_in_schema=False)
@@ -200,6 +202,14 @@ def client_search(
     return _render(request, "clients.html", operator, active="clients", q=q, found=found)
 
 
+def manager_choices(session: Session, operator: CurrentOperator) -> list[tuple[int, str]]:
+    """Active people who can be a personal manager: anyone for a supervisor or admin, a head's
+    departments' people for a head (as PATCH /api/clients/{id} allows)."""
+    people = session.execute(select(Operator.id, Operator.name).where(Operator.active.is_(True))
+                             .order_by(Operator.name))
+    return [(i, n) for i, n in people if operator.sees_all or department_ids(session, i) & operator.departments]
+
+
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
@@ -208,4 +218,6 @@ def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResp
         except HTTPException as refused:
             return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
         data = schemas.ClientPage.model_validate(page).model_dump(mode="json")
+        if operator.role in SUPERVISING:  # who may change the personal manager, and to whom
+            data["managers"] = [{"id": i, "name": n} for i, n in manager_choices(session, operator)]
     return _render(request, "client.html", operator, active="clients", data=data, card=data["card"])

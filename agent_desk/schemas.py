@@ -120,6 +120,22 @@ class ClientIn(BaseModel):
     city: str = Field("", max_length=128)
 
 
+class ClientUpdate(BaseModel):
+    """The fields to change; those left out stay. `manager_id` null removes the personal manager."""
+
+    name: str | None = Field(None, max_length=256)
+    segment: Literal["standard", "vip", "key", "new"] | None = None
+    email: str | None = Field(None, max_length=256)
+    city: str | None = Field(None, max_length=128)
+    notes: str | None = Field(None, max_length=10_000)
+    manager_id: int | None = None
+
+
+class PhoneIn(BaseModel):
+    number: str = Field(min_length=1, max_length=64)
+    label: str = Field("", max_length=64)
+
+
 class CallRow(BaseModel):
     linkedid: str
     started_at: datetime

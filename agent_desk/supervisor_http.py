@@ -108,6 +108,10 @@ class ThresholdsIn(BaseModel):
     wrapup_seconds: int = Field(0, ge=0, le=3600)
 
 
+class HandOverIn(BaseModel):
+    to_operator_id: int | None  # null: the clients keep no personal manager
+
+
 class ActionOut(BaseModel):
     message: str
     details: dict[str, Any]
@@ -189,6 +193,28 @@ async def spy(request: Request, operator: Writer, agent_id: AgentId, body: SpyIn
     return await _act(request, _actions(request).spy(_actor(operator), agent_id, body.mode, operator.interface))
 
 
+@router.post("/api/supervisor/agents/{agent_id}/clients", response_model=ActionOut, tags=["supervisor"])
+async def hand_over_clients(request: Request, operator: Writer, agent_id: AgentId, body: HandOverIn) -> ActionOut:
+    """Every client the agent is personal manager of goes to a colleague, as when the agent leaves:
+    the clients stay with the company. Audited."""
+    await _scoped(request, operator, agent_id)
+    if body.to_operator_id is not None:
+        await _scoped(request, operator, body.to_operator_id)
+    moved = await asyncio.to_thread(_hand_over, request, operator, agent_id, body.to_operator_id)
+    return ActionOut(message=_t(request, "sup.clients_moved", count=moved), details={"moved": moved})
+
+
+def _hand_over(request: Request, operator: CurrentOperator, agent_id: int, to_id: int | None) -> int:
+    sessions = request.app.state.desk.sessions
+    try:
+        with sessions.begin() as session:
+            moved = clients.reassign_clients(session, agent_id, to_id)
+    except clients.InvalidInput as exc:
+        raise HTTPException(422, str(exc)) from None
+    record(sessions, _actor(operator), "hand_over_clients", f"agent {agent_id}", {"to": to_id, "moved": moved}, OK)
+    return moved
+
+
 # --- reading: agents, audit ----------------------------------------------------------------
 
 
@@ -219,7 +245,9 @@ def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, di
             codes = set(session.scalars(select(Department.code).where(Department.id.in_(operator.departments))))
             views = [v for v in views if codes & set(v.departments)]
             queues = [q for q in queues if q in scope]
-    rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login)} for v in views]
+        managed = clients.managed_counts(session)
+    rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login), "clients": managed.get(v.id, 0)}
+            for v in views]
     return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit}
 
 

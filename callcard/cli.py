@@ -93,6 +93,38 @@ def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
           + (f" in {', '.join(codes)}" if codes else ""))
 
 
+def cmd_deactivate_user(settings: Settings, args: argparse.Namespace) -> None:
+    """An employee leaves: the account stops working at once (every request re-reads it) and their
+    personal clients go to the colleague named, so the clients stay with the company."""
+    from crm_core.clients import reassign_clients
+    from crm_core.db import make_engine, make_sessionmaker
+    from crm_core.models import Client, Department, Operator
+
+    engine = make_engine(settings.database_url)
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            user = session.query(Operator).filter_by(login=args.login).first()
+            if user is None:
+                raise CliError(f"no user {args.login!r}")
+            managed = session.query(Client).filter_by(manager_id=user.id).count()
+            heir = None
+            if args.clients_to not in ("", "none"):
+                heir = session.query(Operator).filter_by(login=args.clients_to, active=True).first()
+                if heir is None or heir.id == user.id:
+                    raise CliError(f"no other active user {args.clients_to!r} to take the clients")
+            elif managed and args.clients_to != "none":
+                raise CliError(f"{args.login} is personal manager of {managed} clients: name who takes them "
+                               "with --clients-to LOGIN (or --clients-to none)")
+            moved = reassign_clients(session, user.id, heir.id if heir else None)
+            user.active = False
+            for department in session.query(Department).filter_by(head_id=user.id):
+                department.head = None
+    finally:
+        engine.dispose()
+    print(f"deactivated {args.login}" + (f"; {moved} clients now with {args.clients_to}" if heir
+                                         else f"; {moved} clients left without a personal manager" if moved else ""))
+
+
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> None:
     asyncio.run(_serve(settings))
 
@@ -352,6 +384,10 @@ def build_parser() -> argparse.ArgumentParser:
     user.add_argument("--department", action="append", default=[], metavar="CODE",
                       help="a department the user works in (repeat for several); a department head heads them")
     user.add_argument("--interface", default="", help="Asterisk device, e.g. PJSIP/101")
+    leave = sub.add_parser("deactivate-user", help="an employee leaves: lock the account, hand over their clients")
+    leave.add_argument("login")
+    leave.add_argument("--clients-to", default="", metavar="LOGIN",
+                       help="who becomes personal manager of their clients ('none': nobody)")
     requests = sub.add_parser("requests", help="department requests")
     requests_sub = requests.add_subparsers(dest="requests_command", required=True)
     eml = requests_sub.add_parser("import-eml", help="file every *.eml in DIR as a request (renamed *.eml.done)")
@@ -367,7 +403,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 COMMANDS = {
     "demo": cmd_demo, "serve": cmd_serve, "run": cmd_run, "ivr": cmd_ivr, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
-    "seed": cmd_seed, "create-user": cmd_create_user, "requests": cmd_requests, "campaign": cmd_campaign,
+    "seed": cmd_seed, "create-user": cmd_create_user, "deactivate-user": cmd_deactivate_user, "requests": cmd_requests, "campaign": cmd_campaign,
 }
 
 

@@ -1,4 +1,4 @@
-"""Client services behind the REST API: create, search, timeline, call notes, call lists.
+"""Client services behind the REST API: create, edit, search, timeline, call notes, call lists.
 
 They work inside the caller's session and never commit: the request handler owns the
 transaction, so a refused input leaves nothing half-written.
@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, union
+from sqlalchemy import func, or_, select, union, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ami_bridge.events import Outcome
@@ -35,11 +35,12 @@ from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
     "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_phone", "client_base", "create_client",
-    "list_calls", "save_call_note", "search_clients", "timeline",
+    "list_calls", "managed_counts", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
 ]
 
 KINDS = ("person", "company")
 NOTE_MAX = 10_000
+EDITABLE = {"name": 256, "segment": 32, "email": 256, "city": 128, "notes": NOTE_MAX}  # field: longest
 _PHONE_LIKE = re.compile(r"[\d\s()+\-.]+")
 
 
@@ -74,6 +75,62 @@ def add_phone(session: Session, client: Client, raw: str, region: str = "RU", la
         session.add(link)
         session.flush()
     return link
+
+
+def update_client(session: Session, client_id: int, changes: Mapping[str, object]) -> Client:
+    """Change the fields given (EDITABLE, and `manager_id`, None for no manager); the rest stay.
+
+    Raises ClientNotFound, and InvalidInput for a bad value, with nothing changed.
+    """
+    client = session.get(Client, client_id)
+    if client is None:
+        raise ClientNotFound(f"no client with id {client_id}")
+    values: dict[str, object] = {}
+    for key, value in changes.items():
+        if key == "manager_id":
+            if value is not None and session.scalar(
+                    select(Operator.id).where(Operator.id == value, Operator.active.is_(True))) is None:
+                raise InvalidInput(f"no active operator with id {value} to be the manager")
+            values[key] = value
+        elif key in EDITABLE:
+            values[key] = _text("" if value is None else str(value), EDITABLE[key], key).strip()
+            if key == "name" and not values[key]:
+                raise InvalidInput("client name is empty")
+        else:
+            raise InvalidInput(f"{key} is not a field of the client that can be changed")
+    for key, value in values.items():
+        setattr(client, key, value)
+    session.flush()
+    return client
+
+
+def remove_phone(session: Session, client_id: int, e164: str) -> bool:
+    """Unlink a number from a client; the number stays, as calls logged from it refer to it."""
+    link = session.execute(
+        select(ClientPhone).join(Phone).where(ClientPhone.client_id == client_id, Phone.e164 == e164)
+    ).scalar_one_or_none()
+    if link is None:
+        return False
+    session.delete(link)
+    session.flush()
+    return True
+
+
+def reassign_clients(session: Session, from_id: int, to_id: int | None) -> int:
+    """Hand every client of one personal manager to another (None: to nobody), as when an employee
+    leaves: the clients stay with the company. Returns how many moved."""
+    if to_id is not None and session.scalar(
+            select(Operator.id).where(Operator.id == to_id, Operator.active.is_(True))) is None:
+        raise InvalidInput(f"no active operator with id {to_id} to take the clients")
+    moved = session.execute(update(Client).where(Client.manager_id == from_id).values(manager_id=to_id))
+    return moved.rowcount or 0
+
+
+def managed_counts(session: Session) -> dict[int, int]:
+    """How many clients each operator is personal manager of."""
+    rows = session.execute(select(Client.manager_id, func.count()).where(Client.manager_id.is_not(None))
+                           .group_by(Client.manager_id))
+    return {manager_id: count for manager_id, count in rows}
 
 
 def create_client(

@@ -166,6 +166,28 @@ def test_a_note_may_go_to_the_calls_own_caller_even_of_another_department(
     assert foreign.status_code == 403
 
 
+def test_editing_a_client_and_handing_over_clients_keep_to_ones_departments(
+        http: TestClient, sessions, world: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    headers = as_user(http, "op_service")
+    assert http.patch(f"/api/clients/{world['managed']}", json={"city": "X"}, headers=headers).status_code == 403
+    assert http.post(f"/api/clients/{world['managed']}/phones", json={"number": "83512223344"},
+                     headers=headers).status_code == 403
+    assert http.patch(f"/api/clients/{world['free']}", json={"city": "Миасс"}, headers=headers).status_code == 200
+
+    headers = as_user(http, "head_sales")
+    other = http.patch(f"/api/clients/{world['managed']}", json={"manager_id": world["op_service"]}, headers=headers)
+    assert other.status_code == 403  # a head gives clients to their own departments' people only
+    assert http.patch(f"/api/clients/{world['free']}", json={"manager_id": world["op_sales"]},
+                      headers=headers).status_code == 200
+    moved = http.post(f"/api/supervisor/agents/{world['op_sales']}/clients",
+                      json={"to_operator_id": world["op_service"]}, headers=headers)
+    assert moved.status_code == 403
+    with sessions() as s:
+        managers = dict(s.execute(select(Client.id, Client.manager_id).where(
+            Client.id.in_([world["managed"], world["free"]]))).all())
+    assert managers == {world["managed"]: world["op_sales"], world["free"]: world["op_sales"]}
+
+
 def test_the_call_log_shows_own_department_and_unrouted_calls(http: TestClient, world: dict[str, int]) -> None:
     as_user(http, "op_service")
     assert {c["linkedid"] for c in http.get("/api/calls").json()} == {"c.service", "c.taken", "c.ivr"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from callcard.cli import main
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.models import Department, Operator
+from crm_core.models import Client, Department, Operator
 from crm_core.passwords import verify_password
 
 
@@ -55,6 +55,31 @@ def test_create_user_makes_a_department_head_of_the_named_departments(
         assert chief is not None and service is not None
         assert chief.role == "department_head" and [d.code for d in chief.departments] == ["service"]
         assert service.head_id == chief.id
+    engine.dispose()
+
+
+def test_deactivate_user_locks_the_account_and_hands_over_their_clients(
+    sqlite_env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["migrate"]) == 0
+    assert main(["seed"]) == 0
+    engine = make_engine(sqlite_env)
+    sessions = make_sessionmaker(engine)
+    with sessions() as session:
+        ids = dict(session.execute(select(Operator.login, Operator.id)).all())
+        managed = session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op1"]))
+    assert managed > 0
+    capsys.readouterr()
+    assert main(["deactivate-user", "op1"]) == 2
+    assert f"op1 is personal manager of {managed} clients" in capsys.readouterr().err
+    assert main(["deactivate-user", "op1", "--clients-to", "nobody-here"]) == 2
+    assert main(["deactivate-user", "op1", "--clients-to", "op2"]) == 0
+    assert f"deactivated op1; {managed} clients now with op2" in capsys.readouterr().out
+    assert main(["deactivate-user", "head_sales", "--clients-to", "none"]) == 0
+    with sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op1"])) == 0
+        assert not session.get(Operator, ids["op1"]).active
+        assert session.scalar(select(Department.head_id).where(Department.code == "sales")) is None
     engine.dispose()
 
 

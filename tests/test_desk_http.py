@@ -19,6 +19,7 @@ from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.bus import MemoryBus, desk_topic
 from callcard.settings import Settings
+from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, ClientPhone, Department, Interaction, Operator, Phone
 from crm_core.passwords import hash_password
 
@@ -277,6 +278,60 @@ def test_calls_list_names_departments_and_only_real_caller_names(client: TestCli
     assert '<time datetime="2026-11-24T09:55:34+00:00" data-local>2026-11-24 09:55:34 UTC</time>' in rows["904.1"]
     assert "<td>nightline</td>" in rows["904.2"] and 'class="muted"' not in rows["904.2"]
     assert rows["904.3"].count("anonymous") == 1 and "data-dial" not in rows["904.3"]
+
+
+def test_operator_edits_a_clients_fields_and_numbers(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    token = log_in(client, "op1")
+    headers = {"X-CSRF-Token": token}
+    url = f"/api/clients/{people['client']}"
+    card = client.patch(url, headers=headers, json={"name": " Иван Петрович Петров ", "city": "Миасс",
+                                                    "email": "ivan@example.ru", "notes": "Звонить после 18",
+                                                    "segment": "key"})
+    assert card.status_code == 200, card.text
+    assert {k: card.json()[k] for k in ("name", "city", "email", "notes", "segment")} == {
+        "name": "Иван Петрович Петров", "city": "Миасс", "email": "ivan@example.ru", "notes": "Звонить после 18",
+        "segment": "key"}
+    assert client.patch(url, headers=headers, json={"city": "Копейск"}).json()["name"] == "Иван Петрович Петров"
+    empty = client.patch(url, headers=headers, json={"name": "  "})
+    assert empty.status_code == 422 and empty.json()["detail"] == "client name is empty"
+    assert client.patch(url, headers=headers, json={"segment": "platinum"}).status_code == 422
+    assert client.patch(url, json={"city": "X"}).status_code == 403  # no CSRF header
+    assert client.patch("/api/clients/999999", headers=headers, json={"city": "X"}).status_code == 404
+
+    added = client.post(f"{url}/phones", headers=headers, json={"number": "8 (351) 222-33-44", "label": "рабочий"})
+    assert added.status_code == 201
+    assert {(p["e164"], p["label"]) for p in added.json()["phones"]} == {
+        ("+73517654321", "work"), ("+73512223344", "рабочий")}
+    bad = client.post(f"{url}/phones", headers=headers, json={"number": "12345"})
+    assert bad.status_code == 422 and "12345" in bad.json()["detail"]
+    gone = client.delete(f"{url}/phones/+73517654321", headers=headers)
+    assert [p["e164"] for p in gone.json()["phones"]] == ["+73512223344"]
+    assert client.delete(f"{url}/phones/+73517654321", headers=headers).status_code == 404
+    assert client.get("/api/clients", params={"q": "222-33-44"}).json()[0]["id"] == people["client"]
+    with sessions() as session:
+        row = session.get(Client, people["client"])
+        assert (row.name, row.city, row.segment) == ("Иван Петрович Петров", "Копейск", "key")
+        assert session.scalar(select(Phone.id).where(Phone.e164 == "+73517654321")) is not None  # calls keep it
+
+
+def test_only_supervising_roles_change_the_personal_manager_and_it_is_audited(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    url = f"/api/clients/{people['client']}"
+    headers = {"X-CSRF-Token": log_in(client, "op1")}
+    refused = client.patch(url, headers=headers, json={"manager_id": people["op1"]})
+    assert refused.status_code == 403 and "Личного менеджера" in client.patch(
+        url, headers=headers, json={"manager_id": None}).json()["detail"]
+    client.cookies.clear()
+    headers = {"X-CSRF-Token": log_in(client, "super1")}
+    assert client.patch(url, headers=headers, json={"manager_id": people["op2"]}).json()["manager"]["id"] == people["op2"]
+    assert client.patch(url, headers=headers, json={"manager_id": 999999}).status_code == 422
+    assert client.patch(url, headers=headers, json={"manager_id": None}).json()["manager"] is None
+    page = client.get(f"/clients/{people['client']}").text
+    assert '"managers": [' in page and "Pavel Second" in page
+    with sessions() as session:
+        entries = session.execute(select(AuditEntry.actor_login, AuditEntry.action, AuditEntry.details)
+                                  .order_by(AuditEntry.id)).all()
+    assert [tuple(e) for e in entries] == [("super1", "manager", {"from": None, "to": people["op2"]}),
+                                           ("super1", "manager", {"from": people["op2"], "to": None})]
 
 
 # ---- language, click-to-call, escaping ---------------------------------------------------------------

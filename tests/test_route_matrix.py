@@ -71,6 +71,9 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/clients"): USERS,
     ("POST", "/api/clients"): USERS,
     ("GET", "/api/clients/{client_id}"): USERS,
+    ("PATCH", "/api/clients/{client_id}"): USERS,  # `manager_id` only for LEADS: tests/test_desk_http.py
+    ("POST", "/api/clients/{client_id}/phones"): USERS,
+    ("DELETE", "/api/clients/{client_id}/phones/{e164}"): USERS,
     ("GET", "/api/calls"): USERS,
     ("POST", "/api/calls/{linkedid}/note"): USERS,
     ("POST", "/api/calls/{linkedid}/transfer"): USERS,
@@ -109,6 +112,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("DELETE", "/api/supervisor/agents/{agent_id}/queues/{queue}"): LEADS,
     ("POST", "/api/supervisor/agents/{agent_id}/logout"): LEADS,
     ("POST", "/api/supervisor/agents/{agent_id}/spy"): LEADS,
+    ("POST", "/api/supervisor/agents/{agent_id}/clients"): LEADS,
     ("GET", "/campaigns"): LEADS,
     ("GET", "/campaigns/{campaign_id}"): LEADS,
     ("POST", "/campaigns/save"): LEADS,
@@ -219,7 +223,7 @@ def concrete(path: str, ids: dict[str, int]) -> str:
         "client_id": ids["client"], "linkedid": "m.1", "agent_id": ids["op_sales"], "queue": "sales",
         "campaign_id": ids["campaign"], "debt_id": ids["debt"], "channel_id": "no-such-channel",
         "job_id": "j" * 20, "request_id": ids["request"], "digit": "1", "department": "sales",
-        "day": "2030-01-01", "name": "queues" if "/reports/" in path else "main",
+        "day": "2030-01-01", "name": "queues" if "/reports/" in path else "main", "e164": "+73517654321",
     }
     return re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), path)
 

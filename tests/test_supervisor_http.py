@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import select
+from sqlalchemy import func, select
 from web_login import log_in
 
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
 from callcard.settings import Settings
 from crm_core.audit import AuditEntry
-from crm_core.models import Call, Department, Operator
+from crm_core.models import Call, Client, Department, Operator
 from crm_core.passwords import hash_password
 
 PASSWORD = "pw-demo-2"
@@ -107,6 +107,23 @@ def test_reports_page_names_departments_and_agents(http: TestClient, sessions, i
     assert '<th scope="row">Olga First</th>' in agents
     assert "<td>Sales desk</td>" in missed
     assert http.get("/api/supervisor/reports/agents.csv").text.splitlines()[1].startswith("op1,")
+
+
+def test_a_leaving_agents_clients_are_handed_to_a_colleague_and_audited(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]
+    with sessions.begin() as s:
+        s.add_all(Client(name=f"Client {n}", manager_id=ids["op1"]) for n in range(3))
+        s.add(Client(name="Someone else's", manager_id=ids["admin"]))
+    headers = {"X-CSRF-Token": log_in(http, "super1", PASSWORD)}
+    op1 = next(a for a in http.get("/api/supervisor/agents").json()["agents"] if a["login"] == "op1")
+    assert op1["clients"] == 3
+    url = f"/api/supervisor/agents/{ids['op1']}/clients"
+    assert http.post(url, json={"to_operator_id": 999999}, headers=headers).status_code == 422
+    done = http.post(url, json={"to_operator_id": ids["admin"]}, headers=headers)
+    assert done.status_code == 200 and done.json() == {"message": "3 clients handed over.", "details": {"moved": 3}}
+    assert http.post(url, json={"to_operator_id": None}, headers=headers).json()["details"] == {"moved": 0}
+    with sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["admin"])) == 4
+    assert [a[1:] for a in audit(sessions)][-2:] == [("hand_over_clients", f"agent {ids['op1']}", "ok")] * 2
 
 
 def test_supervisor_without_csrf_or_telephony_is_refused_and_audited(http: TestClient, sessions, ids) -> None:  # type: ignore[no-untyped-def]

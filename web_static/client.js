@@ -1,8 +1,89 @@
-// The client page: the same card the desk pops, plus the full timeline.
+// The client page: the same card the desk pops, plus the full timeline, and the card's editor
+// (fields, numbers; the personal manager for those who may change it: page.managers).
 
-import { page, t } from "./common.js";
+import { api, el, label, page, t, toast } from "./common.js";
 import { interactionList, renderCard } from "./card.js";
 
-document.getElementById("client-card").replaceChildren(renderCard(page.card, { link: false }));
+const SEGMENTS = ["standard", "vip", "key", "new"];
+const box = document.getElementById("client-card");
+let card = page.card;
+
+function show(next) {
+  card = next;
+  box.replaceChildren(renderCard(card, { link: false }),
+    el("button", { type: "button", id: "client-edit", onclick: () => edit() }, t("client.edit")));
+  document.title = `${card.name} — ${t("app.title")}`;
+}
+
+function field(name, text, control) {
+  control.name = name;
+  return el("label", {}, text, control);
+}
+
+function edit() {
+  const segment = el("select", {}, SEGMENTS.map((code) =>
+    el("option", { value: code, selected: code === card.segment }, label("segment", code))));
+  const manager = page.managers
+    ? field("manager_id", t("card.manager"), el("select", {},
+      el("option", { value: "" }, t("card.no_manager")),
+      page.managers.map((m) => el("option", { value: m.id, selected: card.manager?.id === m.id }, m.name))))
+    : null;
+  const form = el("form", { class: "fields client-form", id: "client-form" },
+    field("name", t("client.name"), el("input", { value: card.name, required: true, maxlength: 256 })),
+    field("segment", t("client.segment"), segment),
+    field("city", t("card.city"), el("input", { value: card.city, maxlength: 128 })),
+    field("email", t("card.email"), el("input", { value: card.email, type: "email", maxlength: 256 })),
+    manager,
+    field("notes", t("card.notes"), el("textarea", { rows: 3, maxlength: 10000 }, card.notes)),
+    el("button", { type: "submit", class: "primary" }, t("client.save")),
+    el("button", { type: "button", onclick: () => show(card) }, t("client.cancel")));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const body = Object.fromEntries(new FormData(form));
+    if ("manager_id" in body) body.manager_id = body.manager_id ? Number(body.manager_id) : null;
+    await change(`/api/clients/${card.id}`, { method: "PATCH", body }, t("client.saved"));
+  });
+  box.replaceChildren(form, phonesEditor());
+  form.elements.name.focus();
+}
+
+// Numbers are changed one at a time, each saved at once (a bad number is refused with the reason).
+function phonesEditor() {
+  const number = el("input", { name: "number", required: true, maxlength: 64, inputmode: "tel" });
+  const tag = el("input", { name: "label", maxlength: 64, list: "phone-labels" });
+  const add = el("form", { class: "fields", id: "phone-add" },
+    el("label", {}, t("client.number"), number), el("label", {}, t("client.label"), tag),
+    el("button", { type: "submit" }, t("client.add_number")));
+  add.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    await change(`/api/clients/${card.id}/phones`, { method: "POST", body: { number: number.value, label: tag.value } },
+      t("client.saved"), true);
+  });
+  return el("section", { class: "phones-editor" }, el("h3", {}, t("card.phones")),
+    el("ul", { class: "phones" }, card.phones.map((phone) => el("li", { dataset: { e164: phone.e164 } },
+      phone.display, phone.label ? el("span", { class: "muted" }, ` ${phone.label}`) : null, " ",
+      el("button", { type: "button", class: "link-button phone-remove",
+        onclick: () => change(`/api/clients/${card.id}/phones/${encodeURIComponent(phone.e164)}`,
+          { method: "DELETE" }, t("client.saved"), true) }, t("client.remove_number"))))),
+    add,
+    el("datalist", { id: "phone-labels" }, ["mobile", "work", "home"].map((kind) =>
+      el("option", { value: t(`client.label.${kind}`) }))));
+}
+
+async function change(path, options, done, stayEditing = false) {
+  try {
+    const next = await api(path, options);
+    toast(done, "ok");
+    if (stayEditing) {
+      card = next;
+      box.replaceChildren(box.firstChild, phonesEditor());
+    } else {
+      show(next);
+    }
+  } catch (error) {
+    toast(t("client.failed", { error: error.message }), "error");
+  }
+}
+
+show(card);
 document.getElementById("timeline").replaceChildren(interactionList(page.timeline, "card.no_interactions"));
-document.title = `${page.card.name} — ${t("app.title")}`;

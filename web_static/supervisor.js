@@ -78,7 +78,19 @@ function actionsCell(agent) {
       el("button", { type: "button", class: "do-logout", onclick: post("logout") }, t("sup.logout"))),
     el("div", { class: "row" }, ["listen", "whisper", "barge"].map((mode) => el("button", {
       type: "button", class: "do-spy", dataset: { mode }, onclick: post("spy", { mode }),
-    }, t(`sup.${mode}`)))));
+    }, t(`sup.${mode}`)))),
+    agent.clients ? handOverRow(agent, post) : null);
+}
+
+// An agent's personal clients to a colleague (or to nobody), as when the agent leaves.
+function handOverRow(agent, post) {
+  const to = el("select", { class: "hand-over-to", "aria-label": t("sup.hand_over", { count: agent.clients }) },
+    page.agents.filter((other) => other.id !== agent.id).map((other) => el("option", { value: other.id }, other.name)),
+    el("option", { value: "" }, t("sup.nobody")));
+  return el("div", { class: "row" }, el("span", {}, t("sup.hand_over", { count: agent.clients })), to,
+    el("button", { type: "button", class: "do-hand-over",
+      onclick: (e) => post("clients", { to_operator_id: to.value ? Number(to.value) : null })(e) },
+    t("sup.hand_over_go")));
 }
 
 function auditRow(entry) {

@@ -192,3 +192,40 @@ def test_reload_mid_call_shows_the_same_call(live_desk: LiveDesk, new_desk_page)
     page.reload()
     page.wait_for_selector("body[data-socket=ready]")
     expect(page.locator("#call-state")).to_have_text("Нет звонка")
+
+
+def test_client_page_edits_the_card_and_its_numbers(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    with live_desk.sessions.begin() as session:
+        client = Client(name="Редактируемый Клиент", city="Челябинск")
+        client.phone_links.append(ClientPhone(phone=Phone(e164="+79120001122", kind="mobile"), label="мобильный"))
+        session.add(client)
+        session.flush()
+        client_id = client.id
+    page: Page = new_desk_page("op1")
+    page.goto(f"/clients/{client_id}")
+    page.click("#client-edit")
+    form = page.locator("#client-form")
+    expect(form.locator("select[name=manager_id]")).to_have_count(0)  # an operator does not pick managers
+    form.locator("input[name=city]").fill("Миасс")
+    form.locator("input[name=email]").fill("edit@example.ru")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#toast")).to_have_text("Сохранено.")
+    expect(page.locator(".client-card")).to_contain_text("Миасс")
+    expect(page.locator(".client-card")).to_contain_text("edit@example.ru")
+
+    page.click("#client-edit")
+    page.fill("#phone-add input[name=number]", "12345")
+    page.click("#phone-add button[type=submit]")
+    expect(page.locator("#toast")).to_contain_text("Не сохранено")
+    page.fill("#phone-add input[name=number]", "8 351 700-11-22")
+    page.fill("#phone-add input[name=label]", "рабочий")
+    page.click("#phone-add button[type=submit]")
+    expect(page.locator('.phones-editor li[data-e164="+73517001122"]')).to_contain_text("рабочий")
+    page.locator('.phones-editor li[data-e164="+79120001122"] .phone-remove').click()
+    expect(page.locator('.phones-editor li[data-e164="+79120001122"]')).to_have_count(0)
+    page.locator("#client-form button[type=button]").click()  # done
+    expect(page.locator('.client-card button[data-e164="+73517001122"]')).to_be_visible()  # click-to-call
+    with live_desk.sessions() as session:
+        row = session.get(Client, client_id)
+        assert (row.city, row.email) == ("Миасс", "edit@example.ru")
+        assert [link.phone.e164 for link in row.phone_links] == ["+73517001122"]

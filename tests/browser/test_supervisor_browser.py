@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import pytest
 from live_stack import LiveStack
 from playwright.sync_api import Browser, expect
+from sqlalchemy import func, select
 
 from callcard.pbx_sim import default_config
+from crm_core.models import Client, Operator
 
 OP1 = "Local/101@agents/n"
 
@@ -53,3 +55,22 @@ def test_operator_cannot_open_the_supervisor_page(browser: Browser, live: LiveSt
     assert response is not None and response.status == 403
     expect(page.locator("#forbidden")).to_be_visible()
     assert page.locator("#agents").count() == 0
+
+
+def test_supervisor_hands_a_leaving_agents_clients_to_a_colleague(browser: Browser, live: LiveStack) -> None:
+    page = live.log_in(browser, "super1", wait_socket=False)
+    page.goto("/supervisor/agents")
+    row = page.locator("tr[data-login=op2]")
+    with live.stack.sessions() as session:
+        ids = dict(session.execute(select(Operator.login, Operator.id)).all())
+        theirs = session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op2"]))
+        before = session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op1"]))
+    assert theirs > 0
+    expect(row.locator(".hand-over-to")).to_be_visible()
+    row.locator(".hand-over-to").select_option(str(ids["op1"]))
+    row.locator(".do-hand-over").click()
+    expect(page.locator("#sup-result")).to_have_text(f"Передано клиентов: {theirs}.")
+    expect(page.locator("tr[data-login=op2] .hand-over-to")).to_have_count(0)  # nobody left to hand over
+    with live.stack.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(Client)
+                              .where(Client.manager_id == ids["op1"])) == before + theirs
