@@ -94,6 +94,11 @@ class Bridge:
         self.journal = journal
         self._open_calls = open_calls
 
+    def resume(self, open_calls: dict[str, CallEvent]) -> None:
+        """Calls a previous run left open (a bridge with no leader lock reads them from the call
+        log): the first resync ends those Asterisk no longer has, as after a takeover."""
+        self._open_calls = dict(open_calls)
+
     @property
     def commands(self) -> AmiCommands:
         """The narrow door for commands to Asterisk."""

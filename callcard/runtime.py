@@ -6,7 +6,9 @@ The parts: `bridge` (AMI -> bus, and the bridge's commands for the other process
 (FastAGI), `dialler` (campaigns), and the web app. On Redis the other parts reach the bridge
 through `ami_bridge.remote.RemoteBridge`, even beside a bridge of their own: whichever bridge
 leads answers, and this process's may be the standby. Consumers subscribe to the bus before the
-bridge connects, so the first call event of a run is never published into the void. A bridge
+bridge connects, so the first call event of a run is never published into the void. In one
+process, calls a previous run left open in the call log are ended at the first resync when
+Asterisk no longer has them (on Redis the leader lock's open-calls key does that). A bridge
 alone opens no database (nor imports SQLAlchemy): a standby bridge costs ~30 MB less.
 """
 
@@ -34,6 +36,7 @@ if TYPE_CHECKING:  # each part imports its own modules when it starts: a bridge 
     from sqlalchemy.orm import Session, sessionmaker
 
     from ami_bridge.client import AmiCommands
+    from ami_bridge.events import CallEvent
     from ami_bridge.service import Bridge
     from ivr.server import FastAgiServer
     from routing.campaigns.service import DiallerService
@@ -135,6 +138,8 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
         click_to_call = AmiDialer(bridge)
         if isinstance(bus, MemoryBus):
             dialer = click_to_call
+            if sessions is not None:  # calls a run that stopped mid-call left open in the call log
+                bridge.resume(await asyncio.to_thread(_logged_open_calls, sessions))
             stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
         else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
             from ami_bridge.leader import run_leading
@@ -155,6 +160,13 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
             await asyncio.sleep(0.02)
     settle_gc()
     return stack
+
+
+def _logged_open_calls(sessions: sessionmaker[Session]) -> dict[str, CallEvent]:
+    from crm_core.call_log import open_calls
+
+    with sessions() as session:
+        return open_calls(session)
 
 
 async def _start_database_parts(stack: Stack, sessions: sessionmaker[Session], parts: Collection[str],

@@ -156,6 +156,21 @@ def _facts(connection: Connection, calls: dict[str, LoggedCall], events: list[Ca
     return _Facts(departments, operators, numbers, owners)
 
 
+def open_calls(session: Session) -> dict[str, CallEvent]:
+    """The calls logged as not ended, each as the last event it stands for (a caller in a queue
+    not yet answered: OFFERED; an answer: ANSWERED), for a bridge that starts after a run which
+    stopped mid-call to end those Asterisk no longer has (ami_bridge.leader.takeover_endings)."""
+    rows = session.execute(select(Call.linkedid, Call.started_at, Call.direction, Call.caller_raw, Call.queue,
+                                  Call.answered_at, Call.wait_seconds).where(Call.status != "ended"))
+    return {
+        linkedid: CallEvent(
+            kind=CallEventKind.ANSWERED if answered_at else CallEventKind.OFFERED, linkedid=linkedid,
+            at=as_utc(started).timestamp(), direction=direction, caller_num=caller, queue=queue,
+            wait_seconds=(wait or 0) if answered_at else None)
+        for linkedid, started, direction, caller, queue, answered_at, wait in rows
+    }
+
+
 def ensure_call(session: Session, linkedid: str, started_at: datetime) -> Call:
     """The Call row for `linkedid`, inserted when missing; a concurrent insert is not an error."""
     insert_or_ignore(session, Call, ["linkedid"], linkedid=linkedid, started_at=started_at)

@@ -7,16 +7,23 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from ami_peer import FakeAsterisk, frame
+from sqlalchemy import select
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from ami_bridge.service import Bridge
 from callcard.bus import MemoryBus
 from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from callcard.pbx_sim.server import PbxSimulator
+from callcard.runtime import start_stack, stop_stack
 from callcard.settings import Settings
+from crm_core.db import make_engine, make_sessionmaker
+from crm_core.migrate import upgrade
+from crm_core.models import Call
 
 K = CallEventKind
 OP1 = "Local/101@agents/n"
@@ -147,3 +154,39 @@ async def test_events_that_arrive_while_the_snapshot_is_taken_count_after_it() -
         stop.set()
         await asyncio.wait_for(task, 5)
         await peer.close()
+
+
+async def test_calls_a_stopped_run_left_open_end_when_asterisk_no_longer_has_them(
+        sim: PbxSimulator, tmp_path: Path) -> None:
+    """`callcard serve` killed mid-call, started again: the call log's open calls that Asterisk
+    does not have any more are ended (a caller waiting in the queue: abandoned; an answered call:
+    answered); a call Asterisk still has stays open and is followed on."""
+    url = f"sqlite:///{tmp_path / 'restart.db'}"
+    upgrade(url)
+    engine = make_engine(url)
+    sessions = make_sessionmaker(engine)
+    live = await sim.place_call("83517654321", queue="sales", patience=120)
+    started = datetime.now(UTC) - timedelta(minutes=3)
+    with sessions.begin() as s:
+        s.add_all([
+            Call(linkedid="gone.1", started_at=started, queue="sales", caller_raw="83517654321", status="ringing"),
+            Call(linkedid="gone.2", started_at=started, queue="sales", caller_raw="83517654321", status="talking",
+                 answered_at=started + timedelta(seconds=5), wait_seconds=5),
+            Call(linkedid=live, started_at=started, queue="sales", caller_raw="83517654321", status="ringing"),
+        ])
+    stack = await start_stack(Settings(database_url=url, ami_port=sim.port, ami_action_timeout=2.0,
+                                       agi_port=0, http_port=0), with_web=False)
+
+    def rows() -> dict[str, tuple[str, str | None]]:
+        with sessions() as s:
+            return {c.linkedid: (c.status, c.outcome) for c in s.scalars(select(Call))}
+
+    try:
+        await until(lambda: rows()["gone.2"][0] == "ended", "the open calls to end")
+        found = rows()
+        assert found["gone.1"] == ("ended", "abandoned")
+        assert found["gone.2"] == ("ended", "answered")
+        assert found[live] == ("ringing", None)  # Asterisk still has it
+    finally:
+        await stop_stack(stack)
+        engine.dispose()
