@@ -73,6 +73,7 @@ class Bridge:
         self.queue_tracker = QueueTracker(clock)
         self.journal: Journal | None = None
         self._open_calls: dict[str, CallEvent] = {}  # at takeover: calls the last leader left open
+        self._open_calls_end: float | None = None  # when they ended, if not at the first resync
         self.client = AmiClient(
             settings,
             on_resync=self._on_resync,
@@ -94,10 +95,12 @@ class Bridge:
         self.journal = journal
         self._open_calls = open_calls
 
-    def resume(self, open_calls: dict[str, CallEvent]) -> None:
+    def resume(self, open_calls: dict[str, CallEvent], last_alive: float | None) -> None:
         """Calls a previous run left open (a bridge with no leader lock reads them from the call
-        log): the first resync ends those Asterisk no longer has, as after a takeover."""
+        log): the first resync ends those Asterisk no longer has, as after a takeover, but at
+        `last_alive` (when that run last logged anything): the time it was down is nobody's talk."""
         self._open_calls = dict(open_calls)
+        self._open_calls_end = last_alive
 
     @property
     def commands(self) -> AmiCommands:
@@ -190,8 +193,9 @@ class Bridge:
         self._counters.resyncs += 1
         events = self.tracker.resync(channels)
         if self._open_calls:
-            events += takeover_endings(self._open_calls, set(self.tracker.active_calls), self._clock())
-            self._open_calls = {}
+            ended_at = self._open_calls_end if self._open_calls_end is not None else self._clock()
+            events += takeover_endings(self._open_calls, set(self.tracker.active_calls), ended_at)
+            self._open_calls, self._open_calls_end = {}, None
         log.info(
             "AMI resync: %d live channels, %d queue items, %d call events",
             len(channels),

@@ -139,7 +139,7 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
         if isinstance(bus, MemoryBus):
             dialer = click_to_call
             if sessions is not None:  # calls a run that stopped mid-call left open in the call log
-                bridge.resume(await asyncio.to_thread(_logged_open_calls, sessions))
+                bridge.resume(*await asyncio.to_thread(_logged_open_calls, sessions))
             stack.tasks.append(asyncio.create_task(bridge.run(stack.stop), name="ami-bridge"))
         else:  # one leading bridge per Asterisk; only the leader answers the other processes' commands
             from ami_bridge.leader import run_leading
@@ -162,11 +162,11 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     return stack
 
 
-def _logged_open_calls(sessions: sessionmaker[Session]) -> dict[str, CallEvent]:
-    from crm_core.call_log import open_calls
+def _logged_open_calls(sessions: sessionmaker[Session]) -> tuple[dict[str, CallEvent], float | None]:
+    from crm_core.call_log import last_logged, open_calls
 
     with sessions() as session:
-        return open_calls(session)
+        return open_calls(session), last_logged(session)
 
 
 async def _start_database_parts(stack: Stack, sessions: sessionmaker[Session], parts: Collection[str],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
@@ -154,6 +154,15 @@ def _facts(connection: Connection, calls: dict[str, LoggedCall], events: list[Ca
     owners = {e164: [match.client_id for match in matches]
               for e164, matches in clients_for_numbers(connection, e164s).items()}
     return _Facts(departments, operators, numbers, owners)
+
+
+def last_logged(session: Session) -> float | None:
+    """When the call log last heard of anything (a start, an answer, an end), epoch seconds: about
+    when a run that stopped without ending its calls was last alive."""
+    moments = session.execute(select(func.max(Call.started_at), func.max(Call.answered_at),
+                                     func.max(Call.ended_at))).one()
+    known = [as_utc(m).timestamp() for m in moments if m is not None]
+    return max(known) if known else None
 
 
 def open_calls(session: Session) -> dict[str, CallEvent]:

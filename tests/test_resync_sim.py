@@ -160,7 +160,8 @@ async def test_calls_a_stopped_run_left_open_end_when_asterisk_no_longer_has_the
         sim: PbxSimulator, tmp_path: Path) -> None:
     """`callcard serve` killed mid-call, started again: the call log's open calls that Asterisk
     does not have any more are ended (a caller waiting in the queue: abandoned; an answered call:
-    answered); a call Asterisk still has stays open and is followed on."""
+    answered) when the log last heard of anything, not 3 minutes later at the restart; a call
+    Asterisk still has stays open and is followed on."""
     url = f"sqlite:///{tmp_path / 'restart.db'}"
     upgrade(url)
     engine = make_engine(url)
@@ -177,16 +178,16 @@ async def test_calls_a_stopped_run_left_open_end_when_asterisk_no_longer_has_the
     stack = await start_stack(Settings(database_url=url, ami_port=sim.port, ami_action_timeout=2.0,
                                        agi_port=0, http_port=0), with_web=False)
 
-    def rows() -> dict[str, tuple[str, str | None]]:
+    def rows() -> dict[str, tuple[str, str | None, int | None, int | None]]:
         with sessions() as s:
-            return {c.linkedid: (c.status, c.outcome) for c in s.scalars(select(Call))}
+            return {c.linkedid: (c.status, c.outcome, c.wait_seconds, c.talk_seconds) for c in s.scalars(select(Call))}
 
     try:
         await until(lambda: rows()["gone.2"][0] == "ended", "the open calls to end")
         found = rows()
-        assert found["gone.1"] == ("ended", "abandoned")
-        assert found["gone.2"] == ("ended", "answered")
-        assert found[live] == ("ringing", None)  # Asterisk still has it
+        assert found["gone.1"] == ("ended", "abandoned", 5, None)  # ended at gone.2's answer, the last news
+        assert found["gone.2"] == ("ended", "answered", 5, 0)
+        assert found[live][:2] == ("ringing", None)  # Asterisk still has it
     finally:
         await stop_stack(stack)
         engine.dispose()
