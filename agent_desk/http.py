@@ -128,16 +128,19 @@ def calls(
     operator: Reader,
     outcome: Annotated[str | None, Query(pattern="^(" + "|".join(OUTCOMES) + ")$")] = None,
     operator_id: int | None = None,
+    number: Annotated[str | None, Query(max_length=64)] = None,
+    queue: Annotated[str | None, Query(max_length=64)] = None,
     limit: int = Query(100, ge=1, le=500),
     offset: int = Query(0, ge=0),
 ) -> list[schemas.CallRow]:
     """The calls the operator may see; another operator's calls are a supervisor's view (a department
-    head's for the people of their departments)."""
+    head's for the people of their departments). `number`: the caller's, in any form."""
     with _session(request) as session:
         if not may_view_calls_of(session, operator, operator_id):
             raise HTTPException(403, _t(request, "api.forbidden"))
-        rows = clients.list_calls(session, outcome=outcome, operator_id=operator_id, limit=limit, offset=offset,
-                                  visible_to=operator.viewer)
+        rows = clients.list_calls(session, outcome=outcome, operator_id=operator_id, number=number or None,
+                                  queue=queue or None, region=request.app.state.desk.settings.default_region,
+                                  limit=limit, offset=offset, visible_to=operator.viewer)
         return [call_row(row) for row in rows]
 
 

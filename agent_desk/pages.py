@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -29,7 +32,7 @@ from agent_desk.auth import (
     session_language,
     start_session,
 )
-from agent_desk.http import call_row, client_page, client_summary
+from agent_desk.http import call_row, client_page, client_summary, may_view_calls_of
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
@@ -175,19 +178,49 @@ def calls(
     request: Request,
     operator: PageOperator,
     outcome: Annotated[str, Query(max_length=16)] = "",
+    queue: Annotated[str, Query(max_length=64)] = "",
+    agent: Annotated[str, Query(max_length=12)] = "",
+    number: Annotated[str, Query(max_length=64)] = "",
+    day: Annotated[str, Query(max_length=10)] = "",
+    tz: Annotated[str, Query(max_length=64)] = "",
     page: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
+    """The call log with its filters: outcome, queue, who answered, the caller's number and a day
+    (in the browser's zone, which the form sends as `tz`)."""
     chosen = outcome if outcome in OUTCOMES else None
+    agent_id = int(agent) if agent.isdigit() else None
     with request.app.state.desk.sessions() as session:
-        rows = clients.list_calls(session, outcome=chosen, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
-                                  visible_to=operator.viewer)
+        if not may_view_calls_of(session, operator, agent_id):
+            agent_id = None  # the select only offers whom one may see; a hand-typed other is dropped
+        since, until = _day_bounds(day, tz)
+        rows = clients.list_calls(
+            session, outcome=chosen, operator_id=agent_id, queue=queue or None, number=number.strip() or None,
+            since=since, until=until, region=request.app.state.desk.settings.default_region,
+            limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE, visible_to=operator.viewer)
         calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
         names = queue_names(session)
+        people = people_in_reach(session, operator) if operator.role in SUPERVISING else [(operator.id, operator.name)]
+    filters = {"outcome": chosen or "", "queue": queue, "agent": str(agent_id or ""), "number": number.strip(),
+               "day": day if since else "", "tz": tz}
     return _render(
-        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, outcome=chosen or "",
-        queue_names=names,
-        page=page, has_more=len(rows) > CALLS_PER_PAGE,
+        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, filters=filters,
+        queue_names=names, people=people, page=page, has_more=len(rows) > CALLS_PER_PAGE,
+        pages={n: urlencode({**{k: v for k, v in filters.items() if v}, "page": n}) for n in (page - 1, page + 1)},
     )
+
+
+def _day_bounds(day: str, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The day's start and the next day's in `tz` (UTC when it is no zone); none for no day."""
+    try:
+        first = date.fromisoformat(day)
+    except ValueError:
+        return None, None
+    try:
+        zone = ZoneInfo(tz) if tz else UTC
+    except (ValueError, ZoneInfoNotFoundError):
+        zone = UTC
+    start, end = datetime.combine(first, time(), zone), datetime.combine(first + timedelta(days=1), time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)  # UTC: SQLite compares the stored text
 
 
 @router.get("/clients", response_class=HTMLResponse)
@@ -202,9 +235,10 @@ def client_search(
     return _render(request, "clients.html", operator, active="clients", q=q, found=found)
 
 
-def manager_choices(session: Session, operator: CurrentOperator) -> list[tuple[int, str]]:
-    """Active people who can be a personal manager: anyone for a supervisor or admin, a head's
-    departments' people for a head (as PATCH /api/clients/{id} allows)."""
+def people_in_reach(session: Session, operator: CurrentOperator) -> list[tuple[int, str]]:
+    """Active people within a supervising role's reach: everyone for a supervisor or admin, a head's
+    departments' people for a head (whom PATCH /api/clients/{id} may make a manager, whose calls
+    the head may list)."""
     people = session.execute(select(Operator.id, Operator.name).where(Operator.active.is_(True))
                              .order_by(Operator.name))
     return [(i, n) for i, n in people if operator.sees_all or department_ids(session, i) & operator.departments]
@@ -219,5 +253,5 @@ def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResp
             return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
         data = schemas.ClientPage.model_validate(page).model_dump(mode="json")
         if operator.role in SUPERVISING:  # who may change the personal manager, and to whom
-            data["managers"] = [{"id": i, "name": n} for i, n in manager_choices(session, operator)]
+            data["managers"] = [{"id": i, "name": n} for i, n in people_in_reach(session, operator)]
     return _render(request, "client.html", operator, active="clients", data=data, card=data["card"])

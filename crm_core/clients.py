@@ -297,12 +297,17 @@ def list_calls(
     outcome: str | None = None,
     operator_id: int | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
+    number: str | None = None,
+    queue: str | None = None,
+    region: str = "RU",
     limit: int = 100,
     offset: int = 0,
     visible_to: Viewer | None = None,
 ) -> list[Call]:
     """The call log, newest first, with operator, client and department loaded; with `visible_to`,
-    only the calls that viewer may see."""
+    only the calls that viewer may see. `number` is the caller's in any form a phone number takes
+    (matched on the normalised number), or as Asterisk gave it (`anonymous`)."""
     query = select(Call)
     visible = visible_calls(visible_to) if visible_to is not None else None
     if visible is not None:
@@ -315,6 +320,13 @@ def list_calls(
         query = query.where(Call.operator_id == operator_id)
     if since is not None:
         query = query.where(Call.started_at >= since)
+    if until is not None:
+        query = query.where(Call.started_at < until)
+    if number is not None:
+        e164 = try_normalize(number, region)
+        query = query.where(Call.caller_e164 == e164 if e164 else Call.caller_raw == number.strip())
+    if queue is not None:
+        query = query.where(Call.queue == queue)
     return list(session.scalars(
         query.options(joinedload(Call.operator), joinedload(Call.client), joinedload(Call.department))
         .order_by(Call.started_at.desc(), Call.id.desc())

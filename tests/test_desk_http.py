@@ -261,6 +261,37 @@ def test_calls_list_filters_by_outcome_and_shows_wait_time(client: TestClient, s
     assert "Иван Петров" in full and "2:05" in full and "Ольга Оператор" in full
 
 
+def test_calls_list_filters_by_number_queue_day_and_who_answered(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    """The number in any form; the day in the browser's zone (Chelyabinsk here: a call at 20:30 UTC
+    is the next day there); another's calls only where the viewer may see them."""
+    add_call(sessions, "905.1", started_at=datetime(2026, 11, 23, 20, 30, tzinfo=UTC), operator_id=people["op1"])
+    add_call(sessions, "905.2", started_at=datetime(2026, 11, 23, 12, 0, tzinfo=UTC), queue="support",
+             caller_raw="89123456789", caller_e164="+79123456789", operator_id=people["op2"])
+    add_call(sessions, "905.3", started_at=datetime(2026, 11, 24, 3, 0, tzinfo=UTC), caller_raw="anonymous",
+             caller_e164=None)
+
+    def shown(**params: str) -> list[str]:
+        return re.findall(r'<tr data-linkedid="([^"]+)"', client.get("/calls", params=params).text)
+
+    log_in(client, "super1")
+    assert shown() == ["905.3", "905.1", "905.2"]
+    assert shown(number="8 (912) 345-67-89") == shown(number="+79123456789") == ["905.2"]
+    assert shown(number="anonymous") == ["905.3"]
+    assert shown(queue="support") == ["905.2"]
+    assert shown(day="2026-11-24", tz="Asia/Yekaterinburg") == ["905.3", "905.1"]
+    assert shown(day="2026-11-24", tz="UTC") == ["905.3"]
+    assert shown(day="2026-11-24", tz="Mars/Olympus") == ["905.3"]  # no such zone: UTC
+    assert shown(agent=str(people["op2"])) == ["905.2"]
+    assert [c["linkedid"] for c in client.get("/api/calls", params={"number": "89123456789"}).json()] == ["905.2"]
+    assert [c["linkedid"] for c in client.get("/api/calls", params={"queue": "support"}).json()] == ["905.2"]
+    page = client.get("/calls", params={"queue": "sales", "number": "83517654321"}).text
+    assert 'value="83517654321"' in page and '<option value="sales" selected>' not in page  # no such department
+
+    client.cookies.clear()
+    log_in(client, "op1")
+    assert shown(agent=str(people["op2"])) == ["905.3", "905.1", "905.2"]  # not theirs to filter by: ignored
+
+
 def test_calls_list_names_departments_and_only_real_caller_names(client: TestClient, sessions) -> None:  # type: ignore[no-untyped-def]
     """People read the queue's department and a caller ID name that is a name; the time is UTC
     in the markup, for the page to show in the browser's zone."""

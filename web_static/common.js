@@ -147,9 +147,12 @@ function wireHeader() {
   });
 }
 
-// Server-rendered times (<time datetime=… data-local>) are UTC; show them in the browser's zone.
+// Server-rendered times (<time datetime=… data-local>) are UTC; show them in the browser's zone,
+// and tell forms that ask for it (input[data-browser-zone]) which zone that is.
 function localTimes() {
   for (const node of document.querySelectorAll("time[data-local]")) node.textContent = formatTime(node.dateTime);
+  const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+  for (const input of document.querySelectorAll("input[data-browser-zone]")) input.value = zone || "";
 }
 
 // Click-to-call on server-rendered numbers (the _phone.html macro): one listener for the page.

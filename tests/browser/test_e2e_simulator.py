@@ -3,6 +3,7 @@ op2's desk stays quiet, the note is saved on the call and the call is listed."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from datetime import UTC
 from zoneinfo import ZoneInfo
@@ -89,6 +90,13 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     assert errors == [], errors
     icon = op1.locator("link[rel=icon]").get_attribute("href")  # else Chromium asks for /favicon.ico: a 404
     assert icon and op1.request.get(icon).ok
+
+    op1.fill("#number-filter", "8" + KNOWN_NUMBER[2:])  # the caller's number as people type it
+    op1.fill("#day-filter", f"{local:%Y-%m-%d}")
+    op1.click("#calls-filter button[type=submit]")
+    expect(op1).to_have_url(re.compile(r"tz=Asia%2FYekaterinburg"))  # the day is the operator's
+    expect(op1.locator(f'tr[data-linkedid="{linkedid}"]')).to_be_visible()
+    assert all(KNOWN_NAME in row.inner_text() for row in op1.locator("#calls tbody tr").all())
 
     # op2 was logged in the whole time and was never rung: nothing may have popped there
     expect(op2.locator("#client-name")).to_have_count(0)
