@@ -34,8 +34,8 @@ def _session(request: Request) -> Session:
     return request.app.state.desk.sessions()
 
 
-def _t(request: Request, key: str) -> str:
-    return translate(session_language(request), key)
+def _t(request: Request, key: str, **values: object) -> str:
+    return translate(session_language(request), key, **values)
 
 
 @router.get("/me", response_model=schemas.Me)
@@ -62,7 +62,9 @@ def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
                 session, body.name.strip(), body.kind, body.phones, region,
                 segment=body.segment, email=body.email, city=body.city,
             )
-        except (PhoneError, clients.InvalidInput) as exc:
+        except PhoneError as exc:
+            raise HTTPException(422, _bad_phone(request, exc)) from None
+        except clients.InvalidInput as exc:
             raise HTTPException(422, str(exc)) from None
         session.commit()
         return cards.client_card(session, client.id)
@@ -100,7 +102,9 @@ def add_number(request: Request, operator: Writer, client_id: int, body: schemas
         try:
             clients.add_phone(session, session.get(Client, client_id), body.number,
                               request.app.state.desk.settings.default_region, body.label.strip())
-        except (PhoneError, clients.InvalidInput) as exc:
+        except PhoneError as exc:
+            raise HTTPException(422, _bad_phone(request, exc)) from None
+        except clients.InvalidInput as exc:
             raise HTTPException(422, str(exc)) from None
         session.commit()
         return cards.client_card(session, client_id)
@@ -189,7 +193,7 @@ async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> sche
     try:
         number = normalize_phone(body.number, request.app.state.desk.settings.default_region)
     except PhoneError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise HTTPException(422, _bad_phone(request, exc)) from None
     try:
         action_id = await dialer.click_to_call(operator.interface, number)
     except (AmiTimeout, AmiDisconnected):  # the PBX is away: worth retrying, nothing was dialled
@@ -232,6 +236,10 @@ def client_page(request: Request, session: Session, client_id: int, viewer: View
     except cards.ClientNotFound:
         raise HTTPException(404, _t(request, "api.not_found")) from None
     return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
+
+
+def _bad_phone(request: Request, error: PhoneError) -> str:
+    return _t(request, "api.bad_phone", number=error.raw) if error.raw else _t(request, "api.no_phone")
 
 
 def _check_visible(request: Request, session: Session, viewer: Viewer, client_id: int) -> None:

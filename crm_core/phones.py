@@ -12,7 +12,12 @@ MAX_INPUT = 64
 
 
 class PhoneError(ValueError):
-    """The text is not a phone number we can store or match."""
+    """The text is not a phone number we can store or match; `raw` is that text, for a message in
+    the reader's language."""
+
+    def __init__(self, message: str, raw: str = "") -> None:
+        super().__init__(message)
+        self.raw = raw
 
 
 _KINDS = {
@@ -31,17 +36,17 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     """
     text = (raw or "").strip()
     if not text:
-        raise PhoneError("empty phone number")
+        raise PhoneError("empty phone number", text)
     if len(text) > MAX_INPUT:
-        raise PhoneError(f"phone number too long ({len(text)} characters)")
+        raise PhoneError(f"phone number too long ({len(text)} characters)", text[:MAX_INPUT] + "…")
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        raise PhoneError(f"not a phone number: {raw!r} ({exc})") from None
+        raise PhoneError(f"not a phone number: {raw!r} ({exc})", text) from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(f"not a valid phone number: {raw!r}")
+        raise PhoneError(f"not a valid phone number: {raw!r}", text)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
