@@ -96,7 +96,8 @@ function handOverRow(agent, post) {
 function auditRow(entry) {
   return el("tr", { class: `audit-${entry.outcome}` },
     el("td", {}, el("time", { datetime: entry.at }, new Date(entry.at).toLocaleString(page.lang))),
-    el("td", {}, entry.actor), el("td", {}, entry.action), el("td", {}, entry.target),
+    el("td", {}, entry.actor), el("td", { "data-action": entry.action }, label("audit.action", entry.action)),
+    el("td", {}, entry.target),
     el("td", { title: entry.error }, label("audit", entry.outcome), entry.error ? ` — ${entry.error}` : ""));
 }
 

@@ -38,7 +38,9 @@ def test_supervisor_pauses_an_agent_with_a_reason_and_sees_the_result(browser: B
     expect(row.locator(".member.paused[data-queue=sales]")).to_contain_text("обучение")
     member = next(m for m in live.sim.snapshot().members if m.interface == OP1)
     assert (member.paused, member.reason) == (True, "обучение")
-    expect(page.locator("#audit-body tr").first).to_contain_text("pause")
+    latest = page.locator("#audit-body tr").first.locator("[data-action]")
+    expect(latest).to_have_attribute("data-action", "pause")
+    expect(latest).to_have_text("пауза")  # the action in the supervisor's language
 
     row.locator(".do-remove[data-queue=sales]").click()  # a static member: Asterisk says no, clearly
     expect(page.locator("#sup-result")).to_contain_text("queues.conf")
