@@ -31,6 +31,7 @@ from callcard.logs import configure_logging
 from callcard.settings import Settings, require_shared_bus
 from crm_core.db import make_engine, make_sessionmaker
 from crm_core.phones import caller_id_name, format_phone
+from crm_core.regions import TIME_ZONES
 from ivr import http as ivr_http
 from routing import http as routing_http
 from routing.campaigns import http as campaigns_http
@@ -83,6 +84,7 @@ def _template_globals(request: Request) -> dict[str, object]:
         "label": lambda prefix, code: label(lang, prefix, code),
         "catalog": CATALOGS[lang],
         "csrf_token": csrf_token(request),
+        "time_zones": TIME_ZONES,
     }
 
 

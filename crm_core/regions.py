@@ -153,6 +153,7 @@ def _index() -> tuple[dict[str, Region], dict[str, Region]]:
 
 _BY_CODE, _BY_KEY = _index()
 REGIONS: tuple[Region, ...] = tuple(_BY_CODE.values())
+TIME_ZONES: tuple[str, ...] = tuple(sorted({r.time_zone for r in REGIONS if r.time_zone} | {"UTC"}))  # Russia's, for pickers
 
 
 def find_region(text: str) -> Region | None:

@@ -106,6 +106,9 @@ def test_reports_page_names_departments_and_agents(http: TestClient, sessions, i
     assert '<th scope="row">Sales desk</th>' in queues and '<th scope="row">sales</th>' not in queues
     assert '<th scope="row">Olga First</th>' in agents
     assert "<td>Sales desk</td>" in missed
+    zones = page.split('<datalist id="time-zones">')[1].split("</datalist>")[0]  # the zone field's choices
+    assert 'list="time-zones"' in page and '<option value="Asia/Yekaterinburg">' in zones
+    assert '<option value="Europe/Kaliningrad">' in zones and '<option value="UTC">' in zones
     assert http.get("/api/supervisor/reports/agents.csv").text.splitlines()[1].startswith("op1,")
 
 
