@@ -46,6 +46,7 @@ function showStatuses(request) {
 async function open(id) {
   try {
     show(await api(`/api/requests/${id}`));
+    $("request-detail").scrollIntoView({ block: "nearest", behavior: "smooth" });  // below a long list
   } catch (error) {
     toast(error.message, "error");
   }

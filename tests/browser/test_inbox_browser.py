@@ -40,6 +40,9 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     with page.expect_request("**/api/dial") as dialled:
         call_back.click()
     assert dialled.value.post_data_json == {"number": "+73517654321"}
+    page.set_viewport_size({"width": 1280, "height": 400})  # the detail is far below the list's first row
+    page.locator("button.request-open").first.click()
+    expect(page.locator("#request-detail")).to_be_in_viewport()  # scrolled to
     row.locator("button.request-open").click()
     expect(page.locator("#request-title")).to_have_text(f"#{request_id} Перезвонить незнакомцу")
     expect(page.locator("#request-history li")).to_have_count(1)
