@@ -94,6 +94,19 @@ def edit(request: Request, operator: Writer, client_id: int, body: schemas.Clien
     return card
 
 
+@router.post("/clients/{client_id}/notes", response_model=schemas.ClientPage, status_code=201)
+def add_note(request: Request, operator: Writer, client_id: int, body: schemas.ClientNoteIn) -> dict:
+    """A note outside any call; answers with the card and the timeline it now heads."""
+    with _session(request) as session:
+        _check_visible(request, session, operator.viewer, client_id)
+        try:
+            clients.add_note(session, client_id, operator.id, body.note)
+        except clients.InvalidInput as exc:
+            raise HTTPException(422, str(exc)) from None
+        session.commit()
+        return client_page(request, session, client_id, operator.viewer)
+
+
 @router.post("/clients/{client_id}/phones", response_model=schemas.ClientCard, status_code=201)
 def add_number(request: Request, operator: Writer, client_id: int, body: schemas.PhoneIn) -> dict:
     """Link one more number to a client; one that is not a phone number is a 422 that says why."""

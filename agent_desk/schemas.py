@@ -131,6 +131,10 @@ class ClientUpdate(BaseModel):
     manager_id: int | None = None
 
 
+class ClientNoteIn(BaseModel):
+    note: str = Field(min_length=1, max_length=10_000)
+
+
 class PhoneIn(BaseModel):
     number: str = Field(min_length=1, max_length=64)
     label: str = Field("", max_length=64)

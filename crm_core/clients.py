@@ -34,7 +34,7 @@ from crm_core.phones import normalize_phone, phone_kind, try_normalize
 from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
-    "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_phone", "client_base", "create_client",
+    "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_note", "add_phone", "client_base", "create_client",
     "list_calls", "managed_counts", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
 ]
 
@@ -256,6 +256,19 @@ def timeline(session: Session, client_id: int, limit: int = 50) -> list[dict]:
     if session.get(Client, client_id) is None:
         raise ClientNotFound(f"no client with id {client_id}")
     return last_interactions(session, [client_id], max(1, min(limit, 500))).get(client_id, [])
+
+
+def add_note(session: Session, client_id: int, author_id: int, note: str) -> Interaction:
+    """A note in the client's timeline outside any call (a letter, a visit, a call on a mobile)."""
+    note = _text(note, NOTE_MAX, "note").strip()
+    if not note:
+        raise InvalidInput("the note is empty")
+    if session.get(Client, client_id) is None:
+        raise ClientNotFound(f"no client with id {client_id}")
+    interaction = Interaction(client_id=client_id, author_id=author_id, note=note)
+    session.add(interaction)
+    session.flush()
+    return interaction
 
 
 def save_call_note(

@@ -339,6 +339,12 @@ def test_operator_edits_a_clients_fields_and_numbers(client: TestClient, session
     assert [p["e164"] for p in gone.json()["phones"]] == ["+73512223344"]
     assert client.delete(f"{url}/phones/+73517654321", headers=headers).status_code == 404
     assert client.get("/api/clients", params={"q": "222-33-44"}).json()[0]["id"] == people["client"]
+
+    noted = client.post(f"{url}/notes", headers=headers, json={"note": "  Прислал письмо о переезде "})
+    assert noted.status_code == 201
+    first = noted.json()["timeline"][0]
+    assert (first["type"], first["note"], first["operator"]) == ("note", "Прислал письмо о переезде", "Ольга Оператор")
+    assert client.post(f"{url}/notes", headers=headers, json={"note": "   "}).json()["detail"] == "the note is empty"
     with sessions() as session:
         row = session.get(Client, people["client"])
         assert (row.name, row.city, row.segment) == ("Иван Петрович Петров", "Копейск", "key")

@@ -73,6 +73,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/clients/{client_id}"): USERS,
     ("PATCH", "/api/clients/{client_id}"): USERS,  # `manager_id` only for LEADS: tests/test_desk_http.py
     ("POST", "/api/clients/{client_id}/phones"): USERS,
+    ("POST", "/api/clients/{client_id}/notes"): USERS,
     ("DELETE", "/api/clients/{client_id}/phones/{e164}"): USERS,
     ("GET", "/api/calls"): USERS,
     ("POST", "/api/calls/{linkedid}/note"): USERS,

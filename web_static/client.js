@@ -85,5 +85,29 @@ async function change(path, options, done, stayEditing = false) {
   }
 }
 
+// A note outside any call (a letter, a visit): saved with its author, heads the timeline.
+const noteForm = document.getElementById("note-form");
+const note = document.getElementById("client-note");
+async function saveNote(event) {
+  event.preventDefault();
+  if (!note.value.trim()) return;
+  try {
+    const fresh = await api(`/api/clients/${card.id}/notes`, { method: "POST", body: { note: note.value } });
+    note.value = "";
+    toast(t("client.saved"), "ok");
+    showTimeline(fresh.timeline);
+  } catch (error) {
+    toast(t("client.failed", { error: error.message }), "error");
+  }
+}
+noteForm.addEventListener("submit", saveNote);
+note.addEventListener("keydown", (event) => {
+  if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) saveNote(event);
+});
+
+function showTimeline(items) {
+  document.getElementById("timeline").replaceChildren(interactionList(items, "card.no_interactions"));
+}
+
 show(card);
-document.getElementById("timeline").replaceChildren(interactionList(page.timeline, "card.no_interactions"));
+showTimeline(page.timeline);

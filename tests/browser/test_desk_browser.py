@@ -225,6 +225,11 @@ def test_client_page_edits_the_card_and_its_numbers(live_desk: LiveDesk, new_des
     expect(page.locator('.phones-editor li[data-e164="+79120001122"]')).to_have_count(0)
     page.locator("#client-form button[type=button]").click()  # done
     expect(page.locator('.client-card button[data-e164="+73517001122"]')).to_be_visible()  # click-to-call
+    page.fill("#client-note", "Приходил в офис за актом")
+    page.press("#client-note", "Control+Enter")
+    expect(page.locator("#timeline .interaction").first).to_contain_text("Приходил в офис за актом")
+    expect(page.locator("#timeline .interaction").first).to_contain_text("Анна Смирнова")  # the author
+    expect(page.locator("#client-note")).to_have_value("")
     with live_desk.sessions() as session:
         row = session.get(Client, client_id)
         assert (row.city, row.email) == ("Миасс", "edit@example.ru")
