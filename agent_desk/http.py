@@ -212,7 +212,7 @@ async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> sche
     except (AmiTimeout, AmiDisconnected):  # the PBX is away: worth retrying, nothing was dialled
         raise HTTPException(503, _t(request, "api.pbx_unavailable")) from None
     except AmiError as exc:  # Asterisk answered `Response: Error`: its message says why
-        raise HTTPException(502, translate(session_language(request), "api.dial_refused", error=str(exc))) from None
+        raise HTTPException(502, _t(request, "api.dial_refused", error=str(exc))) from None
     return schemas.DialOut(number=number, action_id=action_id)
 
 
