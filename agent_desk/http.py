@@ -65,7 +65,7 @@ def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
         except PhoneError as exc:
             raise HTTPException(422, _bad_phone(request, exc)) from None
         except clients.InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         return cards.client_card(session, client.id)
 
@@ -85,7 +85,7 @@ def edit(request: Request, operator: Writer, client_id: int, body: schemas.Clien
         try:
             clients.update_client(session, client_id, changes)
         except clients.InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         card = cards.client_card(session, client_id)
     if "manager_id" in changes and changes["manager_id"] != before:
@@ -102,7 +102,7 @@ def add_note(request: Request, operator: Writer, client_id: int, body: schemas.C
         try:
             clients.add_note(session, client_id, operator.id, body.note)
         except clients.InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         return client_page(request, session, client_id, operator.viewer)
 
@@ -118,7 +118,7 @@ def add_number(request: Request, operator: Writer, client_id: int, body: schemas
         except PhoneError as exc:
             raise HTTPException(422, _bad_phone(request, exc)) from None
         except clients.InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         return cards.client_card(session, client_id)
 
@@ -186,7 +186,7 @@ def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn
         except clients.ClientNotFound:
             raise HTTPException(404, _t(request, "api.not_found")) from None
         except clients.InvalidInput as exc:
-            raise HTTPException(422, str(exc)) from None
+            raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
     return schemas.NoteOut(linkedid=linkedid, client_id=body.client_id, disposition=body.disposition)
 
@@ -249,6 +249,10 @@ def client_page(request: Request, session: Session, client_id: int, viewer: View
     except cards.ClientNotFound:
         raise HTTPException(404, _t(request, "api.not_found")) from None
     return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
+
+
+def _invalid(request: Request, error: clients.InvalidInput) -> str:
+    return _t(request, error.key, **error.values) if error.key else str(error)
 
 
 def _bad_phone(request: Request, error: PhoneError) -> str:

@@ -45,7 +45,13 @@ _PHONE_LIKE = re.compile(r"[\d\s()+\-.]+")
 
 
 class InvalidInput(ValueError):
-    """Input the operator has to correct; the message says what is wrong."""
+    """Input the operator has to correct; the message says what is wrong, and `key` with `values`
+    (when given) say it again in the reader's language (agent_desk.i18n)."""
+
+    def __init__(self, message: str, key: str = "", **values: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values
 
 
 @dataclass(frozen=True)
@@ -95,7 +101,7 @@ def update_client(session: Session, client_id: int, changes: Mapping[str, object
         elif key in EDITABLE:
             values[key] = _text("" if value is None else str(value), EDITABLE[key], key).strip()
             if key == "name" and not values[key]:
-                raise InvalidInput("client name is empty")
+                raise InvalidInput("client name is empty", "api.name_empty")
         else:
             raise InvalidInput(f"{key} is not a field of the client that can be changed")
     for key, value in values.items():
@@ -151,7 +157,7 @@ def create_client(
     """
     name = _text(name, 256, "name").strip()
     if not name:
-        raise InvalidInput("client name is empty")
+        raise InvalidInput("client name is empty", "api.name_empty")
     if kind not in KINDS:
         raise InvalidInput(f"client kind must be one of {', '.join(KINDS)}, not {kind!r}")
     numbers = list(dict.fromkeys(normalize_phone(raw, region) for raw in phones))
@@ -262,7 +268,7 @@ def add_note(session: Session, client_id: int, author_id: int, note: str) -> Int
     """A note in the client's timeline outside any call (a letter, a visit, a call on a mobile)."""
     note = _text(note, NOTE_MAX, "note").strip()
     if not note:
-        raise InvalidInput("the note is empty")
+        raise InvalidInput("the note is empty", "api.note_empty")
     if session.get(Client, client_id) is None:
         raise ClientNotFound(f"no client with id {client_id}")
     interaction = Interaction(client_id=client_id, author_id=author_id, note=note)
@@ -351,7 +357,8 @@ def list_calls(
 def _text(value: str, limit: int, what: str) -> str:
     value = value or ""
     if len(value) > limit:
-        raise InvalidInput(f"{what} is too long ({len(value)} characters, at most {limit})")
+        raise InvalidInput(f"{what} is too long ({len(value)} characters, at most {limit})", "api.too_long",
+                           limit=limit)
     if "\x00" in value:
         raise InvalidInput(f"{what} contains a NUL character")
     return value

@@ -324,7 +324,7 @@ def test_operator_edits_a_clients_fields_and_numbers(client: TestClient, session
         "segment": "key"}
     assert client.patch(url, headers=headers, json={"city": "Копейск"}).json()["name"] == "Иван Петрович Петров"
     empty = client.patch(url, headers=headers, json={"name": "  "})
-    assert empty.status_code == 422 and empty.json()["detail"] == "client name is empty"
+    assert empty.status_code == 422 and empty.json()["detail"] == "Не указано имя."  # op1 reads Russian
     assert client.patch(url, headers=headers, json={"segment": "platinum"}).status_code == 422
     assert client.patch(url, json={"city": "X"}).status_code == 403  # no CSRF header
     assert client.patch("/api/clients/999999", headers=headers, json={"city": "X"}).status_code == 404
@@ -344,7 +344,7 @@ def test_operator_edits_a_clients_fields_and_numbers(client: TestClient, session
     assert noted.status_code == 201
     first = noted.json()["timeline"][0]
     assert (first["type"], first["note"], first["operator"]) == ("note", "Прислал письмо о переезде", "Ольга Оператор")
-    assert client.post(f"{url}/notes", headers=headers, json={"note": "   "}).json()["detail"] == "the note is empty"
+    assert client.post(f"{url}/notes", headers=headers, json={"note": "   "}).json()["detail"] == "Заметка пуста."
     with sessions() as session:
         row = session.get(Client, people["client"])
         assert (row.name, row.city, row.segment) == ("Иван Петрович Петров", "Копейск", "key")
