@@ -227,12 +227,15 @@ def _day_bounds(day: str, tz: str) -> tuple[datetime | None, datetime | None]:
 def client_search(
     request: Request, operator: PageOperator, q: Annotated[str, Query(max_length=128)] = ""
 ) -> HTMLResponse:
-    found = []
-    if q.strip():
-        with request.app.state.desk.sessions() as session:
+    """Search results, or with nothing searched, the clients the operator is personal manager of."""
+    with request.app.state.desk.sessions() as session:
+        if q.strip():
             region = request.app.state.desk.settings.default_region
             found = [client_summary(c) for c in clients.search_clients(session, q, 50, region, operator.viewer)]
-    return _render(request, "clients.html", operator, active="clients", q=q, found=found)
+            mine = []
+        else:
+            found, mine = [], [client_summary(c) for c in clients.managed_by(session, operator.id)]
+    return _render(request, "clients.html", operator, active="clients", q=q, found=found, mine=mine)
 
 
 def people_in_reach(session: Session, operator: CurrentOperator) -> list[tuple[int, str]]:

@@ -35,7 +35,7 @@ from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
     "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_note", "add_phone", "client_base", "create_client",
-    "list_calls", "managed_counts", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
+    "list_calls", "managed_by", "managed_counts", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
 ]
 
 KINDS = ("person", "company")
@@ -219,6 +219,15 @@ def search_clients(session: Session, q: str, limit: int = 20, region: str = "RU"
         .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
         .order_by(Client.name, Client.id)
         .limit(limit)
+    ))
+
+
+def managed_by(session: Session, operator_id: int, limit: int = 500) -> list[Client]:
+    """The clients someone is personal manager of, by name: their portfolio."""
+    return list(session.scalars(
+        select(Client).where(Client.manager_id == operator_id)
+        .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
+        .order_by(Client.name, Client.id).limit(limit)
     ))
 
 

@@ -351,6 +351,20 @@ def test_operator_edits_a_clients_fields_and_numbers(client: TestClient, session
         assert session.scalar(select(Phone.id).where(Phone.e164 == "+73517654321")) is not None  # calls keep it
 
 
+def test_clients_page_lists_my_clients_until_something_is_searched(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        session.get(Client, people["client"]).manager_id = people["op1"]
+    log_in(client, "op1")
+    page = client.get("/clients").text
+    mine = page.split('id="my-clients"')[1].split("</ul>")[0]
+    assert "Мои клиенты (1)" in page and "Иван Петров" in mine and 'data-dial="+73517654321"' in mine
+    searched = client.get("/clients", params={"q": "script"}).text
+    assert 'id="my-clients"' not in searched and 'id="client-list"' in searched
+    client.cookies.clear()
+    log_in(client, "op2")
+    assert 'id="my-clients"' not in client.get("/clients").text
+
+
 def test_only_supervising_roles_change_the_personal_manager_and_it_is_audited(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
     url = f"/api/clients/{people['client']}"
     headers = {"X-CSRF-Token": log_in(client, "op1")}
