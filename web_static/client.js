@@ -1,7 +1,7 @@
 // The client page: the same card the desk pops, plus the full timeline, and the card's editor
 // (fields, numbers; the personal manager for those who may change it: page.managers).
 
-import { api, el, label, page, t, toast } from "./common.js";
+import { api, el, label, page, t, toast, typing } from "./common.js";
 import { interactionList, renderCard } from "./card.js";
 
 const SEGMENTS = ["standard", "vip", "key", "new"];
@@ -11,7 +11,8 @@ let card = page.card;
 function show(next) {
   card = next;
   box.replaceChildren(renderCard(card, { link: false }),
-    el("button", { type: "button", id: "client-edit", onclick: () => edit() }, t("client.edit")));
+    el("button", { type: "button", id: "client-edit", onclick: () => edit() }, t("client.edit"), " ",
+      el("kbd", {}, "e")));
   document.title = `${card.name} — ${t("app.title")}`;
 }
 
@@ -108,6 +109,13 @@ note.addEventListener("keydown", (event) => {
 function showTimeline(items) {
   document.getElementById("timeline").replaceChildren(interactionList(items, "card.no_interactions"));
 }
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "e" || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+  if (!document.getElementById("client-edit")) return; // already editing
+  event.preventDefault();
+  edit();
+});
 
 show(card);
 showTimeline(page.timeline);
