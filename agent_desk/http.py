@@ -6,8 +6,10 @@ plain `def` routes there) and shape the answer with the models in `schemas`.
 
 from __future__ import annotations
 
-from dataclasses import asdict
-from typing import Annotated
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from sqlalchemy import select
@@ -159,6 +161,61 @@ def calls(
                                   queue=queue or None, region=request.app.state.desk.settings.default_region,
                                   limit=limit, offset=offset, visible_to=operator.viewer)
         return [call_row(row) for row in rows]
+
+
+@dataclass(frozen=True)
+class CallFilterQuery:
+    """The call log's filters as a page or an export receives them (a day in the browser's `tz`)."""
+
+    outcome: Annotated[str, Query(max_length=16)] = ""
+    queue: Annotated[str, Query(max_length=64)] = ""
+    agent: Annotated[str, Query(max_length=12)] = ""
+    number: Annotated[str, Query(max_length=64)] = ""
+    day: Annotated[str, Query(max_length=10)] = ""
+    tz: Annotated[str, Query(max_length=64)] = ""
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """The filters checked: `list_calls` arguments, and `query` to repeat them in links."""
+
+    calls: dict[str, Any]
+    query: dict[str, str]
+
+
+def call_filter(session: Session, operator: CurrentOperator, given: CallFilterQuery, region: str) -> CallFilter:
+    """An unknown outcome, a bad day and an agent the operator may not see are dropped, not refused:
+    the page then shows what it can."""
+    outcome = given.outcome if given.outcome in OUTCOMES else ""
+    agent_id = int(given.agent) if given.agent.isdigit() else None
+    if not may_view_calls_of(session, operator, agent_id):
+        agent_id = None
+    since, until = _day_bounds(given.day, given.tz)
+    number = given.number.strip()
+    calls = {"outcome": outcome or None, "operator_id": agent_id, "queue": given.queue or None,
+             "number": number or None, "since": since, "until": until, "region": region}
+    query = {"outcome": outcome, "queue": given.queue, "agent": str(agent_id or ""), "number": number,
+             "day": given.day if since else "", "tz": given.tz}
+    return CallFilter(calls, query)
+
+
+def zone_of(tz: str) -> ZoneInfo:
+    """The browser's zone a form sent; UTC when it sent none or no zone."""
+    try:
+        return ZoneInfo(tz) if tz else ZoneInfo("UTC")
+    except (ValueError, ZoneInfoNotFoundError):
+        return ZoneInfo("UTC")
+
+
+def _day_bounds(day: str, tz: str) -> tuple[datetime | None, datetime | None]:
+    """The day's start and the next day's in `tz` (UTC when it is no zone); none for no day."""
+    try:
+        first = date.fromisoformat(day)
+    except ValueError:
+        return None, None
+    zone = zone_of(tz)
+    start, end = datetime.combine(first, time(), zone), datetime.combine(first + timedelta(days=1), time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)  # UTC: SQLite compares the stored text
 
 
 def may_view_calls_of(session: Session, operator: CurrentOperator, other_id: int | None) -> bool:

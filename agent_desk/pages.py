@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -32,7 +30,7 @@ from agent_desk.auth import (
     session_language,
     start_session,
 )
-from agent_desk.http import call_row, client_page, client_summary, may_view_calls_of
+from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
@@ -177,50 +175,24 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
 def calls(
     request: Request,
     operator: PageOperator,
-    outcome: Annotated[str, Query(max_length=16)] = "",
-    queue: Annotated[str, Query(max_length=64)] = "",
-    agent: Annotated[str, Query(max_length=12)] = "",
-    number: Annotated[str, Query(max_length=64)] = "",
-    day: Annotated[str, Query(max_length=10)] = "",
-    tz: Annotated[str, Query(max_length=64)] = "",
+    given: Annotated[CallFilterQuery, Depends()],
     page: Annotated[int, Query(ge=0, le=10_000)] = 0,
 ) -> HTMLResponse:
-    """The call log with its filters: outcome, queue, who answered, the caller's number and a day
-    (in the browser's zone, which the form sends as `tz`)."""
-    chosen = outcome if outcome in OUTCOMES else None
-    agent_id = int(agent) if agent.isdigit() else None
+    """The call log with its filters: outcome, queue, who answered, the caller's number and a day."""
     with request.app.state.desk.sessions() as session:
-        if not may_view_calls_of(session, operator, agent_id):
-            agent_id = None  # the select only offers whom one may see; a hand-typed other is dropped
-        since, until = _day_bounds(day, tz)
-        rows = clients.list_calls(
-            session, outcome=chosen, operator_id=agent_id, queue=queue or None, number=number.strip() or None,
-            since=since, until=until, region=request.app.state.desk.settings.default_region,
-            limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE, visible_to=operator.viewer)
+        chosen = call_filter(session, operator, given, request.app.state.desk.settings.default_region)
+        rows = clients.list_calls(session, **chosen.calls, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
+                                  visible_to=operator.viewer)
         calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
         names = queue_names(session)
         people = people_in_reach(session, operator) if operator.role in SUPERVISING else [(operator.id, operator.name)]
-    filters = {"outcome": chosen or "", "queue": queue, "agent": str(agent_id or ""), "number": number.strip(),
-               "day": day if since else "", "tz": tz}
+    shown = {k: v for k, v in chosen.query.items() if v}
     return _render(
-        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, filters=filters,
+        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, filters=chosen.query,
         queue_names=names, people=people, page=page, has_more=len(rows) > CALLS_PER_PAGE,
-        pages={n: urlencode({**{k: v for k, v in filters.items() if v}, "page": n}) for n in (page - 1, page + 1)},
+        pages={n: urlencode({**shown, "page": n}) for n in (page - 1, page + 1)},
+        export=urlencode(shown) if operator.role in SUPERVISING else None,
     )
-
-
-def _day_bounds(day: str, tz: str) -> tuple[datetime | None, datetime | None]:
-    """The day's start and the next day's in `tz` (UTC when it is no zone); none for no day."""
-    try:
-        first = date.fromisoformat(day)
-    except ValueError:
-        return None, None
-    try:
-        zone = ZoneInfo(tz) if tz else UTC
-    except (ValueError, ZoneInfoNotFoundError):
-        zone = UTC
-    start, end = datetime.combine(first, time(), zone), datetime.combine(first + timedelta(days=1), time(), zone)
-    return start.astimezone(UTC), end.astimezone(UTC)  # UTC: SQLite compares the stored text
 
 
 @router.get("/clients", response_class=HTMLResponse)

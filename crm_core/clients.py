@@ -12,7 +12,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, or_, select, union, update
+from sqlalchemy import and_, func, or_, select, union, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ami_bridge.events import Outcome
@@ -331,6 +331,7 @@ def list_calls(
     region: str = "RU",
     limit: int = 100,
     offset: int = 0,
+    before: tuple[datetime, int] | None = None,
     visible_to: Viewer | None = None,
 ) -> list[Call]:
     """The call log, newest first, with operator, client and department loaded; with `visible_to`,
@@ -355,6 +356,8 @@ def list_calls(
         query = query.where(Call.caller_e164 == e164 if e164 else Call.caller_raw == number.strip())
     if queue is not None:
         query = query.where(Call.queue == queue)
+    if before is not None:  # the next page after the call (started_at, id), for exports of any length
+        query = query.where(or_(Call.started_at < before[0], and_(Call.started_at == before[0], Call.id < before[1])))
     return list(session.scalars(
         query.options(joinedload(Call.operator), joinedload(Call.client), joinedload(Call.department))
         .order_by(Call.started_at.desc(), Call.id.desc())

@@ -352,17 +352,19 @@ def test_the_client_base_export_is_for_supervising_roles_scoped_and_audited(
 def test_every_csv_export_is_refused_to_operators_and_audited_for_the_rest(
         http: TestClient, sessions, world: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
     exports = ["/api/supervisor/reports/queues.csv", "/api/supervisor/clients.csv",
-               f"/campaigns/{world['sales_campaign']}/skipped.csv"]
+               f"/campaigns/{world['sales_campaign']}/skipped.csv", "/api/supervisor/calls.csv"]
     rejected = "/api/debt-imports/" + "j" * 20 + "/rejected.csv"
     as_user(http, "op_sales")
-    assert [http.get(url).status_code for url in exports] == [403, 403, 403]
+    assert [http.get(url).status_code for url in exports] == [403] * 4
     assert audit(sessions) == [("op_sales", "forbidden", url, "refused") for url in exports]
     as_user(http, "head_sales")
-    assert [http.get(url).status_code for url in exports] == [200, 200, 200]
+    assert [http.get(url).status_code for url in exports] == [200] * 4
     assert http.get(rejected).status_code == 403
-    assert audit(sessions)[3:] == [("head_sales", "export", target, "ok") for target in
-                                   ("queues", "client base", f"campaign {world['sales_campaign']} skipped")] \
-        + [("head_sales", "forbidden", rejected, "refused")]
+    assert audit(sessions)[4:] == [("head_sales", "export", target, "ok") for target in
+                                   ("queues", "client base", f"campaign {world['sales_campaign']} skipped",
+                                    "call log")] + [("head_sales", "forbidden", rejected, "refused")]
+    calls = http.get("/api/supervisor/calls.csv").content.decode("utf-8-sig").splitlines()
+    assert sorted(line.split(",")[0] for line in calls[1:]) == ["c.ivr", "c.sales", "c.taken"]  # not c.service
     as_user(http, "super1")
     assert http.get(rejected).status_code == 404  # let in; no such job
 

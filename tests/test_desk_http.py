@@ -292,6 +292,32 @@ def test_calls_list_filters_by_number_queue_day_and_who_answered(client: TestCli
     assert shown(agent=str(people["op2"])) == ["905.3", "905.1", "905.2"]  # not theirs to filter by: ignored
 
 
+def test_call_log_export_has_every_filtered_call_in_the_browsers_zone(client: TestClient, sessions, people) -> None:  # type: ignore[no-untyped-def]
+    """More calls than one page of the export's reads (1,000), each once; a filter as on /calls."""
+    start = datetime(2026, 11, 23, 20, 30, tzinfo=UTC)
+    with sessions.begin() as session:
+        session.add(Department(code="service", name="Сервис", queue="support"))
+        session.add_all(Call(linkedid=f"906.{n}", started_at=start - timedelta(seconds=n // 2), queue="sales",
+                             caller_raw="83517654321", caller_e164="+73517654321", status="ended", outcome="answered",
+                             operator_id=people["op1"], wait_seconds=3, talk_seconds=60) for n in range(1003))
+    add_call(sessions, "906.support", started_at=start, queue="support", outcome="abandoned", wait_seconds=40)
+    log_in(client, "super1")
+    assert 'id="calls-export" href="/api/supervisor/calls.csv?queue=support' in client.get(
+        "/calls", params={"queue": "support"}).text
+    every = client.get("/api/supervisor/calls.csv").content.decode("utf-8-sig").splitlines()
+    assert every[0] == ",".join(("linkedid", "started_at", "direction", "caller", "caller_name", "client",
+                                 "department", "operator", "outcome", "wait_seconds", "talk_seconds", "disposition"))
+    linkedids = [line.split(",")[0] for line in every[1:]]
+    assert len(linkedids) == len(set(linkedids)) == 1004
+    support = client.get("/api/supervisor/calls.csv",
+                         params={"queue": "support", "tz": "Asia/Yekaterinburg"}).content.decode("utf-8-sig")
+    assert support.splitlines()[1] == "906.support,2026-11-24 01:30:00,inbound,'+73517654321,,,Сервис,,abandoned,40,,"
+    client.cookies.clear()
+    log_in(client, "op1")
+    assert 'id="calls-export"' not in client.get("/calls").text
+    assert client.get("/api/supervisor/calls.csv").status_code == 403
+
+
 def test_calls_list_names_departments_and_only_real_caller_names(client: TestClient, sessions) -> None:  # type: ignore[no-untyped-def]
     """People read the queue's department and a caller ID name that is a name; the time is UTC
     in the markup, for the page to show in the browser's zone."""

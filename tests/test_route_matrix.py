@@ -107,6 +107,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/supervisor/reports/{name}"): LEADS,
     ("GET", "/api/supervisor/reports/{name}.csv"): LEADS,
     ("GET", "/api/supervisor/clients.csv"): LEADS,
+    ("GET", "/api/supervisor/calls.csv"): LEADS,
     ("POST", "/api/supervisor/agents/{agent_id}/pause"): LEADS,
     ("POST", "/api/supervisor/agents/{agent_id}/unpause"): LEADS,
     ("POST", "/api/supervisor/agents/{agent_id}/queues"): LEADS,
