@@ -167,7 +167,7 @@ def _apply(request: Request, csrf: str, change: Any) -> RedirectResponse:
         with request.app.state.desk.sessions.begin() as session:
             change(session)
     except service.RoutingConfigError as exc:
-        return RedirectResponse(f"/admin/routing?error={quote(str(exc))}", status_code=303)
+        return RedirectResponse(f"/admin/routing?error={quote(_t(request, exc.key, **exc.values))}", status_code=303)
     return RedirectResponse("/admin/routing", status_code=303)
 
 

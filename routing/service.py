@@ -45,7 +45,13 @@ SETTINGS = (
 
 
 class RoutingConfigError(ValueError):
-    """An admin's edit that would break routing (unknown department, bad number)."""
+    """An admin's edit that would break routing (unknown department, bad number); `key` and
+    `values` say it in the admin's language (agent_desk.i18n)."""
+
+    def __init__(self, message: str, key: str, **values: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values
 
 
 def load_settings(session: Session) -> dict[str, str]:
@@ -133,7 +139,8 @@ def route_call(
 def save_rules(session: Session, order: list[str], enabled: set[str]) -> None:
     """Store the rule order and flags; `order` must name every rule exactly once."""
     if sorted(order) != sorted(rules.RULE_CODES):
-        raise RoutingConfigError(f"the order must list each of {', '.join(rules.RULE_CODES)} once")
+        raise RoutingConfigError(f"the order must list each of {', '.join(rules.RULE_CODES)} once",
+                                 "routing.err.order", rules=", ".join(rules.RULE_CODES))
     session.execute(delete(RoutingRule))
     session.add_all(RoutingRule(code=code, position=i, enabled=code in enabled) for i, code in enumerate(order))
 
@@ -144,11 +151,14 @@ def save_settings(session: Session, values: Mapping[str, str]) -> None:
         value = values.get(setting.key, setting.default).strip()  # a key left out gets its default
         if setting.kind is int:
             if not value.isdigit() or int(value) > 86_400:
-                raise RoutingConfigError(f"{setting.key}: a whole number of seconds or points, 0..86400")
+                raise RoutingConfigError(f"{setting.key}: a whole number of seconds or points, 0..86400",
+                                         "routing.err.number", setting=setting.key)
         elif value and value not in departments:
-            raise RoutingConfigError(f"{setting.key}: no department {value!r}")
+            raise RoutingConfigError(f"{setting.key}: no department {value!r}", "routing.err.department",
+                                     department=value)
         elif not value and setting.key != "overflow_department":
-            raise RoutingConfigError(f"{setting.key}: a department is required")
+            raise RoutingConfigError(f"{setting.key}: a department is required", "routing.err.department_required",
+                                     setting=setting.key)
         row = session.get(RoutingSetting, setting.key)
         if row is None:
             session.add(RoutingSetting(key=setting.key, value=value))
@@ -160,7 +170,7 @@ def set_number_route(session: Session, kind: str, number: str, department_code: 
     """Map a DID or an IVR digit to a department; None removes the mapping."""
     number = number.strip()
     if kind not in ("did", "ivr") or not number or len(number) > 64:
-        raise RoutingConfigError("a DID or IVR digit of 1..64 characters is required")
+        raise RoutingConfigError("a DID or IVR digit of 1..64 characters is required", "routing.err.did")
     row = session.get(DidRoute, (kind, number))
     if department_code is None:
         if row is not None:
@@ -168,7 +178,8 @@ def set_number_route(session: Session, kind: str, number: str, department_code: 
         return
     dept_id = session.scalar(select(DepartmentRow.id).where(DepartmentRow.code == department_code))
     if dept_id is None:
-        raise RoutingConfigError(f"no department {department_code!r}")
+        raise RoutingConfigError(f"no department {department_code!r}", "routing.err.department",
+                                 department=department_code)
     if row is None:
         session.add(DidRoute(kind=kind, number=number, department_id=dept_id))
     else:
@@ -178,7 +189,7 @@ def set_number_route(session: Session, kind: str, number: str, department_code: 
 def block_number(session: Session, raw: str, reason: str, region: str = "RU") -> str:
     e164 = try_normalize(raw, region)
     if e164 is None:
-        raise RoutingConfigError(f"{raw!r} is not a phone number")
+        raise RoutingConfigError(f"{raw!r} is not a phone number", "api.bad_phone", number=raw)
     if session.get(BlockedNumber, e164) is None:
         session.add(BlockedNumber(e164=e164, reason=reason[:256]))
     return e164
