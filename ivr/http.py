@@ -66,13 +66,21 @@ def _check_csrf(request: Request, csrf: str) -> None:
         raise HTTPException(403, translate(session_language(request), "api.csrf"))
 
 
+def _refused(request: Request, key: str, **values: object) -> RedirectResponse:
+    """Back to the page with why, in the admin's language."""
+    why = translate(session_language(request), key, **values)
+    return RedirectResponse(f"/admin/ivr?error={quote(why)}", status_code=303)
+
+
 def _apply(request: Request, csrf: str, change: Callable[[Session], object]) -> RedirectResponse:
     """One admin edit in one transaction; a refused edit comes back as the page's error line."""
     _check_csrf(request, csrf)
     try:
         with request.app.state.desk.sessions.begin() as session:
             change(session)
-    except (service.IvrConfigError, ValueError) as exc:
+    except service.IvrConfigError as exc:
+        return _refused(request, exc.key, **exc.values)
+    except ValueError as exc:  # what a field's own parsing refused
         return RedirectResponse(f"/admin/ivr?error={quote(str(exc))}", status_code=303)
     return RedirectResponse("/admin/ivr", status_code=303)
 
@@ -123,7 +131,7 @@ async def save_hours(request: Request, operator: Admin, department: str) -> Redi
         hours = {d: (time.fromisoformat(field(f"open_{d}")), time.fromisoformat(field(f"close_{d}")))
                  for d in range(7) if field(f"open_{d}") or field(f"close_{d}")}
     except ValueError:
-        return RedirectResponse(f"/admin/ivr?error={quote('hours must be HH:MM')}", status_code=303)
+        return _refused(request, "ivr.err.hhmm")
     return _apply(request, field("csrf"), lambda s: service.save_schedule(
         s, department, field("timezone"), field("after_hours"), field("voicemail_prompt"), hours))
 
@@ -135,7 +143,7 @@ def save_holiday(
 ) -> RedirectResponse:
     _check_csrf(request, csrf)
     if day is None:
-        return RedirectResponse(f"/admin/ivr?error={quote('a date is needed')}", status_code=303)
+        return _refused(request, "ivr.err.date")
     return _apply(request, csrf, lambda s: service.save_holiday(s, day, kind, name.strip()))
 
 

@@ -166,7 +166,13 @@ def seed_default_menu(session: Session) -> bool:
 # --- admin edits (/admin/ivr) -------------------------------------------------------------
 
 class IvrConfigError(ValueError):
-    """An admin's edit that would break the IVR; the message is shown on the page."""
+    """An admin's edit that would break the IVR; `key` and `values` say it on the page in the
+    admin's language (agent_desk.i18n)."""
+
+    def __init__(self, message: str, key: str, **values: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.values = values
 
 
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")
@@ -176,14 +182,15 @@ _QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
 def _check(pattern: re.Pattern[str], value: str, what: str) -> str:
     if not pattern.match(value):
-        raise IvrConfigError(f"{what}: {value[:60]!r} is not allowed")
+        raise IvrConfigError(f"{what}: {value[:60]!r} is not allowed", "ivr.err.not_allowed", what=what,
+                             value=value[:60])
     return value
 
 
 def _menu(session: Session, name: str) -> IvrMenu:
     menu = session.scalar(select(IvrMenu).where(IvrMenu.name == name))
     if menu is None:
-        raise IvrConfigError(f"no menu {name!r}")
+        raise IvrConfigError(f"no menu {name!r}", "ivr.err.no_menu", name=name[:32])
     return menu
 
 
@@ -192,9 +199,9 @@ def save_menu(session: Session, name: str, did: str, is_default: bool, greeting:
     """Create or update the menu `name`; one menu at most is the default."""
     _check(_NAME, name, "menu name")
     if not 1 <= timeout_seconds <= 60 or not 0 <= max_retries <= 9:
-        raise IvrConfigError("timeout must be 1-60 s and retries 0-9")
+        raise IvrConfigError("timeout must be 1-60 s and retries 0-9", "ivr.err.timing")
     if did and not did.isdigit():
-        raise IvrConfigError(f"DID {did[:32]!r} must be digits only")
+        raise IvrConfigError(f"DID {did[:32]!r} must be digits only", "ivr.err.did", did=did[:32])
     menu = session.scalar(select(IvrMenu).where(IvrMenu.name == name)) or IvrMenu(name=name)
     menu.did, menu.is_default = did, is_default
     menu.greeting = _check(_PROMPT, greeting, "greeting prompt")
@@ -217,17 +224,18 @@ def save_option(session: Session, menu_name: str, digit: str, action: str, targe
     """Set what `digit` does in the menu, replacing what it did before."""
     menu = _menu(session, menu_name)
     if len(digit) != 1 or digit not in DIGITS or action not in OPTION_ACTIONS or not 0 <= priority <= 100:
-        raise IvrConfigError(f"digit {digit[:2]!r}, action {action[:16]!r} or priority {priority} is not valid")
+        raise IvrConfigError(f"digit {digit[:2]!r}, action {action[:16]!r} or priority {priority} is not valid",
+                             "ivr.err.option")
     option = next((o for o in menu.options if o.digit == digit), None) or IvrOption(digit=digit)
     option.action, option.priority, option.department_id, option.submenu = action, priority, None, None
     if action in ("department", "callback") and (target or action == "department"):
         option.department_id = session.scalar(select(Department.id).where(Department.code == target))
         if option.department_id is None:
-            raise IvrConfigError(f"no department {target[:32]!r}")
+            raise IvrConfigError(f"no department {target[:32]!r}", "routing.err.department", department=target[:32])
     if action == "menu":
         option.submenu = _menu(session, target)
         if option.submenu is menu:
-            raise IvrConfigError("a menu cannot lead to itself")
+            raise IvrConfigError("a menu cannot lead to itself", "ivr.err.loop")
     if option not in menu.options:
         menu.options.append(option)
     session.flush()
@@ -243,11 +251,13 @@ def save_schedule(session: Session, department_code: str, timezone: str, after_h
     """Replace a department's weekly hours; weekdays left out are closed."""
     department = session.scalar(select(Department).where(Department.code == department_code))
     if department is None:
-        raise IvrConfigError(f"no department {department_code[:32]!r}")
+        raise IvrConfigError(f"no department {department_code[:32]!r}", "routing.err.department",
+                             department=department_code[:32])
     if timezone not in available_timezones() or after_hours not in AFTER_HOURS:
-        raise IvrConfigError(f"time zone {timezone[:64]!r} or after-hours {after_hours[:16]!r} is not valid")
+        raise IvrConfigError(f"time zone {timezone[:64]!r} or after-hours {after_hours[:16]!r} is not valid",
+                             "ivr.err.zone", zone=timezone[:64])
     if any(not 0 <= d <= 6 or (c != time(0) and c <= o) for d, (o, c) in hours.items()):
-        raise IvrConfigError("each day must close after it opens")
+        raise IvrConfigError("each day must close after it opens", "ivr.err.hours")
     schedule = session.scalar(select(DepartmentSchedule).where(DepartmentSchedule.department_id == department.id))
     schedule = schedule or DepartmentSchedule(department=department)
     schedule.timezone, schedule.after_hours = timezone, after_hours
@@ -261,7 +271,7 @@ def save_schedule(session: Session, department_code: str, timezone: str, after_h
 
 def save_holiday(session: Session, day: date, kind: str, name: str) -> None:
     if kind not in DAY_KINDS:
-        raise IvrConfigError(f"day kind {kind[:16]!r} is not valid")
+        raise IvrConfigError(f"day kind {kind[:16]!r} is not valid", "ivr.err.day_kind")
     holiday = session.scalar(select(Holiday).where(Holiday.day == day)) or Holiday(day=day)
     holiday.kind, holiday.name = kind, name[:128]
     session.add(holiday)

@@ -90,3 +90,17 @@ def test_prompts_that_would_break_an_agi_command_are_refused(http: TestClient) -
     response = http.post("/admin/ivr/menus", data={"csrf": token, "name": "x", "fallback_queue": "sales",
                                                    "greeting": 'a" 1\nHANGUP'})
     assert response.url.path == "/admin/ivr" and "greeting prompt" in response.text
+    assert "is not allowed" in response.text  # the admin reads English here
+
+
+def test_refused_ivr_edits_say_why_in_the_admins_language(http: TestClient) -> None:
+    token = log_in(http, "admin", PASSWORD)
+    hours = http.post("/admin/ivr/hours/sales", data={"csrf": token, "open_0": "9 am", "close_0": "18:00",
+                                                      "timezone": "Asia/Yekaterinburg", "after_hours": "voicemail"})
+    assert "Hours are HH:MM." in hours.text
+    http.post("/api/language", json={"language": "ru"}, headers={"X-CSRF-Token": token})
+    did = http.post("/admin/ivr/menus", data={"csrf": token, "name": "main", "did": "12a", "greeting": "callcard/x",
+                                              "invalid_prompt": "callcard/y", "fallback_queue": "sales"})
+    assert "Набранный номер «12a» — только цифры." in did.text
+    day = http.post("/admin/ivr/holidays", data={"csrf": token, "kind": "holiday"})
+    assert "Нужна дата." in day.text
