@@ -14,7 +14,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
-from sqlalchemy import select
+from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from agent_desk import schemas
@@ -34,8 +34,8 @@ from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page,
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
-from crm_core.models import Department, Operator
-from crm_core.visibility import department_ids, queue_names
+from crm_core.models import Department, Operator, operator_departments
+from crm_core.visibility import queue_names
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 
 router = APIRouter(include_in_schema=False)
@@ -214,9 +214,14 @@ def people_in_reach(session: Session, operator: CurrentOperator) -> list[tuple[i
     """Active people within a supervising role's reach: everyone for a supervisor or admin, a head's
     departments' people for a head (whom PATCH /api/clients/{id} may make a manager, whose calls
     the head may list)."""
-    people = session.execute(select(Operator.id, Operator.name).where(Operator.active.is_(True))
-                             .order_by(Operator.name))
-    return [(i, n) for i, n in people if operator.sees_all or department_ids(session, i) & operator.departments]
+    query = select(Operator.id, Operator.name).where(Operator.active.is_(True)).order_by(Operator.name)
+    if not operator.sees_all:  # members or heads of the head's departments (visibility.department_ids)
+        deps = operator.departments
+        query = query.where(or_(
+            Operator.id.in_(select(operator_departments.c.operator_id)
+                            .where(operator_departments.c.department_id.in_(deps))),
+            Operator.id.in_(select(Department.head_id).where(Department.id.in_(deps)))))
+    return [(i, n) for i, n in session.execute(query)]
 
 
 @router.get("/clients/{client_id}", response_class=HTMLResponse)

@@ -175,6 +175,10 @@ def test_editing_a_client_and_handing_over_clients_keep_to_ones_departments(
     assert http.patch(f"/api/clients/{world['free']}", json={"city": "Миасс"}, headers=headers).status_code == 200
 
     headers = as_user(http, "head_sales")
+    offered = http.get(f"/clients/{world['free']}").text.split('"managers": [')[1].split("]")[0]
+    assert "Op Sales" in offered and "Head Sales" in offered and "Op Service" not in offered  # their people only
+    agents = http.get("/calls").text.split('id="agent-filter"')[1].split("</select>")[0]
+    assert "Op Sales" in agents and "Op Service" not in agents
     other = http.patch(f"/api/clients/{world['managed']}", json={"manager_id": world["op_service"]}, headers=headers)
     assert other.status_code == 403  # a head gives clients to their own departments' people only
     assert http.patch(f"/api/clients/{world['free']}", json={"manager_id": world["op_sales"]},
