@@ -67,13 +67,16 @@ def _normalized(text: str, region: str) -> str | None:
 
 
 _NUMBER_ONLY = re.compile(r"[+\d\s().-]*")
+_PLACEHOLDERS = {"unknown", "unknown caller", "<unknown>", "anonymous", "private", "restricted", "unavailable"}
 
 
 def caller_id_name(name: str, number: str = "") -> str:
     """The caller ID name worth showing beside the number: "" when it only repeats a number, as
-    many trunks send (`89823729238`, `anonymous` for `anonymous`)."""
+    many trunks send (`89823729238`, `anonymous` for `anonymous`), or is a placeholder for none."""
     name = name.strip()
-    return "" if name == number or _NUMBER_ONLY.fullmatch(name) else name
+    if name == number or _NUMBER_ONLY.fullmatch(name) or name.lower() in _PLACEHOLDERS:
+        return ""
+    return name
 
 
 def phone_kind(e164: str) -> str:

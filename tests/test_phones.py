@@ -84,6 +84,8 @@ def test_kind_and_display() -> None:
     ("89823729238", "89823729238", ""),  # a trunk that repeats the number as the name
     ("+7 (982) 372-92-38", "89823729238", ""),
     ("anonymous", "anonymous", ""),
+    ("Unknown Caller", "83512400000", ""),  # placeholders for no name
+    ("PRIVATE", "", ""),
     ("  ", "", ""),
     ("Отдел 2", "101", "Отдел 2"),
     ("<script>1</script>", "1", "<script>1</script>"),  # a name is kept as given; pages escape it

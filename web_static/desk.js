@@ -139,6 +139,7 @@ function showNewCaller(caller) {
   setTarget(null);
   const hint = caller.valid ? t("unknown.hint") : t("unknown.invalid");
   const name = el("input", { id: "new-name", name: "name", required: true, autocomplete: "off", maxlength: 256 });
+  name.value = call.callerName || ""; // nothing typed twice: the caller ID's name, when it is one
   const kindSelect = el("select", { id: "new-kind", name: "kind" },
     el("option", { value: "person" }, t("kind.person")),
     el("option", { value: "company" }, t("kind.company")));
@@ -206,6 +207,7 @@ document.addEventListener("keydown", (event) => {
   } else if (event.key === "n" && $("new-name")) {
     event.preventDefault();
     $("new-name").focus();
+    $("new-name").select(); // typing replaces a name the caller ID brought
   } else if (/^[1-9]$/.test(event.key) && $("chooser")) {
     const match = call.card.matches[Number(event.key) - 1];
     if (match) chooseClient(match, true);

@@ -85,11 +85,12 @@ def test_card_pops_while_ringing_and_the_note_is_saved(live_desk: LiveDesk, new_
 
 def test_unknown_caller_is_created_from_the_pop(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
     page: Page = new_desk_page("op2")
-    ring(live_desk, "op2", "89161230001")
+    ring(live_desk, "op2", "89161230001", "Maria Novikova")
     expect(page.locator("#new-caller-number")).to_have_text("+7 916 123-00-01")
     expect(page.locator("#new-phone")).to_have_value("+79161230001")
+    expect(page.locator("#new-name")).to_have_value("Maria Novikova")  # from the caller ID, not typed again
     page.keyboard.press("n")
-    expect(page.locator("#new-name")).to_be_focused()
+    expect(page.locator("#new-name")).to_be_focused()  # selected: what the operator types replaces it
     page.keyboard.type("Мария Новикова")
     page.click("#new-caller-form button[type=submit]")
     expect(page.locator("#client-name")).to_have_text("Мария Новикова")
