@@ -23,7 +23,7 @@ from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus, until_stopped
 from crm_core.cards import clients_for_numbers
 from crm_core.db import insert_ignoring, insert_or_ignore
-from crm_core.models import Call, Department, Operator, as_utc
+from crm_core.models import Call, Department, Operator, as_utc, utcnow
 from crm_core.phones import try_normalize
 from crm_core.prepared import execute_many, fetch
 
@@ -156,11 +156,14 @@ def _facts(connection: Connection, calls: dict[str, LoggedCall], events: list[Ca
     return _Facts(departments, operators, numbers, owners)
 
 
+RECENT = timedelta(days=2)  # how far back a restart looks for calls left open (on the started_at index)
+
+
 def last_logged(session: Session) -> float | None:
     """When the call log last heard of anything (a start, an answer, an end), epoch seconds: about
     when a run that stopped without ending its calls was last alive."""
     moments = session.execute(select(func.max(Call.started_at), func.max(Call.answered_at),
-                                     func.max(Call.ended_at))).one()
+                                     func.max(Call.ended_at)).where(Call.started_at >= utcnow() - RECENT)).one()
     known = [as_utc(m).timestamp() for m in moments if m is not None]
     return max(known) if known else None
 
@@ -168,9 +171,11 @@ def last_logged(session: Session) -> float | None:
 def open_calls(session: Session) -> dict[str, CallEvent]:
     """The calls logged as not ended, each as the last event it stands for (a caller in a queue
     not yet answered: OFFERED; an answer: ANSWERED), for a bridge that starts after a run which
-    stopped mid-call to end those Asterisk no longer has (ami_bridge.leader.takeover_endings)."""
+    stopped mid-call to end those Asterisk no longer has (ami_bridge.leader.takeover_endings).
+    Calls that started more than RECENT ago are not looked at: the log may hold millions."""
     rows = session.execute(select(Call.linkedid, Call.started_at, Call.direction, Call.caller_raw, Call.queue,
-                                  Call.answered_at, Call.wait_seconds).where(Call.status != "ended"))
+                                  Call.answered_at, Call.wait_seconds)
+                           .where(Call.started_at >= utcnow() - RECENT, Call.status != "ended"))
     return {
         linkedid: CallEvent(
             kind=CallEventKind.ANSWERED if answered_at else CallEventKind.OFFERED, linkedid=linkedid,

@@ -174,6 +174,8 @@ async def test_calls_a_stopped_run_left_open_end_when_asterisk_no_longer_has_the
             Call(linkedid="gone.2", started_at=started, queue="sales", caller_raw="83517654321", status="talking",
                  answered_at=started + timedelta(seconds=5), wait_seconds=5),
             Call(linkedid=live, started_at=started, queue="sales", caller_raw="83517654321", status="ringing"),
+            Call(linkedid="ancient.1", started_at=started - timedelta(days=3), queue="sales", caller_raw="83517654321",
+                 status="talking", answered_at=started - timedelta(days=3), ended_at=started + timedelta(hours=1)),
         ])
     stack = await start_stack(Settings(database_url=url, ami_port=sim.port, ami_action_timeout=2.0,
                                        agi_port=0, http_port=0), with_web=False)
@@ -188,6 +190,7 @@ async def test_calls_a_stopped_run_left_open_end_when_asterisk_no_longer_has_the
         assert found["gone.1"] == ("ended", "abandoned", 5, None)  # ended at gone.2's answer, the last news
         assert found["gone.2"] == ("ended", "answered", 5, 0)
         assert found[live][:2] == ("ringing", None)  # Asterisk still has it
+        assert found["ancient.1"][:2] == ("talking", None)  # older than RECENT: not looked at, nor its end time
     finally:
         await stop_stack(stack)
         engine.dispose()
