@@ -246,7 +246,7 @@ def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, di
             codes = set(session.scalars(select(Department.code).where(Department.id.in_(operator.departments))))
             views = [v for v in views if codes & set(v.departments)]
             queues = [q for q in queues if q in scope]
-        managed = clients.managed_counts(session)
+        managed = clients.managed_counts(session, [v.id for v in views])
     rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login), "clients": managed.get(v.id, 0)}
             for v in views]
     return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit}

@@ -132,9 +132,9 @@ def reassign_clients(session: Session, from_id: int, to_id: int | None) -> int:
     return moved.rowcount or 0
 
 
-def managed_counts(session: Session) -> dict[int, int]:
-    """How many clients each operator is personal manager of."""
-    rows = session.execute(select(Client.manager_id, func.count()).where(Client.manager_id.is_not(None))
+def managed_counts(session: Session, operator_ids: Sequence[int]) -> dict[int, int]:
+    """How many clients each of these operators is personal manager of (on ix_clients_manager_id)."""
+    rows = session.execute(select(Client.manager_id, func.count()).where(Client.manager_id.in_(operator_ids))
                            .group_by(Client.manager_id))
     return {manager_id: count for manager_id, count in rows}
 

@@ -103,7 +103,7 @@ class Client(Base):
     email: Mapped[str] = mapped_column(String(256), default="")
     city: Mapped[str] = mapped_column(String(128), default="")
     notes: Mapped[str] = mapped_column(Text, default="")
-    manager_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
+    manager_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"), index=True)
     # Some debt of theirs is not paid or closed: routing sends them to collections (kept by crm_core.debts).
     debt_open: Mapped[bool] = mapped_column(default=False)
     # Debtor facts the collection-law guard needs (routing.compliance.Debt):
