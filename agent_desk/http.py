@@ -17,8 +17,9 @@ from sqlalchemy.orm import Session
 
 from agent_desk import schemas
 from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_writer, session_language
-from agent_desk.i18n import OUTCOMES, translate
+from agent_desk.i18n import OUTCOMES, explain, translate
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
+from callcard.refusal import Refusal
 from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
 from crm_core.models import Call, Client, Operator, as_utc
@@ -64,9 +65,7 @@ def create(request: Request, operator: Writer, body: schemas.ClientIn) -> dict:
                 session, body.name.strip(), body.kind, body.phones, region,
                 segment=body.segment, email=body.email, city=body.city,
             )
-        except PhoneError as exc:
-            raise HTTPException(422, _bad_phone(request, exc)) from None
-        except clients.InvalidInput as exc:
+        except (PhoneError, clients.InvalidInput) as exc:
             raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         return cards.client_card(session, client.id)
@@ -117,9 +116,7 @@ def add_number(request: Request, operator: Writer, client_id: int, body: schemas
         try:
             clients.add_phone(session, session.get(Client, client_id), body.number,
                               request.app.state.desk.settings.default_region, body.label.strip())
-        except PhoneError as exc:
-            raise HTTPException(422, _bad_phone(request, exc)) from None
-        except clients.InvalidInput as exc:
+        except (PhoneError, clients.InvalidInput) as exc:
             raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
         return cards.client_card(session, client_id)
@@ -263,7 +260,7 @@ async def dial(request: Request, operator: Writer, body: schemas.DialIn) -> sche
     try:
         number = normalize_phone(body.number, request.app.state.desk.settings.default_region)
     except PhoneError as exc:
-        raise HTTPException(422, _bad_phone(request, exc)) from None
+        raise HTTPException(422, _invalid(request, exc)) from None
     try:
         action_id = await dialer.click_to_call(operator.interface, number)
     except (AmiTimeout, AmiDisconnected):  # the PBX is away: worth retrying, nothing was dialled
@@ -308,12 +305,8 @@ def client_page(request: Request, session: Session, client_id: int, viewer: View
     return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
 
 
-def _invalid(request: Request, error: clients.InvalidInput) -> str:
-    return _t(request, error.key, **error.values) if error.key else str(error)
-
-
-def _bad_phone(request: Request, error: PhoneError) -> str:
-    return _t(request, "api.bad_phone", number=error.raw) if error.raw else _t(request, "api.no_phone")
+def _invalid(request: Request, error: Refusal) -> str:
+    return explain(session_language(request), error)
 
 
 def _check_visible(request: Request, session: Session, viewer: Viewer, client_id: int) -> None:

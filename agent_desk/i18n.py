@@ -6,6 +6,8 @@ in the page, so no UI text is written in JS and both languages stay complete tog
 
 from __future__ import annotations
 
+from callcard.refusal import Refusal
+
 LANGUAGES = ("ru", "en")
 
 CATALOGS: dict[str, dict[str, str]] = {
@@ -1432,6 +1434,11 @@ def translate(language: str, key: str, **values: object) -> str:
     """The string for `key`; a missing key shows itself, so a gap is visible rather than blank."""
     text = CATALOGS.get(language, CATALOGS["ru"]).get(key, key)
     return text.format(**values) if values else text
+
+
+def explain(language: str, refusal: Refusal) -> str:
+    """Why the input was refused, in `language` when the refusal has a key, else its own message."""
+    return translate(language, refusal.key, **refusal.values) if refusal.key else str(refusal)
 
 
 def label(language: str, prefix: str, code: str) -> str:

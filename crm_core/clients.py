@@ -16,6 +16,7 @@ from sqlalchemy import and_, func, or_, select, union, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
 from ami_bridge.events import Outcome
+from callcard.refusal import Refusal
 from crm_core.call_log import LINKEDID_MAX, ensure_call
 from crm_core.cards import ClientNotFound, last_interactions
 from crm_core.db import insert_or_ignore
@@ -44,14 +45,8 @@ EDITABLE = {"name": 256, "segment": 32, "email": 256, "city": 128, "notes": NOTE
 _PHONE_LIKE = re.compile(r"[\d\s()+\-.]+")
 
 
-class InvalidInput(ValueError):
-    """Input the operator has to correct; the message says what is wrong, and `key` with `values`
-    (when given) say it again in the reader's language (agent_desk.i18n)."""
-
-    def __init__(self, message: str, key: str = "", **values: object) -> None:
-        super().__init__(message)
-        self.key = key
-        self.values = values
+class InvalidInput(Refusal):
+    """Input the operator has to correct; the message says what is wrong."""
 
 
 @dataclass(frozen=True)

@@ -8,16 +8,13 @@ from functools import lru_cache
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberType
 
+from callcard.refusal import Refusal
+
 MAX_INPUT = 64
 
 
-class PhoneError(ValueError):
-    """The text is not a phone number we can store or match; `raw` is that text, for a message in
-    the reader's language."""
-
-    def __init__(self, message: str, raw: str = "") -> None:
-        super().__init__(message)
-        self.raw = raw
+class PhoneError(Refusal):
+    """The text is not a phone number we can store or match."""
 
 
 _KINDS = {
@@ -36,17 +33,18 @@ def normalize_phone(raw: str, region: str = "RU") -> str:
     """
     text = (raw or "").strip()
     if not text:
-        raise PhoneError("empty phone number", text)
+        raise PhoneError("empty phone number", "api.no_phone")
     if len(text) > MAX_INPUT:
-        raise PhoneError(f"phone number too long ({len(text)} characters)", text[:MAX_INPUT] + "…")
+        raise PhoneError(f"phone number too long ({len(text)} characters)", "api.bad_phone",
+                         number=text[:MAX_INPUT] + "…")
     if text.startswith("00"):
         text = "+" + text[2:]
     try:
         number = phonenumbers.parse(text, region)
     except NumberParseException as exc:
-        raise PhoneError(f"not a phone number: {raw!r} ({exc})", text) from None
+        raise PhoneError(f"not a phone number: {raw!r} ({exc})", "api.bad_phone", number=text) from None
     if not phonenumbers.is_valid_number(number):
-        raise PhoneError(f"not a valid phone number: {raw!r}", text)
+        raise PhoneError(f"not a valid phone number: {raw!r}", "api.bad_phone", number=text)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -17,8 +17,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from agent_desk.auth import CurrentOperator, csrf_ok, page_operator, session_language
-from agent_desk.i18n import translate
+from agent_desk.i18n import explain, translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from callcard.refusal import Refusal
 from crm_core.models import Department
 from ivr import service
 from ivr.models import AFTER_HOURS, DAY_KINDS, OPTION_ACTIONS, DepartmentSchedule, Holiday, IvrMenu
@@ -66,10 +67,10 @@ def _check_csrf(request: Request, csrf: str) -> None:
         raise HTTPException(403, translate(session_language(request), "api.csrf"))
 
 
-def _refused(request: Request, key: str, **values: object) -> RedirectResponse:
+def _refused(request: Request, refusal: Refusal) -> RedirectResponse:
     """Back to the page with why, in the admin's language."""
-    why = translate(session_language(request), key, **values)
-    return RedirectResponse(f"/admin/ivr?error={quote(why)}", status_code=303)
+    return RedirectResponse(f"/admin/ivr?error={quote(explain(session_language(request), refusal))}",
+                            status_code=303)
 
 
 def _apply(request: Request, csrf: str, change: Callable[[Session], object]) -> RedirectResponse:
@@ -79,7 +80,7 @@ def _apply(request: Request, csrf: str, change: Callable[[Session], object]) -> 
         with request.app.state.desk.sessions.begin() as session:
             change(session)
     except service.IvrConfigError as exc:
-        return _refused(request, exc.key, **exc.values)
+        return _refused(request, exc)
     except ValueError as exc:  # what a field's own parsing refused
         return RedirectResponse(f"/admin/ivr?error={quote(str(exc))}", status_code=303)
     return RedirectResponse("/admin/ivr", status_code=303)
@@ -131,7 +132,7 @@ async def save_hours(request: Request, operator: Admin, department: str) -> Redi
         hours = {d: (time.fromisoformat(field(f"open_{d}")), time.fromisoformat(field(f"close_{d}")))
                  for d in range(7) if field(f"open_{d}") or field(f"close_{d}")}
     except ValueError:
-        return _refused(request, "ivr.err.hhmm")
+        return _refused(request, Refusal("hours must be HH:MM", "ivr.err.hhmm"))
     return _apply(request, field("csrf"), lambda s: service.save_schedule(
         s, department, field("timezone"), field("after_hours"), field("voicemail_prompt"), hours))
 
@@ -143,7 +144,7 @@ def save_holiday(
 ) -> RedirectResponse:
     _check_csrf(request, csrf)
     if day is None:
-        return _refused(request, "ivr.err.date")
+        return _refused(request, Refusal("a date is needed", "ivr.err.date"))
     return _apply(request, csrf, lambda s: service.save_holiday(s, day, kind, name.strip()))
 
 

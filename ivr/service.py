@@ -15,6 +15,7 @@ from zoneinfo import available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from callcard.refusal import Refusal
 from crm_core.call_log import ensure_call
 from crm_core.cards import clients_for_number
 from crm_core.models import Department, Request
@@ -165,14 +166,8 @@ def seed_default_menu(session: Session) -> bool:
 
 # --- admin edits (/admin/ivr) -------------------------------------------------------------
 
-class IvrConfigError(ValueError):
-    """An admin's edit that would break the IVR; `key` and `values` say it on the page in the
-    admin's language (agent_desk.i18n)."""
-
-    def __init__(self, message: str, key: str, **values: object) -> None:
-        super().__init__(message)
-        self.key = key
-        self.values = values
+class IvrConfigError(Refusal):
+    """An admin's edit that would break the IVR; the page says why."""
 
 
 _NAME = re.compile(r"^[a-z0-9_-]{1,32}$")

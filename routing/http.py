@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_desk.auth import CurrentOperator, api_writer, csrf_ok, page_operator, session_language
-from agent_desk.i18n import translate
+from agent_desk.i18n import explain, translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
 from ami_bridge.client import AmiDisconnected, AmiError
 from ami_bridge.service import CallNotLive
@@ -167,7 +167,8 @@ def _apply(request: Request, csrf: str, change: Any) -> RedirectResponse:
         with request.app.state.desk.sessions.begin() as session:
             change(session)
     except service.RoutingConfigError as exc:
-        return RedirectResponse(f"/admin/routing?error={quote(_t(request, exc.key, **exc.values))}", status_code=303)
+        why = explain(session_language(request), exc)
+        return RedirectResponse(f"/admin/routing?error={quote(why)}", status_code=303)
     return RedirectResponse("/admin/routing", status_code=303)
 
 

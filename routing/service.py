@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
+from callcard.refusal import Refusal
 from crm_core.cards import clients_for_number
 from crm_core.models import Client, Operator
 from crm_core.models import Department as DepartmentRow
@@ -44,14 +45,8 @@ SETTINGS = (
 )
 
 
-class RoutingConfigError(ValueError):
-    """An admin's edit that would break routing (unknown department, bad number); `key` and
-    `values` say it in the admin's language (agent_desk.i18n)."""
-
-    def __init__(self, message: str, key: str, **values: object) -> None:
-        super().__init__(message)
-        self.key = key
-        self.values = values
+class RoutingConfigError(Refusal):
+    """An admin's edit that would break routing (unknown department, bad number)."""
 
 
 def load_settings(session: Session) -> dict[str, str]:
