@@ -89,8 +89,7 @@ def update_client(session: Session, client_id: int, changes: Mapping[str, object
     values: dict[str, object] = {}
     for key, value in changes.items():
         if key == "manager_id":
-            if value is not None and session.scalar(
-                    select(Operator.id).where(Operator.id == value, Operator.active.is_(True))) is None:
+            if value is not None and not _active(session, value):
                 raise InvalidInput(f"no active operator with id {value} to be the manager")
             values[key] = value
         elif key in EDITABLE:
@@ -120,11 +119,15 @@ def remove_phone(session: Session, client_id: int, e164: str) -> bool:
 def reassign_clients(session: Session, from_id: int, to_id: int | None) -> int:
     """Hand every client of one personal manager to another (None: to nobody), as when an employee
     leaves: the clients stay with the company. Returns how many moved."""
-    if to_id is not None and session.scalar(
-            select(Operator.id).where(Operator.id == to_id, Operator.active.is_(True))) is None:
+    if to_id is not None and not _active(session, to_id):
         raise InvalidInput(f"no active operator with id {to_id} to take the clients")
     moved = session.execute(update(Client).where(Client.manager_id == from_id).values(manager_id=to_id))
     return moved.rowcount or 0
+
+
+def _active(session: Session, operator_id: object) -> bool:
+    """Someone who can be a personal manager: an active operator."""
+    return session.scalar(select(Operator.id).where(Operator.id == operator_id, Operator.active.is_(True))) is not None
 
 
 def managed_counts(session: Session, operator_ids: Sequence[int]) -> dict[int, int]:
