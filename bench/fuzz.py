@@ -183,16 +183,8 @@ def agi_seeds() -> list[bytes]:
 def csv_target() -> Callable[[bytes], None]:
     from datetime import date
 
-    from crm_core.debt_import import (
-        MAX_AMOUNT,
-        MAX_DAYS,
-        DebtRow,
-        ImportFileError,
-        RowError,
-        decode_csv,
-        parse_rows,
-        rejected_csv,
-    )
+    from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
+    from crm_core.debt_import import MAX_AMOUNT, MAX_DAYS, DebtRow, parse_rows
 
     today = date(2026, 11, 23)
 
@@ -216,7 +208,7 @@ def csv_target() -> Callable[[bytes], None]:
                     and 0 <= row.days_past_due <= MAX_DAYS):
                 raise AssertionError(f"an accepted row breaks the documented rules: {row}")
         rejected = [row for row in items if isinstance(row, RowError)]
-        report = list(csv.reader(io.StringIO(rejected_csv(rejected, lang).decode("utf-8-sig"), newline="")))
+        report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.contract", lang).decode("utf-8-sig"), newline="")))
         if len(report) != len(rejected) + 1:
             raise AssertionError(f"the rejected-rows report has {len(report)} rows for {len(rejected)}")
         if any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line):

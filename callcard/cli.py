@@ -310,8 +310,9 @@ def cmd_requests(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_campaign(settings: Settings, args: argparse.Namespace) -> None:
     """`campaign import FILE`: load debts (crm_core.debt_import); rejected rows go to the report, exit 0."""
+    from crm_core.csv_import import ImportFailed, ImportFileError
     from crm_core.db import make_engine, make_sessionmaker
-    from crm_core.debt_import import ImportFailed, ImportFileError, import_debts
+    from crm_core.debt_import import import_debts
 
     source = Path(args.file)
     report_path = Path(args.report) if args.report else source.with_name(source.stem + ".rejected.csv")

@@ -36,15 +36,8 @@ from callcard.bus import MemoryBus, RedisBus
 from callcard.cli import _ProgressPrinter, main
 from callcard.settings import Settings
 from crm_core.audit import AuditEntry
-from crm_core.debt_import import (
-    DebtRow,
-    ImportFailed,
-    ImportFileError,
-    RowError,
-    decode_csv,
-    import_debts,
-    parse_rows,
-)
+from crm_core.csv_import import ImportFailed, ImportFileError, RowError, decode_csv
+from crm_core.debt_import import DebtRow, import_debts, parse_rows
 from crm_core.models import Client, ClientPhone, Debt, Operator, Phone
 from crm_core.passwords import hash_password
 from crm_core.regions import REGIONS, find_region, time_zone_for_region

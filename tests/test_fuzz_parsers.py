@@ -24,7 +24,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ami_bridge.frames import MAX_FRAME, AmiMessage, FrameParser
-from crm_core.debt_import import DebtRow, ImportFileError, RowError, decode_csv, parse_rows, rejected_csv
+from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
+from crm_core.debt_import import DebtRow, parse_rows
 from ivr.agi import AgiChannel, AgiEnvironment, AgiError, AgiResult, read_environment
 
 FUZZ = settings(max_examples=400, deadline=timedelta(seconds=2), database=None,
@@ -332,7 +333,7 @@ def test_csv_import_raises_only_import_file_errors_and_its_report_is_formula_saf
     assert [item.line for item in items] == sorted({item.line for item in items})
     rejected = [item for item in items if isinstance(item, RowError)]
     assert all(row.reasons and row.text(lang) for row in rejected)
-    report = list(csv.reader(io.StringIO(rejected_csv(rejected, lang).decode("utf-8-sig"), newline="")))
+    report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.contract", lang).decode("utf-8-sig"), newline="")))
     assert len(report) == len(rejected) + 1
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line)
 

@@ -69,7 +69,7 @@ function show(jobId, job) {
   report.href = `/api/debt-imports/${encodeURIComponent(jobId)}/rejected.csv`;
   const rejected = result.querySelector("#import-rejected tbody");
   rejected.replaceChildren(...job.rejected.map((row) =>
-    el("tr", { dataset: { line: row.line } }, el("td", { class: "num" }, row.line), el("td", {}, row.contract),
+    el("tr", { dataset: { line: row.line } }, el("td", { class: "num" }, row.line), el("td", {}, row.key),
       el("td", {}, row.reasons.join("; ")), el("td", {}, el("code", {}, row.raw)))));
   if (!job.rejected.length) rejected.append(el("tr", {}, el("td", { colspan: 4 }, t("import.none_rejected"))));
   const more = document.getElementById("import-more");
@@ -77,7 +77,7 @@ function show(jobId, job) {
   more.textContent = t("import.more", { shown: job.rejected.length, count: job.counts.rejected });
   const warnings = result.querySelector("#import-warnings tbody");
   warnings.replaceChildren(...job.warnings.map((w) =>
-    el("tr", {}, el("td", { class: "num" }, w.line), el("td", {}, w.contract), el("td", {}, w.text))));
+    el("tr", {}, el("td", { class: "num" }, w.line), el("td", {}, w.key), el("td", {}, w.text))));
   document.getElementById("import-warnings-box").hidden = !job.warnings.length;
   result.hidden = false;
 }

@@ -30,14 +30,8 @@ from agent_desk.i18n import translate
 from agent_desk.pages import _render
 from callcard.bus import Bus
 from crm_core.audit import FAILED, OK, Actor, record
-from crm_core.debt_import import (
-    ImportFailed,
-    ImportFileError,
-    ImportReport,
-    RowError,
-    import_debts,
-    rejected_csv,
-)
+from crm_core.csv_import import ImportFailed, ImportFileError, ImportReport, RowError, rejected_csv
+from crm_core.debt_import import import_debts
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +154,7 @@ class _Job:
             log.exception("debt import %s failed", self.job_id)
             await self._keep({"state": "failed", "name": self.name, "error": f"{exc.__class__.__name__}"})
             return
-        csv_text = rejected_csv(report.rejected, self.lang, report.delimiter).decode("utf-8")
+        csv_text = rejected_csv(report.rejected, "col.contract", self.lang, report.delimiter).decode("utf-8")
         await self.bus.keep(_report_key(self.job_id), "csv", {"csv": csv_text}, JOB_TTL)
         await asyncio.to_thread(_audit, self.sessions, self.operator, "debt_import", self.name,
                                 {"job": self.job_id, "bytes": len(self.data), "encoding": report.encoding,
@@ -186,13 +180,13 @@ class _Job:
             "state": "done", "name": self.name, "encoding": report.encoding,
             "counts": report.counts(),
             "rejected": [_row(row, self.lang) for row in report.rejected[:SHOWN_ROWS]],
-            "warnings": [{"line": w.line, "contract": w.contract, "text": w.reason.text(self.lang)}
+            "warnings": [{"line": w.line, "key": w.key, "text": w.reason.text(self.lang)}
                          for w in report.warnings[:SHOWN_ROWS]],
         }
 
 
 def _row(row: RowError, lang: str) -> dict[str, Any]:
-    return {"line": row.line, "contract": row.contract, "reasons": [r.text(lang) for r in row.reasons],
+    return {"line": row.line, "key": row.key, "reasons": [r.text(lang) for r in row.reasons],
             "raw": row.raw[:500]}
 
 
