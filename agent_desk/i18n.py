@@ -707,11 +707,31 @@ CATALOGS: dict[str, dict[str, str]] = {
         "import.rejected": "Rejected rows",
         "import.warnings": "Warnings",
         "import.line": "Line",
-        "import.contract": "Contract",
+        "import.key": "Contract",
         "import.reasons": "Reasons",
         "import.raw": "Row in the file",
         "import.more": "The first {shown} are listed here; the CSV has all {count}.",
         "import.none_rejected": "No row was rejected.",
+        "client_import.title": "Import clients",
+        "client_import.intro": "Load a client base from a CSV file: from your previous CRM, or callcard's own export "
+                               "edited in Excel. A row is the client with its id, else the client with the same name "
+                               "and one of its numbers (or e-mail), else a new client; filled cells replace the "
+                               "client's values, empty ones change nothing, numbers are only added. Loading the same "
+                               "file again changes nothing; rows with mistakes are listed with the line and the "
+                               "reason, and the valid rows are imported.",
+        "client_import.col.id": "callcard's client id, as the export writes it (optional): the row updates that client",
+        "client_import.col.name": "full name or the company's name, required",
+        "client_import.col.kind": "person or company (empty: person)",
+        "client_import.col.phones": "phone numbers separated by ; or , — every one must be valid",
+        "client_import.col.email": "e-mail; a row needs a number or an e-mail",
+        "client_import.col.segment": "standard, vip, key, debtor or new (optional)",
+        "client_import.col.city": "city (optional)",
+        "client_import.col.notes": "notes, added to the client's notes (optional)",
+        "client_import.col.manager": "the personal manager's login (optional)",
+        "client_import.count.created": "New clients",
+        "client_import.key": "Name",
+        "clients.import": "Import clients",
+        "clients.export": "Export the base (CSV)",
     },
     "ru": {
         "app.title": "callcard",
@@ -1411,11 +1431,31 @@ CATALOGS: dict[str, dict[str, str]] = {
         "import.rejected": "Отклонённые строки",
         "import.warnings": "Предупреждения",
         "import.line": "Строка",
-        "import.contract": "Договор",
+        "import.key": "Договор",
         "import.reasons": "Причины",
         "import.raw": "Строка в файле",
         "import.more": "Здесь первые {shown}; в CSV все {count}.",
         "import.none_rejected": "Отклонённых строк нет.",
+        "client_import.title": "Загрузка клиентов",
+        "client_import.intro": "Загрузка клиентской базы из CSV-файла: из прежней CRM или из выгрузки callcard, "
+                               "исправленной в Excel. Строка — это клиент с её id, иначе клиент с тем же именем и "
+                               "одним из номеров (или e-mail), иначе новый клиент; заполненные ячейки заменяют "
+                               "данные клиента, пустые ничего не меняют, номера только добавляются. Повторная "
+                               "загрузка того же файла ничего не меняет; строки с ошибками перечисляются с номером "
+                               "строки и причиной, а верные загружаются.",
+        "client_import.col.id": "id клиента в callcard, как в выгрузке (необязательно): строка меняет этого клиента",
+        "client_import.col.name": "ФИО или название компании, обязательно",
+        "client_import.col.kind": "person (физлицо) или company (компания); пусто — person",
+        "client_import.col.phones": "номера через ; или , — каждый должен быть верным",
+        "client_import.col.email": "e-mail; в строке нужен номер или e-mail",
+        "client_import.col.segment": "standard, vip, key, debtor или new (необязательно)",
+        "client_import.col.city": "город (необязательно)",
+        "client_import.col.notes": "заметки, добавляются к заметкам клиента (необязательно)",
+        "client_import.col.manager": "логин персонального менеджера (необязательно)",
+        "client_import.count.created": "Новых клиентов",
+        "client_import.key": "Имя",
+        "clients.import": "Загрузить клиентов",
+        "clients.export": "Выгрузить базу (CSV)",
     },
 }
 

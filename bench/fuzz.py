@@ -1,18 +1,19 @@
-"""Long fuzzing runs of the parsers that read untrusted bytes: AMI frames, FastAGI, debt CSV import.
+"""Long fuzzing runs of the parsers that read untrusted bytes: AMI frames, FastAGI, the debt (`csv`) and
+client-base (`clients`) CSV imports.
 
 Coverage-guided with atheris (libFuzzer), seeded with the recorded traces in ../shared/ami-traces
 (and sample debt files). Every target checks more than "does not raise": only the documented error
 types may escape (none from the AMI parser, AgiError from FastAGI, ImportFileError from the CSV
 import); AMI and FastAGI bytes fed in one read and in random pieces (or a byte at a time) must give
 the same result, and the AMI parser must never hold more than one frame's worth; every accepted
-debt row must obey the documented rules and the rejected-rows report must stay formula-safe. A case
+debt or client row must obey the documented rules and the rejected-rows report must stay formula-safe. A case
 running longer than `--timeout` seconds is a hang: libFuzzer stops and writes the input to var/fuzz/.
 
 Each target runs in its own libFuzzer child process (libFuzzer ends its process at the end of a
 run or at the first crash); this parent prints cases/s, totals and any crash. Needs atheris:
 `.venv/bin/pip install atheris` (Linux x86_64 wheels for Python 3.11).
 
-    .venv/bin/python bench/fuzz.py ami agi csv --cases 1000000
+    .venv/bin/python bench/fuzz.py ami agi csv clients --cases 1000000
     .venv/bin/python bench/fuzz.py ami --replay var/fuzz/ami-crash-<sha1>
 """
 
@@ -36,7 +37,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT.parent / "shared" / "ami-traces"
 ARTIFACTS = ROOT / "var" / "fuzz"
-TARGETS = ("ami", "agi", "csv")
+TARGETS = ("ami", "agi", "csv", "clients")
 CONTROL = 8  # leading bytes of a case that choose limits and read boundaries; the rest is the stream
 
 # Tokens the mutator may splice in (libFuzzer -dict), so short runs reach the protocol paths.
@@ -252,10 +253,77 @@ def csv_seeds() -> list[bytes]:
     return seeds
 
 
+# --- client-base CSV import ------------------------------------------------------------------
+
+def clients_target() -> Callable[[bytes], None]:
+    from crm_core.client_import import LIMITS, SEGMENTS, ClientRow, parse_rows
+    from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
+
+    def check(items: list[ClientRow | RowError], lang: str) -> None:
+        lines = [item.line for item in items]
+        if lines != sorted(set(lines)):
+            raise AssertionError(f"row lines out of order: {lines}")
+        ids = [row.client_id for row in items if isinstance(row, ClientRow) and row.client_id is not None]
+        if len(ids) != len(set(ids)):
+            raise AssertionError("a client id was accepted twice")
+        for row in items:
+            if isinstance(row, RowError):
+                if not row.reasons or not row.text(lang):
+                    raise AssertionError(f"a rejected row without a reason: {row}")
+                continue
+            for warning in row.warnings:
+                warning.text(lang)
+            if not (0 < len(row.name) <= LIMITS["name"] and (row.phones or row.email)
+                    and row.kind in ("", "person", "company")
+                    and all(re.fullmatch(r"\+[0-9]{8,15}", phone) for phone in row.phones)
+                    and (row.segment in SEGMENTS or not row.segment or row.warnings)):
+                raise AssertionError(f"an accepted row breaks the documented rules: {row}")
+        rejected = [row for row in items if isinstance(row, RowError)]
+        report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.name", lang).decode("utf-8-sig"), newline="")))
+        if len(report) != len(rejected) + 1:
+            raise AssertionError(f"the rejected-rows report has {len(report)} rows for {len(rejected)}")
+        if any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line):
+            raise AssertionError("a report cell would run as a spreadsheet formula")
+
+    def case(data: bytes) -> None:
+        lang = "ru" if data[:1] >= b"\x80" else "en"
+        try:
+            text, _ = decode_csv(data[1:])
+            items = list(parse_rows(text, "RU"))
+        except ImportFileError as exc:
+            exc.text(lang)
+            return
+        check(items, lang)
+
+    return case
+
+
+def clients_seeds() -> list[bytes]:
+    """callcard's own export and an old CRM's file in each encoding and delimiter, with bad rows."""
+    rows = [
+        ["id", "ФИО", "тип", "телефоны", "почта", "сегмент", "город", "примечание", "менеджер", "debt_open",
+         "created_at"],
+        ["7", "Иванов Иван Иванович", "физлицо", "'+79161234567 +73432223344", "ivanov@example.ru", "ВИП", "Москва",
+         "звонить после 18", "op1", "False", "2026-01-01T00:00:00+00:00"],
+        ["", "ООО «Вектор»", "company", "8 (916) 123-45-68; +7 495 111-22-33", "", "key", "", "", "", "", ""],
+        ["x", "=HYPERLINK(\"x\")", "alien", "12", "not-an-email", "золото", "Mьller", "", "", "", ""],
+        ["7", "", "", "", "", "", "", "", "", "", ""],
+    ]
+    seeds = []
+    for delimiter in (";", ",", "\t"):
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+        text = out.getvalue()
+        for encoding in ("utf-8", "utf-8-sig", "utf-16", "cp1251"):
+            seeds += [lang + text.encode(encoding) for lang in (b"\x00", b"\x80")]
+    return seeds
+
+
 # --- the runs --------------------------------------------------------------------------------
 
-SETUP = {"ami": (ami_target, ami_seeds), "agi": (agi_target, agi_seeds), "csv": (csv_target, csv_seeds)}
-_MODULES = {"ami": ["ami_bridge"], "agi": ["ivr"], "csv": ["crm_core"]}
+SETUP = {"ami": (ami_target, ami_seeds), "agi": (agi_target, agi_seeds), "csv": (csv_target, csv_seeds),
+         "clients": (clients_target, clients_seeds)}
+_MODULES = {"ami": ["ami_bridge"], "agi": ["ivr"], "csv": ["crm_core"], "clients": ["crm_core"]}
 
 
 def worker(target: str, libfuzzer_args: list[str]) -> None:

@@ -13,12 +13,16 @@ import signal
 import socket
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from callcard.logs import configure_logging, safe_url
 from callcard.settings import Settings, SettingsError, require_shared_bus
+
+if TYPE_CHECKING:
+    from crm_core.csv_import import ImportReport
 
 log = logging.getLogger("callcard")
 
@@ -310,17 +314,29 @@ def cmd_requests(settings: Settings, args: argparse.Namespace) -> None:
 
 def cmd_campaign(settings: Settings, args: argparse.Namespace) -> None:
     """`campaign import FILE`: load debts (crm_core.debt_import); rejected rows go to the report, exit 0."""
+    from crm_core.debt_import import import_debts
+
+    _import_csv(settings, args, import_debts)
+
+
+def cmd_clients(settings: Settings, args: argparse.Namespace) -> None:
+    """`clients import FILE`: load a client base (crm_core.client_import); rejected rows go to the report."""
+    from crm_core.client_import import import_clients
+
+    _import_csv(settings, args, import_clients)
+
+
+def _import_csv(settings: Settings, args: argparse.Namespace, run: Callable[..., ImportReport]) -> None:
     from crm_core.csv_import import ImportFailed, ImportFileError
     from crm_core.db import make_engine, make_sessionmaker
-    from crm_core.debt_import import import_debts
 
     source = Path(args.file)
     report_path = Path(args.report) if args.report else source.with_name(source.stem + ".rejected.csv")
     engine = make_engine(settings.database_url)
     try:
-        report = import_debts(make_sessionmaker(engine), source, progress=_ProgressPrinter(sys.stderr),
-                              region=args.region or settings.default_region, report_path=report_path,
-                              lang=settings.default_language)
+        report = run(make_sessionmaker(engine), source, progress=_ProgressPrinter(sys.stderr),
+                     region=args.region or settings.default_region, report_path=report_path,
+                     lang=settings.default_language)
     except (ImportFileError, ImportFailed, ValueError) as exc:
         raise CliError(f"{source}: {exc}") from None
     except OSError as exc:
@@ -396,15 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
     campaign = sub.add_parser("campaign", help="outbound debtor campaigns")
     campaign_sub = campaign.add_subparsers(dest="campaign_command", required=True)
     debts = campaign_sub.add_parser("import", help="load debts from a CSV (see crm_core/debt_import.py)")
-    debts.add_argument("file")
-    debts.add_argument("--report", default="", help="rejected rows CSV (default: FILE.rejected.csv)")
-    debts.add_argument("--region", default="", help="the numbers' country (default: CALLCARD_DEFAULT_REGION)")
+    clients = sub.add_parser("clients", help="the client base")
+    clients_sub = clients.add_subparsers(dest="clients_command", required=True)
+    base = clients_sub.add_parser("import", help="load clients from a CSV (see crm_core/client_import.py)")
+    for loader in (debts, base):
+        loader.add_argument("file")
+        loader.add_argument("--report", default="", help="rejected rows CSV (default: FILE.rejected.csv)")
+        loader.add_argument("--region", default="", help="the numbers' country (default: CALLCARD_DEFAULT_REGION)")
     return parser
 
 
 COMMANDS = {
     "demo": cmd_demo, "serve": cmd_serve, "run": cmd_run, "ivr": cmd_ivr, "pbx-sim": cmd_pbx_sim, "migrate": cmd_migrate,
     "seed": cmd_seed, "create-user": cmd_create_user, "deactivate-user": cmd_deactivate_user, "requests": cmd_requests, "campaign": cmd_campaign,
+    "clients": cmd_clients,
 }
 
 

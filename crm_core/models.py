@@ -91,6 +91,9 @@ class Operator(Base):
     )
 
 
+SEGMENTS = ("standard", "vip", "key", "debtor", "new")  # the segments the interface has names for
+
+
 class Client(Base):
     """A person or a company; the company owns the relationship, not the manager."""
 
@@ -99,7 +102,7 @@ class Client(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="person")  # person / company
     name: Mapped[str] = mapped_column(String(256), index=True)
-    segment: Mapped[str] = mapped_column(String(32), default="standard")  # standard / vip / ...
+    segment: Mapped[str] = mapped_column(String(32), default="standard")  # SEGMENTS, or an admin's own word
     email: Mapped[str] = mapped_column(String(256), default="")
     city: Mapped[str] = mapped_column(String(128), default="")
     notes: Mapped[str] = mapped_column(Text, default="")

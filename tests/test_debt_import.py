@@ -31,6 +31,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session, sessionmaker
 from web_login import log_in
 
+from agent_desk import imports
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus, RedisBus
 from callcard.cli import _ProgressPrinter, main
@@ -41,7 +42,6 @@ from crm_core.debt_import import DebtRow, import_debts, parse_rows
 from crm_core.models import Client, ClientPhone, Debt, Operator, Phone
 from crm_core.passwords import hash_password
 from crm_core.regions import REGIONS, find_region, time_zone_for_region
-from routing.campaigns import import_http
 
 Sessions = sessionmaker[Session]
 Web = tuple[TestClient, Any]
@@ -597,7 +597,7 @@ def test_a_broken_upload_fails_with_the_reason_and_imports_nothing(web: Web,
     assert status["state"] == "failed" and "строка 2 — не UTF-8" in status["error"]  # the uploader's language
     assert http.get(f"/api/debt-imports/{job}/rejected.csv").status_code == 404
     assert http.get("/api/debt-imports/" + "b" * 24).status_code == 404
-    monkeypatch.setattr(import_http, "MAX_UPLOAD", 100)
+    monkeypatch.setattr(imports, "MAX_UPLOAD", 100)
     assert http.post("/api/debt-imports", content=b"x" * 101, headers=headers).status_code == 413
     with http.app.state.desk.sessions() as s:  # type: ignore[attr-defined]
         assert s.scalar(select(func.count()).select_from(Debt)) == 0

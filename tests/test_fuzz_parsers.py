@@ -1,4 +1,4 @@
-"""Property tests for the parsers that face untrusted bytes: AMI frames, the FastAGI reader, debt CSV import.
+"""Property tests for the parsers that face untrusted bytes: AMI frames, the FastAGI reader, debt and client-base CSV imports.
 
 Each property runs 400-1000 generated cases (CI, ~10 s in all); `bench/fuzz.py` runs the long campaigns.
 A read may end anywhere, so every stream is also fed in random pieces and must give what one
@@ -24,6 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ami_bridge.frames import MAX_FRAME, AmiMessage, FrameParser
+from crm_core.client_import import parse_rows as parse_clients
 from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
 from crm_core.debt_import import DebtRow, parse_rows
 from ivr.agi import AgiChannel, AgiEnvironment, AgiError, AgiResult, read_environment
@@ -315,27 +316,42 @@ def read_debts(data: bytes) -> list[DebtRow | RowError]:
     return list(parse_rows(text, "RU", TODAY))
 
 
-@FUZZ_CHEAP
-@given(data=st.one_of(
-    streams,
-    st.builds(csv_bytes, st.lists(st.lists(csv_cells, max_size=14), max_size=8).map(
-        lambda rows: [["contract", "creditor", "debtor", "region", "phones", "principal", "total_due",
-                       "days_past_due"], *rows]),
+def csv_files(header: list[str]) -> st.SearchStrategy[bytes]:
+    """Raw streams, and CSV files with `header` and rows of tricky cells in the encodings Excel writes."""
+    return st.one_of(streams, st.builds(
+        csv_bytes, st.lists(st.lists(csv_cells, max_size=len(header) + 2), max_size=8).map(lambda rows: [header, *rows]),
         st.sampled_from([";", ",", "\t"]), st.sampled_from(["\r\n", "\n", "\r"]),
-        st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]))),
-    lang=st.sampled_from(["en", "ru"]))
-def test_csv_import_raises_only_import_file_errors_and_its_report_is_formula_safe(data: bytes, lang: str) -> None:
+        st.sampled_from(["utf-8", "utf-8-sig", "utf-16"])))
+
+
+def check_rows(read: Callable[[], list[Any]], lang: str, key: str) -> None:
+    """Rows in file order or one ImportFileError; every refusal worded; the report formula-safe."""
     try:
-        items = read_debts(data)
+        items = read()
     except ImportFileError as exc:
         assert exc.text(lang)
         return
     assert [item.line for item in items] == sorted({item.line for item in items})
     rejected = [item for item in items if isinstance(item, RowError)]
     assert all(row.reasons and row.text(lang) for row in rejected)
-    report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.contract", lang).decode("utf-8-sig"), newline="")))
+    report = list(csv.reader(io.StringIO(rejected_csv(rejected, key, lang).decode("utf-8-sig"), newline="")))
     assert len(report) == len(rejected) + 1
     assert not any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line)
+
+
+@FUZZ_CHEAP
+@given(data=csv_files(["contract", "creditor", "debtor", "region", "phones", "principal", "total_due",
+                       "days_past_due"]), lang=st.sampled_from(["en", "ru"]))
+def test_csv_import_raises_only_import_file_errors_and_its_report_is_formula_safe(data: bytes, lang: str) -> None:
+    check_rows(lambda: read_debts(data), lang, "col.contract")
+
+
+@FUZZ_CHEAP
+@given(data=csv_files(["id", "name", "kind", "phones", "email", "segment", "city", "notes", "manager"]),
+       lang=st.sampled_from(["en", "ru"]))
+def test_client_csv_import_raises_only_import_file_errors_and_its_report_is_formula_safe(data: bytes,
+                                                                                        lang: str) -> None:
+    check_rows(lambda: list(parse_clients(decode_csv(data)[0])), lang, "col.name")
 
 
 def amount_text(cents: int, style: int) -> str:

@@ -126,6 +126,10 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/debt-imports"): SUPERVISORS,
     ("GET", "/api/debt-imports/{job_id}"): SUPERVISORS,
     ("GET", "/api/debt-imports/{job_id}/rejected.csv"): SUPERVISORS,
+    ("GET", "/clients/import"): SUPERVISORS,
+    ("POST", "/api/client-imports"): SUPERVISORS,
+    ("GET", "/api/client-imports/{job_id}"): SUPERVISORS,
+    ("GET", "/api/client-imports/{job_id}/rejected.csv"): SUPERVISORS,
     # the centre's configuration: admins
     ("GET", "/admin/routing"): ADMIN,
     ("POST", "/admin/routing/rules"): ADMIN,

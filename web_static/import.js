@@ -1,10 +1,12 @@
-// The debt import page: upload the CSV, follow the server's progress, show what came of it.
-// Everything from the file (contracts, reasons, rows) is set with textContent only.
+// An import page (debts, the client base): upload the CSV, follow the server's progress, show what
+// came of it. Everything from the file (contracts, names, reasons, rows) is set with textContent only.
 
 import { api, el, page, t } from "./common.js";
 
 const POLL_MS = 400;
 const COUNTS = ["read", "created", "updated", "unchanged", "rejected", "warnings"];
+// "created" is the kind's own word (new debts, new clients); the other counts are every import's.
+const countLabel = (key) => t(key === "created" ? `${page.texts}.count.created` : `import.count.${key}`);
 
 const form = document.getElementById("import-form");
 const input = document.getElementById("import-file");
@@ -29,7 +31,7 @@ function setProgress(done, total) {
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 async function upload(file) {
-  const response = await fetch(`/api/debt-imports?name=${encodeURIComponent(file.name)}`, {
+  const response = await fetch(`${page.api}?name=${encodeURIComponent(file.name)}`, {
     method: "POST", body: file, credentials: "same-origin",
     headers: { "Content-Type": "text/csv", Accept: "application/json", "X-CSRF-Token": page.csrf },
   });
@@ -43,7 +45,7 @@ async function upload(file) {
 
 async function follow(jobId, name) {
   for (;;) {
-    const job = await api(`/api/debt-imports/${encodeURIComponent(jobId)}`);
+    const job = await api(`${page.api}/${encodeURIComponent(jobId)}`);
     if (job.state === "failed") {
       say(t("import.failed", { name, error: job.error }), true);
       return;
@@ -63,10 +65,10 @@ async function follow(jobId, name) {
 function show(jobId, job) {
   const counts = result.querySelector("#import-counts tbody");
   counts.replaceChildren(...COUNTS.map((key) =>
-    el("tr", { dataset: { count: key } }, el("th", {}, t(`import.count.${key}`)),
+    el("tr", { dataset: { count: key } }, el("th", {}, countLabel(key)),
       el("td", { class: "num" }, job.counts[key]))));
   const report = document.getElementById("import-report");
-  report.href = `/api/debt-imports/${encodeURIComponent(jobId)}/rejected.csv`;
+  report.href = `${page.api}/${encodeURIComponent(jobId)}/rejected.csv`;
   const rejected = result.querySelector("#import-rejected tbody");
   rejected.replaceChildren(...job.rejected.map((row) =>
     el("tr", { dataset: { line: row.line } }, el("td", { class: "num" }, row.line), el("td", {}, row.key),
