@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from agent_desk import schemas
-from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_writer, session_language
+from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_role, api_writer, session_language
 from agent_desk.i18n import OUTCOMES, explain, translate
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.refusal import Refusal
@@ -31,6 +31,14 @@ router = APIRouter(prefix="/api", tags=["desk"])
 
 Reader = Annotated[CurrentOperator, Depends(api_operator)]
 Writer = Annotated[CurrentOperator, Depends(api_writer)]
+
+
+def merger(request: Request) -> CurrentOperator:
+    """Logged in (401) in a supervising role (403, audited: merging deletes a client), with the CSRF header."""
+    return api_role(request, SUPERVISING, "role does not allow merging clients", csrf=True)
+
+
+Merger = Annotated[CurrentOperator, Depends(merger)]
 
 
 def _session(request: Request) -> Session:
@@ -130,6 +138,25 @@ def remove_number(request: Request, operator: Writer, client_id: int, e164: str)
             raise HTTPException(404, _t(request, "api.not_found"))
         session.commit()
         return cards.client_card(session, client_id)
+
+
+@router.post("/clients/{client_id}/merge", response_model=schemas.ClientPage)
+def merge(request: Request, operator: Merger, client_id: int, body: schemas.MergeIn) -> dict:
+    """Fold a duplicate into this client (crm_core.clients.merge_clients): supervising roles only,
+    both clients within their reach; audited with the duplicate's name, as it is gone afterwards."""
+    with _session(request) as session:
+        _check_visible(request, session, operator.viewer, client_id)
+        _check_visible(request, session, operator.viewer, body.duplicate_id)
+        name = session.scalar(select(Client.name).where(Client.id == body.duplicate_id))
+        try:
+            clients.merge_clients(session, client_id, body.duplicate_id)
+        except clients.InvalidInput as exc:
+            raise HTTPException(422, _invalid(request, exc)) from None
+        session.commit()
+        page = client_page(request, session, client_id, operator.viewer)
+    record(request.app.state.desk.sessions, Actor(operator.id, operator.login), "merge", f"client {client_id}",
+           {"duplicate": body.duplicate_id, "name": name}, OK)
+    return page
 
 
 @router.get("/clients/{client_id}", response_model=schemas.ClientPage)

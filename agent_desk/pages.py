@@ -232,6 +232,8 @@ def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResp
         except HTTPException as refused:
             return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
         data = schemas.ClientPage.model_validate(page).model_dump(mode="json")
-        if operator.role in SUPERVISING:  # who may change the personal manager, and to whom
+        if operator.role in SUPERVISING:  # who may change the personal manager, and to whom; twins to merge
             data["managers"] = [{"id": i, "name": n} for i, n in people_in_reach(session, operator)]
+            data["duplicates"] = [{**client_summary(other).model_dump(mode="json"), "reason": reason}
+                                  for other, reason in clients.possible_duplicates(session, client_id, operator.viewer)]
     return _render(request, "client.html", operator, active="clients", data=data, card=data["card"])

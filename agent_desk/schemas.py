@@ -135,6 +135,10 @@ class ClientNoteIn(BaseModel):
     note: str = Field(min_length=1, max_length=10_000)
 
 
+class MergeIn(BaseModel):
+    duplicate_id: int
+
+
 class PhoneIn(BaseModel):
     number: str = Field(min_length=1, max_length=64)
     label: str = Field("", max_length=64)

@@ -25,9 +25,11 @@ from crm_core.models import (
     Client,
     ClientPhone,
     ContactPerson,
+    Debt,
     Interaction,
     Operator,
     Phone,
+    Request,
     as_utc,
     utcnow,
 )
@@ -36,7 +38,7 @@ from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
     "CLIENT_BASE_COLUMNS", "ClientNotFound", "InvalidInput", "NewContact", "add_note", "add_phone", "client_base", "create_client",
-    "list_calls", "managed_by", "managed_counts", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
+    "list_calls", "managed_by", "managed_counts", "merge_clients", "possible_duplicates", "reassign_clients", "remove_phone", "save_call_note", "search_clients", "timeline", "update_client",
 ]
 
 KINDS = ("person", "company")
@@ -123,6 +125,69 @@ def reassign_clients(session: Session, from_id: int, to_id: int | None) -> int:
         raise InvalidInput(f"no active operator with id {to_id} to take the clients")
     moved = session.execute(update(Client).where(Client.manager_id == from_id).values(manager_id=to_id))
     return moved.rowcount or 0
+
+
+DUPLICATES_SHOWN = 10
+
+
+def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | None = None) -> list[tuple[Client, str]]:
+    """Other clients that may be the same one, with why: ("number", they share a number) before
+    ("name", the same name in any case). Imports and hurried desks make such twins; merge_clients
+    joins them."""
+    client = session.get(Client, client_id)
+    if client is None:
+        raise ClientNotFound(f"no client with id {client_id}")
+    mine = select(ClientPhone.phone_id).where(ClientPhone.client_id == client_id)
+    sharing = select(ClientPhone.client_id).where(ClientPhone.phone_id.in_(mine), ClientPhone.client_id != client_id)
+    condition = visible_clients(visible_to) if visible_to is not None else None
+    visible = [condition] if condition is not None else []
+    found: dict[int, tuple[Client, str]] = {}
+    for reason, twin in (("number", Client.id.in_(sharing)),
+                         ("name", and_(func.lower(Client.name) == client.name.lower(), Client.id != client_id))):
+        for other in session.scalars(select(Client).where(twin, *visible).order_by(Client.id)
+                                     .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
+                                     .limit(DUPLICATES_SHOWN)):
+            found.setdefault(other.id, (other, reason))
+    return list(found.values())[:DUPLICATES_SHOWN]
+
+
+def merge_clients(session: Session, keep_id: int, duplicate_id: int) -> Client:
+    """Fold a duplicate into the client kept: its numbers, contact persons, calls, notes, requests
+    and debts move over, the kept client's empty fields take the duplicate's values, its notes are
+    appended, and the duplicate is deleted. A cease-contact request or a legal protection on either
+    stays on the merged client: merging must never let the dialler call someone it could not.
+
+    Raises ClientNotFound, and InvalidInput for a client merged into itself; never commits.
+    """
+    if keep_id == duplicate_id:
+        raise InvalidInput("a client cannot be merged into itself", "api.merge_self")
+    keep, duplicate = session.get(Client, keep_id), session.get(Client, duplicate_id)
+    if keep is None or duplicate is None:
+        raise ClientNotFound(f"no client with id {keep_id if keep is None else duplicate_id}")
+    kept_links = {link.phone_id: link for link in keep.phone_links}
+    for link in list(duplicate.phone_links):
+        if link.phone_id in kept_links:
+            kept_links[link.phone_id].label = kept_links[link.phone_id].label or link.label
+            duplicate.phone_links.remove(link)
+        else:
+            link.client = keep
+    for model in (ContactPerson, Call, Interaction, Request, Debt):
+        session.execute(update(model).where(model.client_id == duplicate_id).values(client_id=keep_id))
+    for name in ("email", "city", "time_zone", "protection"):
+        if not getattr(keep, name):
+            setattr(keep, name, getattr(duplicate, name))
+    if keep.segment == "standard":
+        keep.segment = duplicate.segment
+    if duplicate.notes and duplicate.notes not in keep.notes:
+        keep.notes = f"{keep.notes}\n\n{duplicate.notes}" if keep.notes else duplicate.notes
+    keep.manager_id = keep.manager_id or duplicate.manager_id
+    keep.debt_open = keep.debt_open or duplicate.debt_open
+    keep.contact_refused = keep.contact_refused or duplicate.contact_refused
+    keep.created_at = min(as_utc(keep.created_at), as_utc(duplicate.created_at))
+    session.flush()
+    session.delete(duplicate)
+    session.flush()
+    return keep
 
 
 def _active(session: Session, operator_id: object) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -114,6 +115,13 @@ def http(sessions, bus, world) -> Iterator[TestClient]:  # type: ignore[no-untyp
 def as_user(http: TestClient, login: str) -> dict[str, str]:
     http.cookies.clear()
     return {"X-CSRF-Token": log_in(http, login, PASSWORD)}
+
+
+def page_data(http: TestClient, login: str, path: str) -> dict[str, Any]:
+    """The JSON a page hands its script, as `login` sees it."""
+    as_user(http, login)
+    html = http.get(path).text
+    return json.loads(html.split('<script type="application/json" id="page-data">')[1].split("</script>")[0])
 
 
 def audit(sessions) -> list[tuple[str, str, str, str]]:  # type: ignore[no-untyped-def]
@@ -442,3 +450,30 @@ def test_web_workers_on_redis_share_the_count(sessions, world) -> None:  # type:
             first.portal.call(apps[0].state.desk.bus.close)
             second.portal.call(apps[1].state.desk.bus.close)
 
+
+
+def test_merging_clients_is_for_supervising_roles_within_their_reach_and_audited(
+        http: TestClient, sessions, world: dict[str, int]) -> None:  # type: ignore[no-untyped-def]
+    with sessions.begin() as s:  # twins of the sales client: one the head may see, one they may not
+        shared = s.scalars(select(Phone).where(Phone.e164 == "+73511110000")).one()
+        for twin in ("free", "called_service"):
+            s.add(ClientPhone(client_id=world[twin], phone_id=shared.id))
+    twins = {login: [(d["id"], d["reason"]) for d in page_data(http, login, f"/clients/{world['managed']}")["duplicates"]]
+             for login in ("head_sales", "super1")}
+    assert twins == {"head_sales": [(world["free"], "number")],
+                     "super1": sorted([(world["free"], "number"), (world["called_service"], "number")])}
+    assert "duplicates" not in page_data(http, "op_sales", f"/clients/{world['managed']}")
+    managed = f"/api/clients/{world['managed']}/merge"
+    headers = as_user(http, "op_sales")
+    assert http.post(managed, json={"duplicate_id": world["free"]}, headers=headers).status_code == 403
+    headers = as_user(http, "head_sales")
+    assert http.post(managed, json={"duplicate_id": world["called_service"]}, headers=headers).status_code == 403
+    assert http.post(managed, json={"duplicate_id": world["managed"]}, headers=headers).status_code == 422
+    merged = http.post(managed, json={"duplicate_id": world["free"]}, headers=headers)
+    assert merged.status_code == 200 and merged.json()["card"]["id"] == world["managed"]
+    assert http.get(f"/api/clients/{world['free']}").status_code == 404
+    assert audit(sessions)[0] == ("op_sales", "forbidden", managed, "refused")
+    assert audit(sessions)[-1] == ("head_sales", "merge", f"client {world['managed']}", "ok")
+    with sessions() as s:
+        details = s.scalars(select(AuditEntry.details).where(AuditEntry.action == "merge")).one()
+    assert details == {"duplicate": world["free"], "name": "Client free"}

@@ -17,11 +17,24 @@ from crm_core.clients import (
     NewContact,
     create_client,
     list_calls,
+    merge_clients,
+    possible_duplicates,
     save_call_note,
     search_clients,
     timeline,
 )
-from crm_core.models import Call, Client, ClientPhone, ContactPerson, Interaction, Operator, Phone, as_utc
+from crm_core.models import (
+    Call,
+    Client,
+    ClientPhone,
+    ContactPerson,
+    Debt,
+    Interaction,
+    Operator,
+    Phone,
+    Request,
+    as_utc,
+)
 from crm_core.phones import PhoneError
 
 
@@ -206,3 +219,56 @@ def test_list_calls_filters_and_pages_newest_first(sessions, people, op1) -> Non
         assert (first.operator.login, first.client.name) == ("op1", "ИВАН Петров")
         with pytest.raises(InvalidInput):
             list_calls(s, outcome="exploded")
+
+
+# --- duplicates and merging --------------------------------------------------------------------
+
+
+def test_twins_are_found_by_a_shared_number_before_the_same_name(sessions, op1) -> None:
+    with sessions.begin() as s:
+        ivan = create_client(s, "Иван Петров", "person", ["+79161234567"])
+        home = create_client(s, "Мария Петрова", "person", ["+79161234567"])  # the same home line
+        namesake = create_client(s, "иван петров", "person", ["+79031112233"])
+        create_client(s, "Пётр Иванов", "person", ["+79035550000"])
+        ids = (ivan.id, home.id, namesake.id)
+    with sessions() as s:
+        found = [(c.id, reason) for c, reason in possible_duplicates(s, ids[0])]
+    assert found == [(ids[1], "number"), (ids[2], "name")]
+
+
+def test_merge_moves_everything_to_the_kept_client_and_deletes_the_duplicate(sessions, op1) -> None:
+    with sessions.begin() as s:
+        keep = create_client(s, "ООО «Ромашка»", "company", ["+74951112233"], city="Москва")
+        twin = create_client(s, "ООО Ромашка", "company", ["+74951112233", "+74951112234"], email="info@romashka.ru",
+                             manager_id=op1, contacts=[NewContact("Ольга", phone="+79161112233")])
+        twin.notes, twin.contact_refused, twin.debt_open = "перезванивать после обеда", True, True
+        s.flush()
+        call = Call(linkedid="twin.1", started_at=datetime.now(UTC), client_id=twin.id, status="ended")
+        s.add(call)
+        s.flush()
+        s.add(Interaction(client_id=twin.id, call_id=call.id, author_id=op1, note="просили счёт"))
+        s.add(Request(client_id=twin.id, subject="Счёт"))
+        s.add(Debt(client_id=twin.id, creditor="Банк", contract="R-1", principal=100, total_due=100))
+        keep_id, twin_id = keep.id, twin.id
+    with sessions.begin() as s:
+        merge_clients(s, keep_id, twin_id)
+    with sessions() as s:
+        kept = s.get(Client, keep_id)
+        assert s.get(Client, twin_id) is None
+        assert sorted(link.phone.e164 for link in kept.phone_links) == ["+74951112233", "+74951112234"]
+        assert (kept.name, kept.city, kept.email, kept.manager_id) == ("ООО «Ромашка»", "Москва", "info@romashka.ru", op1)
+        assert kept.notes == "перезванивать после обеда"
+        assert kept.contact_refused and kept.debt_open, "a cease-contact request survives the merge"
+        for model in (ContactPerson, Call, Interaction, Request, Debt):
+            assert s.scalars(select(model.client_id)).all() == [keep_id], model.__name__
+        assert [entry["note"] for entry in timeline(s, keep_id) if entry.get("note")] == ["просили счёт"]
+
+
+def test_a_client_is_not_merged_into_itself_or_a_missing_one(sessions) -> None:
+    with sessions.begin() as s:
+        client_id = create_client(s, "Иван", "person", ["+79161234567"]).id
+    with sessions() as s:
+        with pytest.raises(InvalidInput, match="itself"):
+            merge_clients(s, client_id, client_id)
+        with pytest.raises(ClientNotFound):
+            merge_clients(s, client_id, client_id + 100)

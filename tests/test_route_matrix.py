@@ -75,6 +75,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/clients/{client_id}/phones"): USERS,
     ("POST", "/api/clients/{client_id}/notes"): USERS,
     ("DELETE", "/api/clients/{client_id}/phones/{e164}"): USERS,
+    ("POST", "/api/clients/{client_id}/merge"): LEADS,
     ("GET", "/api/calls"): USERS,
     ("POST", "/api/calls/{linkedid}/note"): USERS,
     ("POST", "/api/calls/{linkedid}/transfer"): USERS,

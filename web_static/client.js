@@ -86,6 +86,29 @@ async function change(path, options, done, stayEditing = false) {
   }
 }
 
+// Supervising roles see clients that may be this one (a shared number, the same name) and fold one
+// into this card; the page then reloads with everything merged.
+function showDuplicates(duplicates) {
+  const box = document.getElementById("duplicates");
+  box.hidden = !duplicates?.length;
+  if (box.hidden) return;
+  box.querySelector("ul").replaceChildren(...duplicates.map((other) => el("li", { dataset: { id: other.id } },
+    el("a", { class: "client-name", href: `/clients/${other.id}` }, other.name), " ",
+    el("span", { class: "muted" }, [t(`client.dup.${other.reason}`), other.city].filter(Boolean).join(" · ")), " ",
+    el("span", { class: "phones" }, other.phones.map((phone) => phone.display).join(", ")), " ",
+    el("button", { type: "button", class: "merge", onclick: () => merge(other) }, t("client.merge")))));
+}
+
+async function merge(other) {
+  if (!window.confirm(t("client.merge_confirm", { name: other.name, into: card.name }))) return;
+  try {
+    await api(`/api/clients/${card.id}/merge`, { method: "POST", body: { duplicate_id: other.id } });
+    window.location.reload();
+  } catch (error) {
+    toast(t("client.failed", { error: error.message }), "error");
+  }
+}
+
 // A note outside any call (a letter, a visit): saved with its author, heads the timeline.
 const noteForm = document.getElementById("note-form");
 const note = document.getElementById("client-note");
@@ -119,3 +142,4 @@ document.addEventListener("keydown", (event) => {
 
 show(card);
 showTimeline(page.timeline);
+showDuplicates(page.duplicates);

@@ -235,3 +235,32 @@ def test_client_page_edits_the_card_and_its_numbers(live_desk: LiveDesk, new_des
         row = session.get(Client, client_id)
         assert (row.city, row.email) == ("Миасс", "edit@example.ru")
         assert [link.phone.e164 for link in row.phone_links] == ["+73517001122"]
+
+
+def test_a_supervisor_merges_a_twin_into_the_card_from_the_client_page(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    with live_desk.sessions.begin() as session:
+        shared = Phone(e164="+79125550201", kind="mobile")
+        keep = Client(name="Двойников Дмитрий", city="Курган")
+        keep.phone_links.append(ClientPhone(phone=shared))
+        twin = Client(name="<i>Двойников</i> Д.", email="twin@example.ru")  # a name is text, not markup
+        twin.phone_links += [ClientPhone(phone=shared), ClientPhone(phone=Phone(e164="+79125550202", kind="mobile"))]
+        session.add_all([keep, twin])
+        session.flush()
+        keep_id, twin_id = keep.id, twin.id
+    operator: Page = new_desk_page("op1")
+    operator.goto(f"/clients/{keep_id}")
+    expect(operator.locator("#client-card .client-card")).to_be_visible()
+    expect(operator.locator("#duplicates")).to_be_hidden()  # operators do not merge
+
+    page: Page = new_desk_page("super1")
+    page.goto(f"/clients/{keep_id}")
+    twin_row = page.locator(f"#duplicates li[data-id='{twin_id}']")
+    expect(twin_row.locator(".client-name")).to_have_text("<i>Двойников</i> Д.")
+    expect(twin_row).to_contain_text("общий номер")
+    page.once("dialog", lambda dialog: dialog.accept())
+    twin_row.locator("button.merge").click()
+    expect(page.locator('.client-card button[data-e164="+79125550202"]')).to_be_visible()
+    expect(page.locator("#duplicates")).to_be_hidden()
+    expect(page.locator(".client-card")).to_contain_text("twin@example.ru")
+    with live_desk.sessions() as session:
+        assert session.get(Client, twin_id) is None
