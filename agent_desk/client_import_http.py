@@ -9,6 +9,7 @@ from crm_core.client_import import import_clients
 CLIENTS = ImportKind(
     name="client", page="/clients/import", api="/api/client-imports", texts="client_import",
     columns=("id", "name", "kind", "phones", "email", "segment", "city", "notes", "manager"),
-    key="col.name", stem="clients", back=("/clients", "nav.clients"), run=import_clients,
+    key="col.name", stem="clients", back=("/clients", "nav.clients"), active="clients",
+    run=import_clients,
 )
 router = import_router(CLIENTS, ["clients"])

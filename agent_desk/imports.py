@@ -57,6 +57,7 @@ class ImportKind:
     key: str  # message code of the rejected-rows report's key column
     stem: str  # the report's file name when the upload had none
     back: tuple[str, str]  # the page's link back: href, i18n key
+    active: str  # the top bar's link this page is under
     run: Callable[..., ImportReport]
 
 
@@ -93,7 +94,7 @@ def import_router(kind: ImportKind, tags: list[str]) -> APIRouter:
         """The upload form, the progress bar and the result; the CSV's columns are listed for the user."""
         if operator.role not in IMPORTING:
             return _render(request, "forbidden.html", operator, 403)
-        return _render(request, "import.html", operator, active=f"{kind.name}_import", kind=kind,
+        return _render(request, "import.html", operator, active=kind.active, kind=kind,
                        data={"max_upload": MAX_UPLOAD, "api": kind.api, "texts": kind.texts})
 
     @router.post(kind.api, status_code=202, tags=tags)

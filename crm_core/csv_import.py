@@ -266,9 +266,9 @@ def read_source(source: str | Path | bytes, name: str = "") -> tuple[bytes, str]
 # --- parsing --------------------------------------------------------------------------------------
 
 
-def split_lines(text: str) -> list[str]:
+def _lines_of(text: str) -> io.StringIO:
     """Lines as csv reads them: ended by \n, \r\n or \r only (not by U+2028 and the like in a name)."""
-    return list(io.StringIO(text, newline=""))
+    return io.StringIO(text, newline="")
 
 
 class _Lines:
@@ -353,7 +353,7 @@ def read_rows(source: str | Iterable[str], header: Header,
     """Every non-blank data row as Fields, or as a RowError when it cannot be split into the header's
     columns. `source` is the whole text or its lines with their line ends. The header is checked
     (and `check`ed with its column names) before the first row comes out (ImportFileError)."""
-    lines = _Lines(split_lines(source) if isinstance(source, str) else source)
+    lines = _Lines(_lines_of(source) if isinstance(source, str) else source)
     header_line = lines.header()
     if header_line is None:
         raise ImportFileError("empty")
@@ -511,7 +511,7 @@ def import_file(
     sessions: sessionmaker[Session],
     data: bytes,
     name: str,
-    parse: Callable[[list[str]], Iterator[Any]],
+    parse: Callable[[Iterable[str]], Iterator[Any]],
     writer: Callable[[Session, ImportReport], Writer],
     *,
     key: str,
@@ -530,12 +530,11 @@ def import_file(
     """
     report = ImportReport(name=name)
     text, report.encoding = decode_csv(data)
-    lines = split_lines(text)
-    total = len(lines)
+    total = sum(1 for _ in _lines_of(text))  # the lines are read as they go: a big file is not held twice
     step = max(1, total // 100)
-    rows = parse(lines)
+    rows = parse(_lines_of(text))
     first = next(rows, None)  # the header is checked here, before anything is written
-    report.delimiter = sniff_delimiter(next(line for line in lines if line.strip()))
+    report.delimiter = sniff_delimiter(next(line for line in _lines_of(text) if line.strip()))
     if report_path is not None:  # an unwritable report must stop the import before it writes anything
         report.report_path = Path(report_path)
         report.report_path.write_bytes(b"")

@@ -10,6 +10,7 @@ DEBTS = ImportKind(
     name="debt", page="/campaigns/import", api="/api/debt-imports", texts="import",
     columns=("contract", "creditor", "debtor", "kind", "region", "phones", "principal", "total_due", "currency",
              "days_past_due", "due_date", "status", "email"),
-    key="col.contract", stem="debts", back=("/campaigns", "nav.campaigns"), run=import_debts,
+    key="col.contract", stem="debts", back=("/campaigns", "nav.campaigns"), active="debt_import",
+    run=import_debts,
 )
 router = import_router(DEBTS, ["campaigns"])
