@@ -31,8 +31,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 TRACES = ROOT.parent / "shared" / "ami-traces"
@@ -179,23 +180,22 @@ def agi_seeds() -> list[bytes]:
     return [bytes([c]) + bytes(CONTROL - 1) + s for s in streams for c in range(3)]
 
 
-# --- debt CSV import -------------------------------------------------------------------------
+# --- CSV imports: debts (csv) and the client base (clients) -------------------------------
 
-def csv_target() -> Callable[[bytes], None]:
-    from datetime import date
-
+def csv_case(parse: Callable[[str], Iterable[Any]], key: str, key_of: Callable[[Any], object],
+             keeps_rules: Callable[[Any], bool]) -> Callable[[bytes], None]:
+    """A case for one CSV import's parser: only ImportFileError escapes, rows come in file order, no
+    key twice, every refusal is worded, every accepted row `keeps_rules`, and the rejected-rows report
+    (its key column titled by the message `key`) is formula-safe. The first byte picks the language."""
     from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
-    from crm_core.debt_import import MAX_AMOUNT, MAX_DAYS, DebtRow, parse_rows
 
-    today = date(2026, 11, 23)
-
-    def check(items: list[DebtRow | RowError], lang: str) -> None:
+    def check(items: list[Any], lang: str) -> None:
         lines = [item.line for item in items]
         if lines != sorted(set(lines)):
             raise AssertionError(f"row lines out of order: {lines}")
-        contracts = [row.contract for row in items if isinstance(row, DebtRow)]
-        if len(contracts) != len(set(contracts)):
-            raise AssertionError("a contract was accepted twice")
+        keys = [key_of(row) for row in items if not isinstance(row, RowError) and key_of(row) is not None]
+        if len(keys) != len(set(keys)):
+            raise AssertionError("a row's key was accepted twice")
         for row in items:
             if isinstance(row, RowError):
                 if not row.reasons or not row.text(lang):
@@ -203,13 +203,10 @@ def csv_target() -> Callable[[bytes], None]:
                 continue
             for warning in row.warnings:
                 warning.text(lang)
-            if not (0 < len(row.contract) <= 64 and row.phones and row.currency.isalpha()
-                    and all(re.fullmatch(r"\+[0-9]{8,15}", phone) for phone in row.phones)
-                    and 0 <= row.principal < MAX_AMOUNT and 0 < row.total_due < MAX_AMOUNT
-                    and 0 <= row.days_past_due <= MAX_DAYS):
+            if not keeps_rules(row):
                 raise AssertionError(f"an accepted row breaks the documented rules: {row}")
         rejected = [row for row in items if isinstance(row, RowError)]
-        report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.contract", lang).decode("utf-8-sig"), newline="")))
+        report = list(csv.reader(io.StringIO(rejected_csv(rejected, key, lang).decode("utf-8-sig"), newline="")))
         if len(report) != len(rejected) + 1:
             raise AssertionError(f"the rejected-rows report has {len(report)} rows for {len(rejected)}")
         if any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line):
@@ -219,13 +216,41 @@ def csv_target() -> Callable[[bytes], None]:
         lang = "ru" if data[:1] >= b"\x80" else "en"
         try:
             text, _ = decode_csv(data[1:])
-            items = list(parse_rows(text, "RU", today))
+            items = list(parse(text))
         except ImportFileError as exc:
             exc.text(lang)
             return
         check(items, lang)
 
     return case
+
+
+def csv_files(rows: list[list[str]]) -> list[bytes]:
+    """The rows as Excel may save them: each delimiter and encoding, with either language byte first."""
+    seeds = []
+    for delimiter in (";", ",", "\t"):
+        out = io.StringIO()
+        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
+        text = out.getvalue()
+        for encoding in ("utf-8", "utf-8-sig", "utf-16", "cp1251"):
+            seeds += [lang + text.encode(encoding) for lang in (b"\x00", b"\x80")]
+    return seeds
+
+
+def _e164(phones: Iterable[str]) -> bool:
+    return all(re.fullmatch(r"\+[0-9]{8,15}", phone) for phone in phones)
+
+
+def csv_target() -> Callable[[bytes], None]:
+    from datetime import date
+
+    from crm_core.debt_import import MAX_AMOUNT, MAX_DAYS, parse_rows
+
+    today = date(2026, 11, 23)
+    return csv_case(lambda text: parse_rows(text, "RU", today), "col.contract", lambda row: row.contract,
+                    lambda row: (0 < len(row.contract) <= 64 and row.phones and row.currency.isalpha()
+                                 and _e164(row.phones) and 0 <= row.principal < MAX_AMOUNT
+                                 and 0 < row.total_due < MAX_AMOUNT and 0 <= row.days_past_due <= MAX_DAYS))
 
 
 def csv_seeds() -> list[bytes]:
@@ -241,61 +266,19 @@ def csv_seeds() -> list[bytes]:
          "lost", "not-an-email"],
         ["КД-001", "", "", "", "", "", "", "", "", "", "2030-01-01", "", ""],
     ]
-    seeds = []
-    for delimiter in (";", ",", "\t"):
-        out = io.StringIO()
-        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
-        text = out.getvalue()
-        for encoding in ("utf-8", "utf-8-sig", "utf-16", "cp1251"):
-            seeds += [lang + text.encode(encoding) for lang in (b"\x00", b"\x80")]
     broken = rows[0][:3] + ['"unclosed;quote']
-    seeds.append(b"\x00" + ";".join(broken).encode() + b"\nx;y;z\n")
-    return seeds
+    return [*csv_files(rows), b"\x00" + ";".join(broken).encode() + b"\nx;y;z\n"]
 
 
 # --- client-base CSV import ------------------------------------------------------------------
 
 def clients_target() -> Callable[[bytes], None]:
-    from crm_core.client_import import LIMITS, SEGMENTS, ClientRow, parse_rows
-    from crm_core.csv_import import ImportFileError, RowError, decode_csv, rejected_csv
+    from crm_core.client_import import LIMITS, SEGMENTS, parse_rows
 
-    def check(items: list[ClientRow | RowError], lang: str) -> None:
-        lines = [item.line for item in items]
-        if lines != sorted(set(lines)):
-            raise AssertionError(f"row lines out of order: {lines}")
-        ids = [row.client_id for row in items if isinstance(row, ClientRow) and row.client_id is not None]
-        if len(ids) != len(set(ids)):
-            raise AssertionError("a client id was accepted twice")
-        for row in items:
-            if isinstance(row, RowError):
-                if not row.reasons or not row.text(lang):
-                    raise AssertionError(f"a rejected row without a reason: {row}")
-                continue
-            for warning in row.warnings:
-                warning.text(lang)
-            if not (0 < len(row.name) <= LIMITS["name"] and (row.phones or row.email)
-                    and row.kind in ("", "person", "company")
-                    and all(re.fullmatch(r"\+[0-9]{8,15}", phone) for phone in row.phones)
-                    and (row.segment in SEGMENTS or not row.segment or row.warnings)):
-                raise AssertionError(f"an accepted row breaks the documented rules: {row}")
-        rejected = [row for row in items if isinstance(row, RowError)]
-        report = list(csv.reader(io.StringIO(rejected_csv(rejected, "col.name", lang).decode("utf-8-sig"), newline="")))
-        if len(report) != len(rejected) + 1:
-            raise AssertionError(f"the rejected-rows report has {len(report)} rows for {len(rejected)}")
-        if any(cell.startswith(("=", "+", "-", "@", "\t", "\r")) for line in report for cell in line):
-            raise AssertionError("a report cell would run as a spreadsheet formula")
-
-    def case(data: bytes) -> None:
-        lang = "ru" if data[:1] >= b"\x80" else "en"
-        try:
-            text, _ = decode_csv(data[1:])
-            items = list(parse_rows(text, "RU"))
-        except ImportFileError as exc:
-            exc.text(lang)
-            return
-        check(items, lang)
-
-    return case
+    return csv_case(lambda text: parse_rows(text, "RU"), "col.name", lambda row: row.client_id,
+                    lambda row: (0 < len(row.name) <= LIMITS["name"] and (row.phones or row.email)
+                                 and row.kind in ("", "person", "company") and _e164(row.phones)
+                                 and (row.segment in SEGMENTS or not row.segment or row.warnings)))
 
 
 def clients_seeds() -> list[bytes]:
@@ -309,14 +292,7 @@ def clients_seeds() -> list[bytes]:
         ["x", "=HYPERLINK(\"x\")", "alien", "12", "not-an-email", "золото", "Mьller", "", "", "", ""],
         ["7", "", "", "", "", "", "", "", "", "", ""],
     ]
-    seeds = []
-    for delimiter in (";", ",", "\t"):
-        out = io.StringIO()
-        csv.writer(out, delimiter=delimiter, lineterminator="\r\n").writerows(rows)
-        text = out.getvalue()
-        for encoding in ("utf-8", "utf-8-sig", "utf-16", "cp1251"):
-            seeds += [lang + text.encode(encoding) for lang in (b"\x00", b"\x80")]
-    return seeds
+    return csv_files(rows)
 
 
 # --- the runs --------------------------------------------------------------------------------
