@@ -28,7 +28,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -39,6 +38,7 @@ from typing import Any
 
 import httpx
 import redis.asyncio as aioredis
+from ports import free_port
 from sqlalchemy import text
 from tcp_proxy import TcpProxy
 
@@ -48,12 +48,6 @@ from callcard.streams import CALL_LOG_GROUP, stream_key
 from crm_core.db import make_engine
 
 PREFIX = "callcard-rel:"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

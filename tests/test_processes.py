@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 import pytest
 import websockets
+from ports import free_port
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session, sessionmaker
 from web_login import alog_in
@@ -45,14 +46,6 @@ REDIS_URL = os.environ.get("CALLCARD_TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 
 pytestmark = [pytest.mark.parametrize("db_url", ["postgresql"], indirect=True),
               pytest.mark.parametrize("bus", ["redis"], indirect=True)]  # `bus`: Redis must be there
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _with_password(url: str) -> str:
@@ -171,13 +164,13 @@ async def test_desks_on_either_web_worker_get_the_pop_and_the_call_is_logged_onc
 ) -> None:
     engine, sessions, passwords = _seeded(db_url)
     sim = await _simulator()
-    web_port, bridge_metrics, agi_port = _free_port(), _free_port(), _free_port()
-    part_metrics = {part: _free_port() for part in ("ivr", "dialler")}
+    web_port, bridge_metrics, agi_port = free_port(), free_port(), free_port()
+    part_metrics = {part: free_port() for part in ("ivr", "dialler")}
     procs = Processes(_environment(db_url, sim.port, web_port, agi_port), tmp_path)
     base = f"http://127.0.0.1:{web_port}"
     try:
         await procs.start("bridge", "run", "bridge", CALLCARD_METRICS_PORT=str(bridge_metrics))
-        await procs.start("worker", "run", "worker", CALLCARD_METRICS_PORT=str(_free_port()))
+        await procs.start("worker", "run", "worker", CALLCARD_METRICS_PORT=str(free_port()))
         await procs.start("web", "run", "web", "--workers", "2")
         for part, port in part_metrics.items():
             await procs.start(part, "run", part, CALLCARD_METRICS_PORT=str(port))
@@ -265,8 +258,8 @@ async def test_every_part_in_one_process_beside_the_leading_second_bridge(
     once, click-to-call goes out."""
     engine, sessions, passwords = _seeded(db_url)
     sim = await _simulator()
-    web_port, bridge_metrics, app_metrics = _free_port(), _free_port(), _free_port()
-    procs = Processes(_environment(db_url, sim.port, web_port, _free_port()), tmp_path)
+    web_port, bridge_metrics, app_metrics = free_port(), free_port(), free_port()
+    procs = Processes(_environment(db_url, sim.port, web_port, free_port()), tmp_path)
     base = f"http://127.0.0.1:{web_port}"
     try:
         async with httpx.AsyncClient(base_url=base, follow_redirects=True, timeout=10) as http:

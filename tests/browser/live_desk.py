@@ -8,11 +8,11 @@ SQLite file seeded with the demo data. Chromium is Debian's, driven by Playwrigh
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from pathlib import Path
 
 import uvicorn
+from ports import free_port
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -34,12 +34,6 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LiveDesk:
     """The desk app, the popper and the call logger in one thread with its own event loop."""
 
@@ -50,7 +44,7 @@ class LiveDesk:
         with self.sessions() as session:
             self.passwords = seed_demo(session).passwords
             session.commit()
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.bus = MemoryBus()
         self._ready = threading.Event()

@@ -8,12 +8,12 @@ is simulated, because Debian has none.
 from __future__ import annotations
 
 import asyncio
-import socket
 import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Page
+from ports import free_port
 
 from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from callcard.pbx_sim.server import PbxSimulator
@@ -34,12 +34,6 @@ def manual_pbx(queues: dict[str, tuple[str, ...]], *, also: tuple[str, ...] = ()
                      for name, members in queues.items()),
         agents={i: AgentBehaviour(answer_after=None) for i in phones},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class LiveStack:
