@@ -52,6 +52,7 @@ _UTF8_CYRILLIC = re.compile(rb"[\xd0\xd1][\x80-\xbf]")
 _ASCII = bytes(range(0x80))
 _WORD = re.compile(r"[^\W\d_]+")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 
 TEXTS: dict[str, dict[str, str]] = {
     "en": {
@@ -266,9 +267,10 @@ def read_source(source: str | Path | bytes, name: str = "") -> tuple[bytes, str]
 # --- parsing --------------------------------------------------------------------------------------
 
 
-def _lines_of(text: str) -> io.StringIO:
-    """Lines as csv reads them: ended by \n, \r\n or \r only (not by U+2028 and the like in a name)."""
-    return io.StringIO(text, newline="")
+def _lines_of(text: str) -> Iterator[str]:
+    """Lines as csv reads them, ended by \n, \r\n or \r only (not by U+2028 and the like in a name),
+    one at a time: io.StringIO would first copy the whole text at four bytes a character."""
+    return (found.group() for found in _LINE.finditer(text))
 
 
 class _Lines:
