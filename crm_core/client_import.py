@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import phonenumbers
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.clients import EDITABLE, KINDS
@@ -222,9 +222,9 @@ class _Writer:
             .join(Phone, ClientPhone.phone_id == Phone.id).where(Phone.e164.in_(numbers)).order_by(Client.id)
         ):
             holders.setdefault(e164, []).append(client)
-        emails = sorted({row.email.lower() for row in rows if row.email and row.client_id is None})
+        named = sorted({row.name for row in rows if row.email and row.client_id is None})  # on ix_clients_name
         by_email: dict[tuple[str, str], Client] = {}
-        for client in session.scalars(select(Client).where(func.lower(Client.email).in_(emails))
+        for client in session.scalars(select(Client).where(Client.name.in_(named), Client.email != "")
                                       .order_by(Client.id)):
             by_email.setdefault((client.name, client.email.lower()), client)
         for row in rows:
