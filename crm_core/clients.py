@@ -132,8 +132,8 @@ DUPLICATES_SHOWN = 10
 
 def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | None = None) -> list[tuple[Client, str]]:
     """Other clients that may be the same one, with why: ("number", they share a number) before
-    ("name", the same name in any case). Imports and hurried desks make such twins; merge_clients
-    joins them."""
+    ("name", the same name, on the name's index: a client page must not scan the base). Imports and
+    hurried desks make such twins; merge_clients joins them."""
     client = session.get(Client, client_id)
     if client is None:
         raise ClientNotFound(f"no client with id {client_id}")
@@ -143,7 +143,7 @@ def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | N
     visible = [condition] if condition is not None else []
     found: dict[int, tuple[Client, str]] = {}
     for reason, twin in (("number", Client.id.in_(sharing)),
-                         ("name", and_(func.lower(Client.name) == client.name.lower(), Client.id != client_id))):
+                         ("name", and_(Client.name == client.name, Client.id != client_id))):
         for other in session.scalars(select(Client).where(twin, *visible).order_by(Client.id)
                                      .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
                                      .limit(DUPLICATES_SHOWN)):
@@ -154,8 +154,9 @@ def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | N
 def merge_clients(session: Session, keep_id: int, duplicate_id: int) -> Client:
     """Fold a duplicate into the client kept: its numbers, contact persons, calls, notes, requests
     and debts move over, the kept client's empty fields take the duplicate's values, its notes are
-    appended, and the duplicate is deleted. A cease-contact request or a legal protection on either
-    stays on the merged client: merging must never let the dialler call someone it could not.
+    appended, and the duplicate is deleted. A cease-contact request, a legal protection or a number's
+    do-not-call status on either stays on the merged client: merging must never let the dialler
+    call someone it could not.
 
     Raises ClientNotFound, and InvalidInput for a client merged into itself; never commits.
     """
@@ -166,8 +167,10 @@ def merge_clients(session: Session, keep_id: int, duplicate_id: int) -> Client:
         raise ClientNotFound(f"no client with id {keep_id if keep is None else duplicate_id}")
     kept_links = {link.phone_id: link for link in keep.phone_links}
     for link in list(duplicate.phone_links):
-        if link.phone_id in kept_links:
-            kept_links[link.phone_id].label = kept_links[link.phone_id].label or link.label
+        if link.phone_id in kept_links:  # one link stays: with a label, and the stricter status
+            kept = kept_links[link.phone_id]
+            kept.label = kept.label or link.label
+            kept.status = link.status if kept.status == "valid" else kept.status
             duplicate.phone_links.remove(link)
         else:
             link.client = keep

@@ -228,7 +228,7 @@ def test_twins_are_found_by_a_shared_number_before_the_same_name(sessions, op1) 
     with sessions.begin() as s:
         ivan = create_client(s, "Иван Петров", "person", ["+79161234567"])
         home = create_client(s, "Мария Петрова", "person", ["+79161234567"])  # the same home line
-        namesake = create_client(s, "иван петров", "person", ["+79031112233"])
+        namesake = create_client(s, "Иван Петров", "person", ["+79031112233"])
         create_client(s, "Пётр Иванов", "person", ["+79035550000"])
         ids = (ivan.id, home.id, namesake.id)
     with sessions() as s:
@@ -243,6 +243,7 @@ def test_merge_moves_everything_to_the_kept_client_and_deletes_the_duplicate(ses
                              manager_id=op1, contacts=[NewContact("Ольга", phone="+79161112233")])
         twin.notes, twin.contact_refused, twin.debt_open = "перезванивать после обеда", True, True
         s.flush()
+        twin.phone_links[0].status = "do_not_call"  # asked not to be called on the shared number
         call = Call(linkedid="twin.1", started_at=datetime.now(UTC), client_id=twin.id, status="ended")
         s.add(call)
         s.flush()
@@ -255,7 +256,8 @@ def test_merge_moves_everything_to_the_kept_client_and_deletes_the_duplicate(ses
     with sessions() as s:
         kept = s.get(Client, keep_id)
         assert s.get(Client, twin_id) is None
-        assert sorted(link.phone.e164 for link in kept.phone_links) == ["+74951112233", "+74951112234"]
+        assert sorted((link.phone.e164, link.status) for link in kept.phone_links) == [
+            ("+74951112233", "do_not_call"), ("+74951112234", "valid")], "the stricter status of a shared number stays"
         assert (kept.name, kept.city, kept.email, kept.manager_id) == ("ООО «Ромашка»", "Москва", "info@romashka.ru", op1)
         assert kept.notes == "перезванивать после обеда"
         assert kept.contact_refused and kept.debt_open, "a cease-contact request survives the merge"
