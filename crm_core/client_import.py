@@ -33,7 +33,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,11 +46,11 @@ from crm_core.csv_import import (
     RowError,
     RowWarning,
     add_texts,
+    country,
     email_problem,
     import_file,
     phones,
     read_rows,
-    read_source,
     shown,
     text_problems,
     tidy,
@@ -186,11 +185,8 @@ def import_clients(
 ) -> ImportReport:
     """Read, check and upsert a client-base CSV (a path or its bytes) in one transaction (see
     crm_core.csv_import.import_file for the progress, the report and the errors)."""
-    region = region.upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"{region!r} is not a country code phonenumbers knows (RU, KZ, US, ...)")
-    data, name = read_source(source, name)
-    return import_file(sessions, data, name, lambda lines: parse_rows(lines, region), _Writer,
+    region = country(region)
+    return import_file(sessions, source, name, lambda lines: parse_rows(lines, region), _Writer,
                        key="col.name", progress=progress, report_path=report_path, lang=lang)
 
 

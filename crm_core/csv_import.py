@@ -254,6 +254,14 @@ def decode_csv(data: bytes) -> tuple[str, str]:
                               byte=f"{data[exc.start]:02X}") from None
 
 
+def country(region: str) -> str:
+    """The numbers' country, upper case, as phonenumbers knows it; ValueError for any other."""
+    region = region.upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{region!r} is not a country code phonenumbers knows (RU, KZ, US, ...)")
+    return region
+
+
 def read_source(source: str | Path | bytes, name: str = "") -> tuple[bytes, str]:
     """The bytes of a path or of an upload, and the name the report gives it."""
     if isinstance(source, bytes):
@@ -511,7 +519,7 @@ class Writer(Protocol):
 
 def import_file(
     sessions: sessionmaker[Session],
-    data: bytes,
+    source: str | Path | bytes,
     name: str,
     parse: Callable[[Iterable[str]], Iterator[Any]],
     writer: Callable[[Session, ImportReport], Writer],
@@ -521,7 +529,8 @@ def import_file(
     report_path: str | Path | None = None,
     lang: str = "en",
 ) -> ImportReport:
-    """Decode, check and upsert a CSV's rows in one transaction.
+    """Read (a path, or an upload's bytes named `name`), decode, check and upsert a CSV's rows in one
+    transaction.
 
     `parse(lines)` yields the rows (each a Row, or a RowError) and checks the header before the
     first; `writer(session, report)` upserts batches of valid rows and counts them into the report.
@@ -530,6 +539,7 @@ def import_file(
     header only when nothing was rejected). Raises ImportFileError for an unreadable file and
     ImportFailed when the database refuses: then nothing is written.
     """
+    data, name = read_source(source, name)
     report = ImportReport(name=name)
     text, report.encoding = decode_csv(data)
     total = sum(1 for _ in _lines_of(text))  # the lines are read as they go: a big file is not held twice

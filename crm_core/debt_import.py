@@ -41,7 +41,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import phonenumbers
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -55,11 +54,11 @@ from crm_core.csv_import import (
     Reason,
     RowError,
     add_texts,
+    country,
     email_problem,
     import_file,
     phones,
     read_rows,
-    read_source,
     shown,
     text_problems,
     tidy,
@@ -321,11 +320,8 @@ def import_debts(
 ) -> ImportReport:
     """Read, check and upsert a debt CSV (a path or its bytes) in one transaction (see
     crm_core.csv_import.import_file for the progress, the report and the errors)."""
-    region = region.upper()
-    if region not in phonenumbers.SUPPORTED_REGIONS:
-        raise ValueError(f"{region!r} is not a country code phonenumbers knows (RU, KZ, US, ...)")
-    data, name = read_source(source, name)
-    return import_file(sessions, data, name, lambda lines: parse_rows(lines, region, today), _Writer,
+    region = country(region)
+    return import_file(sessions, source, name, lambda lines: parse_rows(lines, region, today), _Writer,
                        key="col.contract", progress=progress, report_path=report_path, lang=lang)
 
 
