@@ -504,8 +504,13 @@ def unquote_formula(value: str) -> str:
 
 
 class Row(Protocol):
-    line: int
-    warnings: tuple[Reason, ...]
+    """A valid row as an import's parser gives it (DebtRow, ClientRow)."""
+
+    @property
+    def line(self) -> int: ...
+
+    @property
+    def warnings(self) -> tuple[Reason, ...]: ...
 
     @property
     def key(self) -> str: ...
@@ -521,7 +526,7 @@ def import_file(
     sessions: sessionmaker[Session],
     source: str | Path | bytes,
     name: str,
-    parse: Callable[[Iterable[str]], Iterator[Any]],
+    parse: Callable[[Iterable[str]], Iterator[Row | RowError]],
     writer: Callable[[Session, ImportReport], Writer],
     *,
     key: str,
