@@ -194,6 +194,8 @@ class _Writer:
     """Upserts batches of valid rows inside the import's transaction; refuses a row whose id or
     manager the database does not know (the parser cannot tell)."""
 
+    TABLES = ("clients", "phones", "client_phones")
+
     def __init__(self, session: Session, report: ImportReport) -> None:
         self.session = session
         self.report = report

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import phonenumbers
+from sqlalchemy import text as sql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -517,9 +518,32 @@ class Row(Protocol):
 
 
 class Writer(Protocol):
+    TABLES: tuple[str, ...]  # the tables it writes to, analysed on PostgreSQL as they grow
+
     def write(self, rows: list[Any]) -> None: ...
 
     def finish(self) -> None: ...
+
+
+class _Statistics:
+    """ANALYZE on PostgreSQL of the tables an import fills, each time the rows written double and
+    once after the commit. A base loaded into empty tables otherwise keeps the planner's picture of
+    empty tables: each batch's lookups then scan whole tables (a second load of 50,000 clients took
+    49 s, 6.9 s once analysed). ANALYZE counts the import's own uncommitted rows."""
+
+    def __init__(self, session: Session, tables: tuple[str, ...]) -> None:
+        self.session, self.tables = session, tables
+        self.on = session.get_bind().dialect.name == "postgresql"
+        self.written, self.next = 0, 1000
+
+    def wrote(self, rows: int) -> None:
+        self.written += rows
+        if self.on and self.written >= self.next:
+            self.next = 2 * self.written
+            self.analyze(self.session)
+
+    def analyze(self, session: Session) -> None:
+        session.execute(sql(f"ANALYZE {', '.join(self.tables)}"))
 
 
 def import_file(
@@ -558,6 +582,13 @@ def import_file(
     try:
         with sessions.begin() as session:
             upsert = writer(session, report)
+            statistics = _Statistics(session, upsert.TABLES)
+
+            def write(batch: list[Any]) -> list[Any]:
+                upsert.write(batch)
+                statistics.wrote(len(batch))
+                return []
+
             batch: list[Any] = []
             reported = 0
             for item in itertools.chain([first] if first is not None else [], rows):
@@ -568,16 +599,17 @@ def import_file(
                     batch.append(item)
                     report.warnings += [RowWarning(item.line, item.key, w) for w in item.warnings]
                 if item.line - reported >= step:  # written before it is reported
-                    upsert.write(batch)
-                    batch = []
+                    batch = write(batch)
                     reported = item.line
                     if progress is not None:
                         progress(item.line, total)
                 elif len(batch) >= BATCH:
-                    upsert.write(batch)
-                    batch = []
-            upsert.write(batch)
+                    batch = write(batch)
+            write(batch)
             upsert.finish()
+        if statistics.on and statistics.written:
+            with sessions.begin() as session:
+                statistics.analyze(session)
     except SQLAlchemyError as exc:
         raise ImportFailed(f"the database refused the import, nothing was written: {exc.__class__.__name__}: "
                            f"{str(exc).splitlines()[0][:300]}") from exc

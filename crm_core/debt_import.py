@@ -328,6 +328,8 @@ def import_debts(
 class _Writer:
     """Upserts batches of valid rows inside the caller's transaction, keeping what it looked up."""
 
+    TABLES = ("clients", "phones", "client_phones", "debts")
+
     def __init__(self, session: Session, report: ImportReport) -> None:
         self.session = session
         self.report = report
