@@ -20,6 +20,7 @@ import codecs
 import csv
 import io
 import itertools
+import logging
 import re
 import unicodedata
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
@@ -33,6 +34,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from crm_core.phones import PhoneError, normalize_phone
+
+log = logging.getLogger(__name__)
 
 DELIMITERS = (";", ",", "\t")
 BATCH = 500  # rows written per flush
@@ -607,12 +610,15 @@ def import_file(
                     batch = write(batch)
             write(batch)
             upsert.finish()
-        if statistics.on and statistics.written:
-            with sessions.begin() as session:
-                statistics.analyze(session)
     except SQLAlchemyError as exc:
         raise ImportFailed(f"the database refused the import, nothing was written: {exc.__class__.__name__}: "
                            f"{str(exc).splitlines()[0][:300]}") from exc
+    if statistics.on and statistics.written:
+        try:
+            with sessions.begin() as session:
+                statistics.analyze(session)
+        except SQLAlchemyError:  # the import is committed; autovacuum will analyse in time
+            log.warning("import %s: ANALYZE after the commit failed", name, exc_info=True)
     if report.report_path is not None:
         report.report_path.write_bytes(rejected_csv(report.rejected, key, lang, report.delimiter))
     if progress is not None:
