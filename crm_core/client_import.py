@@ -49,6 +49,7 @@ from crm_core.csv_import import (
     country,
     email_problem,
     import_file,
+    numbers_and_holders,
     phones,
     read_rows,
     shown,
@@ -57,7 +58,6 @@ from crm_core.csv_import import (
     unquote_formula,
 )
 from crm_core.models import SEGMENTS, Client, ClientPhone, Operator, Phone
-from crm_core.phones import phone_kind
 
 COLUMNS = ("id", "name", "kind", "phones", "email", "segment", "city", "notes", "manager", "debt_open",
            "created_at")
@@ -208,18 +208,7 @@ class _Writer:
         by_id = {c.id: c for c in session.scalars(
             select(Client).where(Client.id.in_([r.client_id for r in rows if r.client_id is not None])))}
         self._load_managers({row.manager for row in rows if row.manager})
-        numbers = sorted({e164 for row in rows for e164 in row.phones})
-        phone_rows = {p.e164: p for p in session.scalars(select(Phone).where(Phone.e164.in_(numbers)))}
-        for e164 in numbers:
-            if e164 not in phone_rows:
-                phone_rows[e164] = Phone(e164=e164, kind=phone_kind(e164))
-                session.add(phone_rows[e164])
-        holders: dict[str, list[Client]] = {}  # number: the clients that have it
-        for client, e164 in session.execute(
-            select(Client, Phone.e164).join(ClientPhone, ClientPhone.client_id == Client.id)
-            .join(Phone, ClientPhone.phone_id == Phone.id).where(Phone.e164.in_(numbers)).order_by(Client.id)
-        ):
-            holders.setdefault(e164, []).append(client)
+        phone_rows, holders = numbers_and_holders(session, (e164 for row in rows for e164 in row.phones))
         named = sorted({row.name for row in rows if row.email and row.client_id is None})  # on ix_clients_name
         by_email: dict[tuple[str, str], Client] = {}
         for client in session.scalars(select(Client).where(Client.name.in_(named), Client.email != "")

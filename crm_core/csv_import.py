@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import phonenumbers
+from sqlalchemy import select
 from sqlalchemy import text as sql
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from crm_core.phones import PhoneError, normalize_phone
+from crm_core.models import Client, ClientPhone, Phone
+from crm_core.phones import PhoneError, normalize_phone, phone_kind
 
 log = logging.getLogger(__name__)
 
@@ -526,6 +528,24 @@ class Writer(Protocol):
     def write(self, rows: list[Any]) -> None: ...
 
     def finish(self) -> None: ...
+
+
+def numbers_and_holders(session: Session, numbers: Iterable[str]) -> tuple[dict[str, Phone], dict[str, list[Client]]]:
+    """A batch's numbers: the Phone row of each (added when new) and the clients that already have
+    it, oldest first. Both imports match a row's client through these."""
+    wanted = sorted(set(numbers))
+    phones = {p.e164: p for p in session.scalars(select(Phone).where(Phone.e164.in_(wanted)))}
+    for e164 in wanted:
+        if e164 not in phones:
+            phones[e164] = Phone(e164=e164, kind=phone_kind(e164))
+            session.add(phones[e164])
+    holders: dict[str, list[Client]] = {}
+    for client, e164 in session.execute(
+        select(Client, Phone.e164).join(ClientPhone, ClientPhone.client_id == Client.id)
+        .join(Phone, ClientPhone.phone_id == Phone.id).where(Phone.e164.in_(wanted)).order_by(Client.id)
+    ):
+        holders.setdefault(e164, []).append(client)
+    return phones, holders
 
 
 class _Statistics:

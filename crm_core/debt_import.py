@@ -57,14 +57,14 @@ from crm_core.csv_import import (
     country,
     email_problem,
     import_file,
+    numbers_and_holders,
     phones,
     read_rows,
     shown,
     text_problems,
     tidy,
 )
-from crm_core.models import DEBT_STATUSES, OPEN_DEBT_STATUSES, Client, ClientPhone, Debt, Phone
-from crm_core.phones import phone_kind
+from crm_core.models import DEBT_STATUSES, OPEN_DEBT_STATUSES, Client, ClientPhone, Debt
 from crm_core.regions import find_region
 
 REQUIRED = ("contract", "creditor", "debtor", "region", "phones", "principal", "total_due")
@@ -342,21 +342,13 @@ class _Writer:
         session = self.session
         contracts = [row.contract for row in rows]
         debts = {d.contract: d for d in session.scalars(select(Debt).where(Debt.contract.in_(contracts)))}
-        numbers = sorted({e164 for row in rows for e164 in row.phones})
-        phones = {p.e164: p for p in session.scalars(select(Phone).where(Phone.e164.in_(numbers)))}
-        for e164 in numbers:
-            if e164 not in phones:
-                phones[e164] = Phone(e164=e164, kind=phone_kind(e164))
-                session.add(phones[e164])
-        links = session.execute(
-            select(Client, Phone.e164).join(ClientPhone, ClientPhone.client_id == Client.id)
-            .join(Phone, ClientPhone.phone_id == Phone.id).where(Phone.e164.in_(numbers)).order_by(Client.id)
-        ).all()
+        phones, holders = numbers_and_holders(session, (e164 for row in rows for e164 in row.phones))
         owners: dict[tuple[str, str], Client] = {}
         linked: set[tuple[Client, str]] = set()
-        for client, e164 in links:
-            owners.setdefault((client.name, e164), client)
-            linked.add((client, e164))
+        for e164, clients in holders.items():
+            for client in clients:
+                owners.setdefault((client.name, e164), client)
+                linked.add((client, e164))
         for row in rows:
             changed = False
             client = next((owners[(row.debtor, e)] for e in row.phones if (row.debtor, e) in owners), None)

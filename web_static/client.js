@@ -89,10 +89,10 @@ async function change(path, options, done, stayEditing = false) {
 // Supervising roles see clients that may be this one (a shared number, the same name) and fold one
 // into this card; the page then reloads with everything merged.
 function showDuplicates(duplicates) {
-  const box = document.getElementById("duplicates");
-  box.hidden = !duplicates?.length;
-  if (box.hidden) return;
-  box.querySelector("ul").replaceChildren(...duplicates.map((other) => el("li", { dataset: { id: other.id } },
+  const panel = document.getElementById("duplicates");
+  panel.hidden = !duplicates?.length;
+  if (panel.hidden) return;
+  panel.querySelector("ul").replaceChildren(...duplicates.map((other) => el("li", { dataset: { id: other.id } },
     el("a", { class: "client-name", href: `/clients/${other.id}` }, other.name), " ",
     el("span", { class: "muted" }, [t(`client.dup.${other.reason}`), other.city].filter(Boolean).join(" · ")), " ",
     el("span", { class: "phones" }, other.phones.map((phone) => phone.display).join(", ")), " ",
