@@ -22,7 +22,8 @@ COPY ivr ./ivr
 COPY routing ./routing
 COPY web_static ./web_static
 RUN pip install -e . \
- && useradd --system --no-create-home --home-dir /app callcard
+ && groupadd --system --gid 10001 callcard \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /app callcard
 
 USER callcard
 EXPOSE 8000 4573 9100

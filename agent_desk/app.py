@@ -21,7 +21,17 @@ from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
-from agent_desk import client_import_http, health, http, pages, supervisor_http, wall_http, wall_ws, ws
+from agent_desk import (
+    client_import_http,
+    health,
+    http,
+    pages,
+    recordings_http,
+    supervisor_http,
+    wall_http,
+    wall_ws,
+    ws,
+)
 from agent_desk.auth import LoginRequired, csrf_token, session_language
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
 from agent_desk.supervisor import SupervisorDoor
@@ -115,6 +125,7 @@ def create_app(
         return RedirectResponse("/login", status_code=303)
 
     app.include_router(http.router)
+    app.include_router(recordings_http.router)
     app.include_router(client_import_http.router)  # before pages: /clients/import is not a client id
     app.include_router(pages.router)
     app.include_router(ws.router)

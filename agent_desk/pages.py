@@ -32,6 +32,7 @@ from agent_desk.auth import (
 )
 from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
+from agent_desk.recordings_http import playable, recordings_root
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator, operator_departments
@@ -184,11 +185,13 @@ def calls(
         rows = clients.list_calls(session, **chosen.calls, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
                                   visible_to=operator.viewer)
         calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
+        recorded = playable(recordings_root(request), operator, rows[:CALLS_PER_PAGE])
         names = queue_names(session)
         people = people_in_reach(session, operator) if operator.role in SUPERVISING else [(operator.id, operator.name)]
     shown = {k: v for k, v in chosen.query.items() if v}
     return _render(
-        request, "calls.html", operator, active="calls", calls=calls, outcomes=OUTCOMES, filters=chosen.query,
+        request, "calls.html", operator, active="calls", calls=calls, recorded=recorded, outcomes=OUTCOMES,
+        filters=chosen.query,
         queue_names=names, people=people, page=page, has_more=len(rows) > CALLS_PER_PAGE,
         pages={n: urlencode({**shown, "page": n}) for n in (page - 1, page + 1)},
         export=urlencode(shown) if operator.role in SUPERVISING else None,

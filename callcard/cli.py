@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("callcard")
 
 DEMO_IVR_SHARE = 0.4  # share of the demo's inbound calls that go through the IVR first
+DEMO_RECORDINGS = "var/recordings"  # where the demo's simulator leaves call recordings, unless CALLCARD_RECORDINGS_DIR says
 
 
 class CliError(RuntimeError):
@@ -231,7 +232,8 @@ async def _pbx_sim(settings: Settings, args: argparse.Namespace) -> None:
     from callcard.pbx_sim.scenario import run_demo_traffic
     from callcard.pbx_sim.server import PbxSimulator
 
-    sim = PbxSimulator(username=settings.ami_username, secret=settings.ami_secret)
+    sim = PbxSimulator(username=settings.ami_username, secret=settings.ami_secret,
+                       recordings=Path(settings.recordings_dir) if settings.recordings_dir else None)
     await sim.start(args.host, args.port)
     print(f"PBX simulator speaking AMI on {args.host}:{sim.port} (user {settings.ami_username})")
     traffic = None
@@ -259,11 +261,12 @@ async def _demo(settings: Settings) -> None:
     from crm_core.seed import demo_callers
 
     agi_port = _free_port("127.0.0.1", settings.agi_port)
+    recordings = settings.recordings_dir or DEMO_RECORDINGS  # the simulator records; the desk plays
     sim = PbxSimulator(demo_config(), username=settings.ami_username, secret=settings.ami_secret,
-                       agi_address=("127.0.0.1", agi_port))
+                       agi_address=("127.0.0.1", agi_port), recordings=Path(recordings))
     await sim.start("127.0.0.1", _free_port("127.0.0.1", settings.ami_port))
-    settings = replace(settings, ami_host="127.0.0.1", ami_port=sim.port, agi_host="127.0.0.1",
-                       agi_port=agi_port, http_port=_free_port(settings.http_host, settings.http_port))
+    settings = replace(settings, ami_host="127.0.0.1", ami_port=sim.port, agi_host="127.0.0.1", agi_port=agi_port,
+                       http_port=_free_port(settings.http_host, settings.http_port), recordings_dir=recordings)
     stack = await start_stack(settings)
     with stack.sessions() as session:
         callers = demo_callers(session)

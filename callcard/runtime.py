@@ -193,6 +193,7 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     """The bus consumers that need no PBX session: call log, desk pops, wall, inbox timers."""
     from agent_desk.pops import DeskPopper
     from callcard.streams import run_call_log
+    from crm_core import recordings
     from crm_core.call_log import CallLogger
     from routing.inbox.followups import FollowUps, run_escalations
     from routing.inbox.intake import watch_eml_dir
@@ -209,6 +210,10 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))
     stack.wall = WallService(sessions, bus, region=settings.default_region)
     stack.tasks.append(asyncio.create_task(stack.wall.run(stack.stop), name="wall"))
+    if settings.recordings_dir and settings.recording_days:
+        stack.tasks.append(asyncio.create_task(
+            recordings.keep_for(Path(settings.recordings_dir), settings.recording_days, stack.stop),
+            name="recording-retention"))
     if settings.eml_dir:
         stack.tasks.append(asyncio.create_task(
             watch_eml_dir(sessions, Path(settings.eml_dir), stack.stop, region=settings.default_region),

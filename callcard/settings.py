@@ -44,6 +44,10 @@ class Settings:
     agi_port: int = 4573
     # E-mail drop folder: *.eml files put here become requests (polled every few seconds; "" = off)
     eml_dir: str = ""
+    # Call recordings: the folder Asterisk's MixMonitor writes and the web app reads ("" = none),
+    # and the days they are kept (0 = until someone deletes them)
+    recordings_dir: str = ""
+    recording_days: int = 0
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
     # Operations: Prometheus port of the processes other than web (0 = none), log lines as text or json
@@ -66,6 +70,8 @@ class Settings:
             raise SettingsError(f"CALLCARD_LOG_FORMAT={settings.log_format!r}: use one of {', '.join(LOG_FORMATS)}")
         if settings.leader_ttl < 0.3:
             raise SettingsError(f"CALLCARD_LEADER_TTL={settings.leader_ttl:g}: the lease needs at least 0.3 s")
+        if settings.recording_days < 0:
+            raise SettingsError(f"CALLCARD_RECORDING_DAYS={settings.recording_days}: 0 keeps them, or a number of days")
         if settings.call_stream_maxlen < 1000:
             raise SettingsError(f"CALLCARD_CALL_STREAM_MAXLEN={settings.call_stream_maxlen}: keep at least 1000 events")
         return settings

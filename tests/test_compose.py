@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import fields
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 import yaml
 
 from callcard.settings import Settings
+from crm_core import recordings
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = {"migrate", "bridge", "worker", "web", "ivr", "dialler"}
@@ -138,3 +140,25 @@ def test_mounted_deploy_files_exist_and_wire_ami_and_fastagi(compose: dict[str, 
     entrypoint = (ROOT / "deploy/asterisk/entrypoint.sh").read_text()
     assert "$CALLCARD_AMI_SECRET" in entrypoint and "manager_secret.conf" in entrypoint
     assert compose["services"]["asterisk"]["environment"]["CALLCARD_AMI_SECRET"].startswith("${CALLCARD_AMI_SECRET")
+
+
+def test_recordings_are_one_volume_that_asterisk_writes_and_the_app_reads(compose: dict[str, Any]) -> None:
+    """MixMonitor writes `callcard/…` under Asterisk's monitor folder, which is the `recordings` volume;
+    web reads it (read-only) and worker deletes old days from it, both at CALLCARD_RECORDINGS_DIR, under
+    the name crm_core.recordings looks for."""
+    services = compose["services"]
+    folder = compose["x-app"]["environment"]["CALLCARD_RECORDINGS_DIR"]
+    assert "recordings" in compose["volumes"]
+    assert "recordings:/var/spool/asterisk/monitor/callcard" in services["asterisk"]["volumes"]
+    assert f"recordings:{folder}:ro" in services["web"]["volumes"]
+    assert f"recordings:{folder}" in services["worker"]["volumes"]
+    extensions = (ROOT / "deploy/asterisk/extensions.conf").read_text()
+    (argument,) = re.findall(r"MixMonitor\((callcard/.+),b\)$", extensions, re.M)
+    started = datetime(2026, 11, 24, 23, 59, tzinfo=UTC)
+    name = (argument.replace("${STRFTIME(${EPOCH},UTC,%Y/%m/%d)}", started.strftime("%Y/%m/%d"))
+            .replace("${LINKEDID}", "1795394611.0"))
+    assert name == f"callcard/{recordings.relative_path('1795394611.0', started)}"
+    assert extensions.count("Gosub(record,s,1)") == 4  # inbound, click-to-call (two patterns), campaign
+    entrypoint = (ROOT / "deploy/asterisk/entrypoint.sh").read_text()
+    assert "10001" in entrypoint and "umask 007" in entrypoint
+    assert "--uid 10001" in (ROOT / "Dockerfile").read_text()

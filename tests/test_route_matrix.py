@@ -78,6 +78,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/api/clients/{client_id}/merge"): LEADS,
     ("GET", "/api/calls"): USERS,
     ("POST", "/api/calls/{linkedid}/note"): USERS,
+    ("GET", "/api/calls/{linkedid}/recording"): USERS,  # which calls: tests/test_recordings.py
     ("POST", "/api/calls/{linkedid}/transfer"): USERS,
     ("POST", "/api/dial"): USERS,
     ("POST", "/api/language"): USERS,

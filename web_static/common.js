@@ -163,6 +163,28 @@ function wireDialButtons() {
   });
 }
 
+// A call's recording (button[data-play] in a table row on /calls): the click opens a full-width
+// player in a row under the call (a second click closes it), so a page of calls loads no audio
+// and only a play reaches the server, which audits it.
+function wirePlayButtons() {
+  document.addEventListener("click", (event) => {
+    const button = event.target instanceof Element ? event.target.closest("button[data-play]") : null;
+    if (!button) return;
+    const row = button.closest("tr");
+    if (row.nextElementSibling?.classList.contains("player")) {
+      row.nextElementSibling.remove();
+      button.setAttribute("aria-expanded", "false");
+      return;
+    }
+    const audio = el("audio", { controls: true, autoplay: true, preload: "auto", src: button.dataset.play });
+    const cell = el("td", { colspan: row.cells.length }, audio);
+    audio.addEventListener("error", () => cell.replaceChildren(el("span", { class: "error" }, t("api.no_recording"))));
+    row.after(el("tr", { class: "player" }, cell));
+    button.setAttribute("aria-expanded", "true");
+  });
+}
+
 wireHeader();
 wireDialButtons();
+wirePlayButtons();
 localTimes();

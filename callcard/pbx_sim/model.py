@@ -167,6 +167,15 @@ class Ring:
     hangup_at: float | None = None
 
 
+@dataclass(frozen=True)
+class Recording:
+    """A call's MixMonitor file: begun as the call came in, holding `seconds` of talk."""
+
+    linkedid: str
+    started: float
+    seconds: float
+
+
 @dataclass
 class Call:
     """An inbound call: `outer` (;1) is the caller's phone, `inner` (;2) sits in the queue."""
@@ -185,6 +194,7 @@ class Call:
     priority: int = 0  # QUEUE_PRIO: placed ahead of waiting callers with a lower one
     agi: AgiLeg | None = None  # set while the inner channel runs AGI() (IVR=1)
     rank: int = 0  # creation order: on a clock tie the older call's timer fires first
+    recorded: float = 0.0  # seconds bridged to an operator: what MixMonitor(…,b) wrote
 
     @property
     def linkedid(self) -> str:
@@ -277,6 +287,7 @@ class Pbx:
         self.outbound = OutboundCalls(self)
         self.spies = SpyCalls(self)
         self.consults = Consultations(self)
+        self.recordings: list[Recording] = []  # ended calls with talk in them, for the server to write
 
     @staticmethod
     def _member(mc: MemberConfig, login: int, dynamic: bool = False) -> Member:
@@ -385,6 +396,8 @@ class Pbx:
     def _end_call(self, call: Call) -> None:
         """The call leaves the PBX; a leg still on it (a dialplan corner left one) stops counting as busy."""
         self._count_legs(self.calls.pop(call.linkedid).rings, -1)
+        if call.recorded > 0:
+            self.recordings.append(Recording(call.linkedid, call.outer.created, call.recorded))
 
     def _count_legs(self, rings: list[Ring], by: int) -> None:
         for ring in rings:
@@ -790,6 +803,7 @@ class Pbx:
         if not first:
             ev.append(m.bridge_destroy(bridge))
         ring.one.bridge = ""
+        call.recorded += now - (ring.answered or now)
         self._remove_ring(call, ring)
         ring.two.application, ring.two.app_data = "Hangup", ""
         ev.append(m.cdr(ring.two, call.inner.cid_num, _caller_id(call), "", "ANSWERED", now))

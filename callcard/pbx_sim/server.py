@@ -13,8 +13,10 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from callcard.pbx_sim import messages as m
+from callcard.pbx_sim import recorder
 from callcard.pbx_sim.actions import run_action
 from callcard.pbx_sim.agi import AgiLeg, key_script
 from callcard.pbx_sim.fastagi import drive_agi
@@ -73,7 +75,8 @@ class PbxSimulator:
     """A PBX that the AMI bridge cannot tell from the recorded Asterisk 22."""
 
     def __init__(self, config: PbxConfig | None = None, *, username: str = "crm",
-                 secret: str = "crm-secret", agi_address: tuple[str, int] | None = None) -> None:
+                 secret: str = "crm-secret", agi_address: tuple[str, int] | None = None,
+                 recordings: Path | None = None) -> None:
         self.config = config or default_config()
         self.time_scale = self.config.time_scale
         self.username, self.secret = username, secret
@@ -89,6 +92,7 @@ class PbxSimulator:
         self._handlers: set[asyncio.Task[object]] = set()
         self.agi_address = agi_address  # where AGI(agi://host:port/ivr) connects for IVR=1 calls
         self._agi_sessions: set[asyncio.Task[None]] = set()
+        self.recordings = recordings  # where answered calls leave their WAV files (None: nowhere)
 
     def now(self) -> float:
         """Simulated wall-clock time: it runs `time_scale` times faster than the real one."""
@@ -199,6 +203,7 @@ class PbxSimulator:
     # --- AMI sessions -----------------------------------------------------------------
 
     def _broadcast(self, events: list[Message]) -> None:
+        self._save_recordings()
         for event in events:
             event_class = m.privilege_class(event)
             data = text = None
@@ -211,6 +216,15 @@ class PbxSimulator:
                     if not session.filters.passes(event[0][1], text):
                         continue
                 session.writer.write(data)
+
+    def _save_recordings(self) -> None:
+        """Write the files of the calls that just ended, before their Hangup events go out."""
+        done, self.pbx.recordings = self.pbx.recordings, []
+        for recording in done if self.recordings is not None else ():
+            try:
+                recorder.write(self.recordings, recording)
+            except (OSError, ValueError) as exc:  # a full disk, an odd ChannelId: the call goes on unrecorded
+                log.warning("recording of %s not written: %s", recording.linkedid, exc)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = Session(writer, f"0x{id(writer):x}", _address(writer.get_extra_info("sockname")),

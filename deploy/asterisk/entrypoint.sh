@@ -9,4 +9,11 @@ umask 077
 printf 'secret = %s\n' "$CALLCARD_AMI_SECRET" > /etc/asterisk/manager_secret.conf
 printf 'password = %s\n' "$PHONE_PASSWORD" > /etc/asterisk/pjsip_password.conf
 chown "$user" /etc/asterisk/manager_secret.conf /etc/asterisk/pjsip_password.conf
+# Recordings: the folder belongs to the callcard image's group (gid 10001) and passes it on
+# (setgid), and Asterisk writes group-writable files, so the worker can delete old ones.
+recordings=/var/spool/asterisk/monitor/callcard
+mkdir -p "$recordings"
+chown "$user":10001 "$recordings"
+chmod 2770 "$recordings"
+umask 007
 exec asterisk -f -U "$user" -vvv

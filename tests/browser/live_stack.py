@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any, TypeVar
 
 from playwright.sync_api import Browser, Page
@@ -37,7 +38,7 @@ def manual_pbx(queues: dict[str, tuple[str, ...]], *, also: tuple[str, ...] = ()
 
 
 class LiveStack:
-    def __init__(self, database_url: str, config: PbxConfig) -> None:
+    def __init__(self, database_url: str, config: PbxConfig, recordings: Path | None = None) -> None:
         upgrade(database_url)
         engine = make_engine(database_url)
         with make_sessionmaker(engine)() as session:
@@ -46,6 +47,7 @@ class LiveStack:
         engine.dispose()
         self.database_url = database_url
         self.config = config
+        self.recordings = recordings  # where the simulator records and the desk plays from (None: off)
         self.sim: PbxSimulator
         self.stack: Stack
         self._ready = threading.Event()
@@ -54,10 +56,11 @@ class LiveStack:
     async def _main(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._done = asyncio.Event()
-        self.sim = PbxSimulator(self.config)
+        self.sim = PbxSimulator(self.config, recordings=self.recordings)
         await self.sim.start("127.0.0.1", 0)
         settings = Settings(database_url=self.database_url, ami_port=self.sim.port,
-                            http_port=free_port(), secret_key="e2e-tests", default_language="ru")
+                            http_port=free_port(), secret_key="e2e-tests", default_language="ru",
+                            recordings_dir=str(self.recordings or ""))
         self.stack = await start_stack(settings)
         await asyncio.wait_for(self.stack.bridge.client.connected.wait(), 10)
         self._ready.set()

@@ -27,7 +27,8 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     """sales rings only op1 and support (the service department's queue) only op3, as the seed
     places them; op2 is in no queue. Phones wait for the test to pick up."""
     config = manual_pbx({"sales": (OP1,), "support": (OP3,)})
-    stack = LiveStack(f"sqlite:///{tmp_path_factory.mktemp('e2e') / 'callcard.db'}", config)
+    folder = tmp_path_factory.mktemp("e2e")
+    stack = LiveStack(f"sqlite:///{folder / 'callcard.db'}", config, recordings=folder / "recordings")
     stack.start()
     yield stack
     stack.stop()
@@ -63,6 +64,7 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
 
     live.run(live.sim.answer(OP1))
     expect(op1.locator("#call-state")).to_have_text("Разговор")
+    op1.wait_for_timeout(2_200)  # a talk long enough to be recorded and logged in whole seconds
     live.run(live.sim.hangup_agent(OP1))
     expect(op1.locator("#call-state")).to_have_text("Завершён")
 
@@ -90,6 +92,17 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     assert errors == [], errors
     icon = op1.locator("link[rel=icon]").get_attribute("href")  # else Chromium asks for /favicon.ico: a 404
     assert icon and op1.request.get(icon).ok
+
+    # the simulator's MixMonitor left the talk's WAV; op1 answered the call, so op1 may play it
+    row.locator("button.play").click()
+    player = op1.locator(f'tr[data-linkedid="{linkedid}"] + tr.player audio')
+    expect(player).to_have_count(1)
+    player.evaluate("a => a.readyState >= 1 ? null : new Promise(ok => a.addEventListener('loadedmetadata', ok))")
+    assert player.evaluate("a => a.error") is None
+    assert 2.0 <= player.evaluate("a => a.duration") <= 4.0, "the recording lasts as long as the talk"
+    assert errors == [], errors
+    row.locator("button.play").click()  # closes the player
+    expect(op1.locator("tr.player")).to_have_count(0)
 
     op1.fill("#number-filter", "8" + KNOWN_NUMBER[2:])  # the caller's number as people type it
     op1.fill("#day-filter", f"{local:%Y-%m-%d}")

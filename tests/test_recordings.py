@@ -1,0 +1,248 @@
+"""Call recordings: the file's name and lookup, retention, the simulator's MixMonitor, and who may
+play which over HTTP (SQLite and PostgreSQL), audited once per play."""
+
+from __future__ import annotations
+
+import asyncio
+import wave
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+from web_login import log_in
+
+from agent_desk.app import create_app
+from callcard.bus import MemoryBus
+from callcard.pbx_sim import recorder
+from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig, Recording
+from callcard.pbx_sim.server import PbxSimulator
+from callcard.settings import Settings, SettingsError
+from crm_core import recordings
+from crm_core.audit import AuditEntry
+from crm_core.models import Call, Department, Operator
+from crm_core.passwords import hash_password
+
+PASSWORD = "recording-pass-1"
+STARTED = datetime(2026, 11, 24, 10, 30, 5, tzinfo=UTC)
+
+
+def seconds_of(path: Path) -> float:
+    with wave.open(str(path)) as audio:
+        assert (audio.getnchannels(), audio.getsampwidth(), audio.getframerate()) == (1, 2, 8000)
+        return audio.getnframes() / audio.getframerate()
+
+
+# --- names, lookup, retention ------------------------------------------------------------
+
+def test_a_recording_is_named_by_the_utc_day_and_the_linkedid() -> None:
+    moscow = STARTED.astimezone(datetime.now().astimezone().tzinfo)
+    assert str(recordings.relative_path("1795394611.0", moscow)) == "2026/11/24/1795394611.0.wav"
+    assert str(recordings.relative_path("dial-0f3a", STARTED)) == "2026/11/24/dial-0f3a.wav"
+
+
+@pytest.mark.parametrize("linkedid", ["", "..", "../../etc/passwd", "a/b", ".hidden", "a..b", "x" * 200, "a b"])
+def test_a_linkedid_that_could_leave_the_folder_names_no_file(tmp_path: Path, linkedid: str) -> None:
+    with pytest.raises(ValueError):
+        recordings.relative_path(linkedid, STARTED)
+    assert recordings.find(tmp_path, linkedid, STARTED) is None
+
+
+def test_find_looks_on_either_side_of_midnight_and_accepts_naive_utc(tmp_path: Path) -> None:
+    late = datetime(2026, 11, 24, 23, 55, tzinfo=UTC)  # MixMonitor began after midnight
+    path = recorder.write(tmp_path, Recording("1795394611.0", (late + timedelta(minutes=6)).timestamp(), 1.0))
+    assert path == tmp_path / "2026/11/25/1795394611.0.wav"
+    assert recordings.find(tmp_path, "1795394611.0", late) == path
+    assert recordings.find(tmp_path, "1795394611.0", late.replace(tzinfo=None)) == path
+    assert recordings.find(tmp_path, "1795394611.0", late - timedelta(days=1)) is None
+    assert recordings.find(tmp_path, "1795394611.1", late) is None
+
+
+def test_purge_deletes_the_days_past_keeping_and_nothing_else(tmp_path: Path) -> None:
+    today = date(2026, 11, 24)
+    for days_ago in (0, 30, 31, 400):
+        day = datetime.combine(today - timedelta(days=days_ago), datetime.min.time(), UTC)
+        for n in range(2):
+            recorder.write(tmp_path, Recording(f"{int(day.timestamp())}.{n}", day.timestamp(), 0.5))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("not a recording")
+
+    assert recordings.purge(tmp_path, 30, today) == 4  # 31 and 400 days old, two files each
+    left = sorted(day.isoformat() for day, _ in recordings.day_folders(tmp_path))
+    assert left == ["2026-10-25", "2026-11-24"]
+    assert not (tmp_path / "2025").exists()  # the emptied year went with its last day
+    assert (tmp_path / "notes" / "keep.txt").is_file()
+    assert recordings.purge(tmp_path, 30, today) == 0
+
+
+def test_recording_days_must_not_be_negative() -> None:
+    with pytest.raises(SettingsError, match="CALLCARD_RECORDING_DAYS"):
+        Settings.from_env({"CALLCARD_RECORDING_DAYS": "-1"})
+
+
+async def test_keep_for_purges_at_once_and_stops_when_told(tmp_path: Path) -> None:
+    old = datetime.now(UTC) - timedelta(days=10)
+    path = recorder.write(tmp_path, Recording("1.0", old.timestamp(), 0.5))
+    stop = asyncio.Event()
+    task = asyncio.create_task(recordings.keep_for(tmp_path, 7, stop))
+    for _ in range(200):
+        if not path.exists():
+            break
+        await asyncio.sleep(0.01)
+    assert not path.exists()
+    stop.set()
+    await asyncio.wait_for(task, 2)
+
+
+# --- the simulator's MixMonitor ----------------------------------------------------------
+
+async def test_the_simulator_leaves_a_wav_of_the_talk_where_the_app_looks(tmp_path: Path) -> None:
+    """6 simulated seconds of talk, at 200 times real speed: a 6.0-second file, found by the
+    Linkedid and the call's start; a call nobody answered leaves none."""
+    op = "Local/101@agents/n"
+    config = PbxConfig(queues=(QueueConfig("sales", (MemberConfig(op, "op1"),)),),
+                       agents={op: AgentBehaviour(answer_after=1.0, talk=6.0)}, time_scale=200.0)
+    sim = PbxSimulator(config, recordings=tmp_path)
+    await sim.start("127.0.0.1", 0)
+    try:
+        started = datetime.fromtimestamp(sim.now(), UTC)
+        answered = await sim.place_call("+73511234567", "Ivan", queue="sales", patience=60)
+        path = None
+        for _ in range(500):
+            if path := recordings.find(tmp_path, answered, started):
+                break
+            await asyncio.sleep(0.01)
+        assert path is not None, sorted(tmp_path.rglob("*"))
+        assert seconds_of(path) == 6.0
+        assert not list(tmp_path.rglob("*.part"))
+    finally:
+        await sim.stop()
+
+
+def test_a_recording_that_cannot_be_written_loses_nothing_else(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("a file where the folder should be")
+    sim = PbxSimulator(PbxConfig(queues=()), recordings=blocked)
+    sim.pbx.recordings.append(Recording("1.0", STARTED.timestamp(), 1.0))
+    sim._save_recordings()  # logged, not raised: the call's events still go out
+    assert sim.pbx.recordings == []
+
+
+# --- playing over HTTP ------------------------------------------------------------------
+
+@pytest.fixture
+def world(sessions, tmp_path: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    """Sales (op_a, op_b, its head) and service (op_c); op_a answered a recorded call, op_c one
+    whose file is gone, and one call was never answered."""
+    hashed = hash_password(PASSWORD)
+    with sessions.begin() as s:
+        sales = Department(code="sales", name="Sales", queue="sales")
+        service = Department(code="service", name="Service", queue="support")
+        people = {
+            "op_a": Operator(login="op_a", name="Op A", departments=[sales]),
+            "op_b": Operator(login="op_b", name="Op B", departments=[sales]),
+            "op_c": Operator(login="op_c", name="Op C", departments=[service]),
+            "head_sales": Operator(login="head_sales", name="Head Sales", role="department_head"),
+            "head_service": Operator(login="head_service", name="Head Service", role="department_head"),
+            "super1": Operator(login="super1", name="Super", role="supervisor"),
+        }
+        for person in people.values():
+            person.password_hash, person.language = hashed, "en"
+        sales.head, service.head = people["head_sales"], people["head_service"]
+        s.add_all([sales, service, *people.values()])
+        s.flush()
+
+        def call(linkedid: str, department: Department, operator: str | None, talk: int | None) -> Call:
+            return Call(linkedid=linkedid, started_at=STARTED, queue=department.queue, department_id=department.id,
+                        operator_id=people[operator].id if operator else None, status="ended",
+                        outcome="answered" if talk else "abandoned", direction="inbound", talk_seconds=talk,
+                        caller_raw="+73511234567", caller_e164="+73511234567")
+
+        s.add_all([call("1795394611.0", sales, "op_a", 3), call("1795394612.0", service, "op_c", 5),
+                   call("1795394613.0", sales, None, None)])
+    folder = tmp_path / "recordings"
+    path = recorder.write(folder, Recording("1795394611.0", STARTED.timestamp(), 3.0))
+    return {"folder": folder, "path": path}
+
+
+@pytest.fixture
+def http(sessions, world) -> Iterator[TestClient]:  # type: ignore[no-untyped-def]
+    settings = Settings(secret_key="recordings", default_language="en", recordings_dir=str(world["folder"]))
+    with TestClient(create_app(settings, sessions, MemoryBus())) as client:
+        yield client
+
+
+def play(http: TestClient, login: str, linkedid: str = "1795394611.0", **headers: str):  # type: ignore[no-untyped-def]
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    return http.get(f"/api/calls/{linkedid}/recording", headers=headers)
+
+
+def plays(sessions) -> list[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    with sessions() as s:
+        return [(e.actor_login, e.target) for e in s.scalars(
+            select(AuditEntry).where(AuditEntry.action == "recording").order_by(AuditEntry.id))]
+
+
+@pytest.mark.parametrize("login", ["super1", "head_sales", "op_a"])
+def test_whoever_may_play_the_call_gets_its_wav_and_the_play_is_audited(http, sessions, world, login) -> None:
+    response = play(http, login)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "audio/wav"
+    assert response.headers["cache-control"] == "private, no-store"
+    assert response.headers["accept-ranges"] == "bytes"
+    assert response.content == world["path"].read_bytes()
+    assert plays(sessions) == [(login, "call 1795394611.0")]
+
+
+@pytest.mark.parametrize("login", ["op_b", "op_c", "head_service"])
+def test_a_call_beyond_the_askers_reach_is_a_404_and_not_audited(http, sessions, login) -> None:
+    """op_b sees their department's call in the log but did not answer it; op_c and service's head
+    do not see sales' calls at all."""
+    response = play(http, login)
+    assert response.status_code == 404
+    assert "no recording" in response.json()["detail"]
+    assert plays(sessions) == []
+
+
+def test_a_seek_is_served_as_a_range_and_audited_only_from_the_start(http, sessions, world) -> None:
+    whole = world["path"].read_bytes()
+    first = play(http, "super1", Range="bytes=0-")
+    assert first.status_code == 206 and first.content == whole
+    seek = http.get("/api/calls/1795394611.0/recording", headers={"Range": "bytes=1000-1999"})
+    assert seek.status_code == 206
+    assert seek.content == whole[1000:2000]
+    assert seek.headers["content-range"] == f"bytes 1000-1999/{len(whole)}"
+    assert plays(sessions) == [("super1", "call 1795394611.0")]
+
+
+@pytest.mark.parametrize("linkedid", ["1795394612.0", "1795394613.0", "no-such-call", "..%2F..%2Fetc%2Fpasswd"])
+def test_no_file_no_call_or_a_hostile_id_is_a_404(http, sessions, linkedid: str) -> None:
+    assert play(http, "super1", linkedid).status_code == 404
+    assert plays(sessions) == []
+
+
+def test_with_recordings_off_nothing_is_played(sessions, world) -> None:
+    with TestClient(create_app(Settings(secret_key="off", default_language="en"), sessions, MemoryBus())) as client:
+        assert play(client, "super1").status_code == 404
+
+
+def test_not_logged_in_is_a_401(http) -> None:
+    http.cookies.clear()
+    assert http.get("/api/calls/1795394611.0/recording").status_code == 401
+
+
+@pytest.mark.parametrize(("login", "buttons"), [
+    ("super1", ["1795394611.0"]),   # the service call's file is gone; the abandoned call has none
+    ("op_a", ["1795394611.0"]),
+    ("op_b", []),                   # sees the call, may not play it
+])
+def test_the_call_log_offers_play_only_where_it_would_play(http, login, buttons) -> None:
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    html = http.get("/calls").text
+    offered = [part.split("/recording")[0] for part in html.split('data-play="/api/calls/')[1:]]
+    assert offered == buttons
+    assert 'data-linkedid="1795394611.0"' in html  # the row itself is listed either way
