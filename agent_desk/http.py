@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 from agent_desk import schemas
 from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_role, api_writer, session_language
 from agent_desk.i18n import OUTCOMES, explain, translate
+from agent_desk.recordings_http import playable, recordings_root
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.refusal import Refusal
 from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
-from crm_core.visibility import Viewer, department_ids, may_see_client
+from crm_core.visibility import Viewer, department_ids, may_see_client, visible_calls
 from routing.models import CallTransfer
 
 router = APIRouter(prefix="/api", tags=["desk"])
@@ -113,7 +114,7 @@ def add_note(request: Request, operator: Writer, client_id: int, body: schemas.C
         except clients.InvalidInput as exc:
             raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
-        return client_page(request, session, client_id, operator.viewer)
+        return client_page(request, session, client_id, operator)
 
 
 @router.post("/clients/{client_id}/phones", response_model=schemas.ClientCard, status_code=201)
@@ -153,7 +154,7 @@ def merge(request: Request, operator: Merger, client_id: int, body: schemas.Merg
         except clients.InvalidInput as exc:
             raise HTTPException(422, _invalid(request, exc)) from None
         session.commit()
-        page = client_page(request, session, client_id, operator.viewer)
+        page = client_page(request, session, client_id, operator)
     record(request.app.state.desk.sessions, Actor(operator.id, operator.login), "merge", f"client {client_id}",
            {"duplicate": body.duplicate_id, "name": name}, OK)
     return page
@@ -162,7 +163,7 @@ def merge(request: Request, operator: Merger, client_id: int, body: schemas.Merg
 @router.get("/clients/{client_id}", response_model=schemas.ClientPage)
 def client(request: Request, operator: Reader, client_id: int) -> dict:
     with _session(request) as session:
-        return client_page(request, session, client_id, operator.viewer)
+        return client_page(request, session, client_id, operator)
 
 
 @router.get("/calls", response_model=list[schemas.CallRow])
@@ -321,15 +322,21 @@ def _may_note(session: Session, viewer: Viewer, linkedid: str, client_id: int) -
     return caller is not None and client_id in {m.client_id for m in cards.clients_for_number(session, caller)}
 
 
-def client_page(request: Request, session: Session, client_id: int, viewer: Viewer) -> dict:
-    """A client's card and timeline: 404 when there is no such client, 403 when it is another
-    department's (crm_core.visibility)."""
-    _check_visible(request, session, viewer, client_id)
+def client_page(request: Request, session: Session, client_id: int, operator: CurrentOperator) -> dict:
+    """A client's card and timeline, and which of its calls the operator may play: 404 when there is
+    no such client, 403 when it is another department's (crm_core.visibility)."""
+    _check_visible(request, session, operator.viewer, client_id)
     try:
         card = cards.client_card(session, client_id)
     except cards.ClientNotFound:
         raise HTTPException(404, _t(request, "api.not_found")) from None
-    return {"card": card, "timeline": clients.timeline(session, client_id, 200)}
+    timeline = clients.timeline(session, client_id, 200)
+    root = recordings_root(request)
+    talks = [item["linkedid"] for item in timeline if item["type"] == "call" and item["talk_seconds"]]
+    visible = visible_calls(operator.viewer)  # a visible client's call may be another department's
+    query = select(Call).where(Call.linkedid.in_(talks), *([visible] if visible is not None else []))
+    calls = session.scalars(query).all() if root and talks else []
+    return {"card": card, "timeline": timeline, "recorded": sorted(playable(root, operator, calls))}
 
 
 def _invalid(request: Request, error: Refusal) -> str:

@@ -231,7 +231,7 @@ def people_in_reach(session: Session, operator: CurrentOperator) -> list[tuple[i
 def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
         try:
-            page = client_page(request, session, client_id, operator.viewer)
+            page = client_page(request, session, client_id, operator)
         except HTTPException as refused:
             return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
         data = schemas.ClientPage.model_validate(page).model_dump(mode="json")

@@ -63,6 +63,7 @@ class Interaction(BaseModel):
     wait_seconds: int | None = None
     talk_seconds: int | None = None
     disposition: str | None = None
+    linkedid: str | None = None  # a call's: its recording, where the page lists it as playable
 
 
 class CardDebt(BaseModel):
@@ -100,6 +101,7 @@ class ClientCard(BaseModel):
 class ClientPage(BaseModel):
     card: ClientCard
     timeline: list[Interaction]
+    recorded: list[str] = []  # Linkedids of the timeline's calls whose recording the asker may play
 
 
 class ClientSummary(BaseModel):

@@ -326,7 +326,7 @@ def _newest_calls(client_id: Any, limit: Any) -> Any:
     return (
         select(Call.client_id, Call.started_at.label("at"), literal("call").label("type"), Call.id.label("row_id"),
                Call.operator_id.label("author_id"), Call.direction, Call.outcome, Call.wait_seconds,
-               Call.talk_seconds, Call.disposition, cast(null(), Text).label("note"))
+               Call.talk_seconds, Call.disposition, cast(null(), Text).label("note"), Call.linkedid)
         .where(Call.client_id == client_id)
         .order_by(Call.started_at.desc(), Call.id.desc())
         .limit(limit)
@@ -339,7 +339,8 @@ def _newest_notes(client_id: Any, limit: Any) -> Any:
         select(Interaction.client_id, Interaction.created_at.label("at"), literal("note").label("type"),
                Interaction.id.label("row_id"), Interaction.author_id, cast(null(), String).label("direction"),
                cast(null(), String).label("outcome"), cast(null(), Integer).label("wait_seconds"),
-               cast(null(), Integer).label("talk_seconds"), Call.disposition, Interaction.note)
+               cast(null(), Integer).label("talk_seconds"), Call.disposition, Interaction.note,
+               cast(null(), String).label("linkedid"))
         .outerjoin(Call, Interaction.call_id == Call.id)
         .where(Interaction.client_id == client_id)
         .order_by(Interaction.created_at.desc(), Interaction.id.desc())
@@ -376,7 +377,7 @@ def _merged(rows: Iterable[Any], limit: int) -> dict[int, list[dict]]:
         merged[row.client_id].append(((at, row.type == "call", row.row_id), {
             "type": row.type, "at": at.isoformat(), "direction": row.direction, "outcome": row.outcome,
             "operator": row.operator, "note": row.note or "", "wait_seconds": row.wait_seconds,
-            "talk_seconds": row.talk_seconds, "disposition": row.disposition,
+            "talk_seconds": row.talk_seconds, "disposition": row.disposition, "linkedid": row.linkedid,
         }))
     return {
         client_id: [entry for _, entry in sorted(entries, key=lambda e: e[0], reverse=True)[:limit]]

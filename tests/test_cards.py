@@ -94,9 +94,10 @@ def test_known_caller_card_has_everything_the_desk_shows(sessions, crm) -> None:
     assert len(recent) == 10
     assert recent[0] == {"type": "note", "at": recent[0]["at"], "direction": None, "outcome": None,
                          "operator": "Анна Смирнова", "note": "Просил перезвонить", "wait_seconds": None,
-                         "talk_seconds": None, "disposition": None}
+                         "talk_seconds": None, "disposition": None, "linkedid": None}
     assert [e["wait_seconds"] for e in recent[1:]] == list(range(9))  # calls, newest first
     assert recent[1]["type"] == "call" and recent[1]["operator"] == "Анна Смирнова"
+    assert [e["linkedid"] for e in recent[1:]] == [f"old-{n}" for n in range(9)]  # for its recording
     assert recent[1]["at"].endswith("+00:00")
     assert [e["at"] for e in recent] == sorted((e["at"] for e in recent), reverse=True)
 

@@ -22,7 +22,7 @@ from callcard.pbx_sim.server import PbxSimulator
 from callcard.settings import Settings, SettingsError
 from crm_core import recordings
 from crm_core.audit import AuditEntry
-from crm_core.models import Call, Department, Operator
+from crm_core.models import Call, Client, Department, Operator
 from crm_core.passwords import hash_password
 
 PASSWORD = "recording-pass-1"
@@ -134,8 +134,8 @@ def test_a_recording_that_cannot_be_written_loses_nothing_else(tmp_path: Path) -
 
 @pytest.fixture
 def world(sessions, tmp_path: Path) -> dict[str, object]:  # type: ignore[no-untyped-def]
-    """Sales (op_a, op_b, its head) and service (op_c); op_a answered a recorded call, op_c one
-    whose file is gone, and one call was never answered."""
+    """Sales (op_a, op_b, its head) and service (op_c); one client whose calls op_a and op_c answered
+    (both recorded) and one that nobody answered (no file)."""
     hashed = hash_password(PASSWORD)
     with sessions.begin() as s:
         sales = Department(code="sales", name="Sales", queue="sales")
@@ -151,12 +151,13 @@ def world(sessions, tmp_path: Path) -> dict[str, object]:  # type: ignore[no-unt
         for person in people.values():
             person.password_hash, person.language = hashed, "en"
         sales.head, service.head = people["head_sales"], people["head_service"]
-        s.add_all([sales, service, *people.values()])
+        client = Client(name="Ivan Petrov")
+        s.add_all([sales, service, client, *people.values()])
         s.flush()
 
         def call(linkedid: str, department: Department, operator: str | None, talk: int | None) -> Call:
             return Call(linkedid=linkedid, started_at=STARTED, queue=department.queue, department_id=department.id,
-                        operator_id=people[operator].id if operator else None, status="ended",
+                        operator_id=people[operator].id if operator else None, status="ended", client_id=client.id,
                         outcome="answered" if talk else "abandoned", direction="inbound", talk_seconds=talk,
                         caller_raw="+73511234567", caller_e164="+73511234567")
 
@@ -164,7 +165,8 @@ def world(sessions, tmp_path: Path) -> dict[str, object]:  # type: ignore[no-unt
                    call("1795394613.0", sales, None, None)])
     folder = tmp_path / "recordings"
     path = recorder.write(folder, Recording("1795394611.0", STARTED.timestamp(), 3.0))
-    return {"folder": folder, "path": path}
+    recorder.write(folder, Recording("1795394612.0", STARTED.timestamp(), 5.0))  # service's call, op_c's
+    return {"folder": folder, "path": path, "client": client.id}
 
 
 @pytest.fixture
@@ -218,7 +220,7 @@ def test_a_seek_is_served_as_a_range_and_audited_only_from_the_start(http, sessi
     assert plays(sessions) == [("super1", "call 1795394611.0")]
 
 
-@pytest.mark.parametrize("linkedid", ["1795394612.0", "1795394613.0", "no-such-call", "..%2F..%2Fetc%2Fpasswd"])
+@pytest.mark.parametrize("linkedid", ["1795394613.0", "no-such-call", "..%2F..%2Fetc%2Fpasswd"])
 def test_no_file_no_call_or_a_hostile_id_is_a_404(http, sessions, linkedid: str) -> None:
     assert play(http, "super1", linkedid).status_code == 404
     assert plays(sessions) == []
@@ -235,9 +237,9 @@ def test_not_logged_in_is_a_401(http) -> None:
 
 
 @pytest.mark.parametrize(("login", "buttons"), [
-    ("super1", ["1795394611.0"]),   # the service call's file is gone; the abandoned call has none
+    ("super1", ["1795394612.0", "1795394611.0"]),  # newest first; the abandoned call has no recording
     ("op_a", ["1795394611.0"]),
-    ("op_b", []),                   # sees the call, may not play it
+    ("op_b", []),                                  # sees sales' call, may not play it
 ])
 def test_the_call_log_offers_play_only_where_it_would_play(http, login, buttons) -> None:
     http.cookies.clear()
@@ -246,3 +248,19 @@ def test_the_call_log_offers_play_only_where_it_would_play(http, login, buttons)
     offered = [part.split("/recording")[0] for part in html.split('data-play="/api/calls/')[1:]]
     assert offered == buttons
     assert 'data-linkedid="1795394611.0"' in html  # the row itself is listed either way
+
+
+@pytest.mark.parametrize(("login", "recorded"), [
+    ("super1", ["1795394611.0", "1795394612.0"]),
+    ("head_sales", ["1795394611.0"]),  # the client's service call is another department's
+    ("op_a", ["1795394611.0"]),
+    ("op_b", []),
+])
+def test_the_client_page_lists_the_timeline_calls_the_asker_may_play(http, world, login, recorded) -> None:
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    page = http.get(f"/api/clients/{world['client']}")
+    assert page.status_code == 200
+    assert page.json()["recorded"] == recorded
+    calls = [item["linkedid"] for item in page.json()["timeline"] if item["type"] == "call"]
+    assert set(recorded) <= set(calls)

@@ -15,7 +15,8 @@ function phoneList(phones) {
     el("li", {}, phoneButton(phone), phone.label ? el("span", { class: "muted" }, ` ${phone.label}`) : null)));
 }
 
-export function interactionItem(item) {
+// `playable`: the Linkedids of calls whose recording the viewer may play (the client page's).
+export function interactionItem(item, playable = new Set()) {
   const isCall = item.type === "call";
   const meta = [formatTime(item.at)];
   if (isCall) {
@@ -31,12 +32,20 @@ export function interactionItem(item) {
   return el("li", { class: `interaction interaction-${item.type}` },
     el("span", { class: "interaction-type" }, isCall ? t("timeline.call") : t("timeline.note")),
     el("span", { class: "muted" }, meta.filter(Boolean).join(" · ")),
+    isCall && playable.has(item.linkedid) ? playButton(item.linkedid) : null,
     item.note ? el("p", { class: "interaction-note" }, item.note) : null);
 }
 
-export function interactionList(items, emptyKey) {
+function playButton(linkedid) {
+  return el("button", {
+    type: "button", class: "play", title: t("calls.play"), "aria-label": t("calls.play"),
+    "data-play": `/api/calls/${encodeURIComponent(linkedid)}/recording`,
+  }, "▶");
+}
+
+export function interactionList(items, emptyKey, playable = new Set()) {
   if (!items.length) return el("p", { class: "muted" }, t(emptyKey));
-  return el("ul", { class: "interactions" }, items.map(interactionItem));
+  return el("ul", { class: "interactions" }, items.map((item) => interactionItem(item, playable)));
 }
 
 // Amounts come as decimal strings; shown in the page's locale with the debt's currency.

@@ -119,7 +119,7 @@ async function saveNote(event) {
     const fresh = await api(`/api/clients/${card.id}/notes`, { method: "POST", body: { note: note.value } });
     note.value = "";
     toast(t("client.saved"), "ok");
-    showTimeline(fresh.timeline);
+    showTimeline(fresh.timeline, fresh.recorded);
   } catch (error) {
     toast(t("client.failed", { error: error.message }), "error");
   }
@@ -129,8 +129,8 @@ note.addEventListener("keydown", (event) => {
   if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) saveNote(event);
 });
 
-function showTimeline(items) {
-  document.getElementById("timeline").replaceChildren(interactionList(items, "card.no_interactions"));
+function showTimeline(items, recorded) {
+  document.getElementById("timeline").replaceChildren(interactionList(items, "card.no_interactions", new Set(recorded)));
 }
 
 document.addEventListener("keydown", (event) => {
@@ -141,5 +141,5 @@ document.addEventListener("keydown", (event) => {
 });
 
 show(card);
-showTimeline(page.timeline);
+showTimeline(page.timeline, page.recorded);
 showDuplicates(page.duplicates);

@@ -163,23 +163,26 @@ function wireDialButtons() {
   });
 }
 
-// A call's recording (button[data-play] in a table row on /calls): the click opens a full-width
-// player in a row under the call (a second click closes it), so a page of calls loads no audio
+// A call's recording (button[data-play] in a /calls row or a timeline entry): the click opens a
+// full-width player under the call (a second click closes it), so a page of calls loads no audio
 // and only a play reaches the server, which audits it.
 function wirePlayButtons() {
   document.addEventListener("click", (event) => {
     const button = event.target instanceof Element ? event.target.closest("button[data-play]") : null;
     if (!button) return;
     const row = button.closest("tr");
-    if (row.nextElementSibling?.classList.contains("player")) {
-      row.nextElementSibling.remove();
+    const entry = row ? null : button.closest("li");
+    const open = row ? row.nextElementSibling : entry.querySelector(":scope > .player");
+    if (open?.classList.contains("player")) {
+      open.remove();
       button.setAttribute("aria-expanded", "false");
       return;
     }
     const audio = el("audio", { controls: true, autoplay: true, preload: "auto", src: button.dataset.play });
-    const cell = el("td", { colspan: row.cells.length }, audio);
-    audio.addEventListener("error", () => cell.replaceChildren(el("span", { class: "error" }, t("api.no_recording"))));
-    row.after(el("tr", { class: "player" }, cell));
+    const holder = row ? el("td", { colspan: row.cells.length }, audio) : el("div", { class: "player" }, audio);
+    audio.addEventListener("error", () => holder.replaceChildren(el("span", { class: "error" }, t("api.no_recording"))));
+    if (row) row.after(el("tr", { class: "player" }, holder));
+    else entry.append(holder);
     button.setAttribute("aria-expanded", "true");
   });
 }

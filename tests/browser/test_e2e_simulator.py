@@ -99,10 +99,20 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     expect(player).to_have_count(1)
     player.evaluate("a => a.readyState >= 1 ? null : new Promise(ok => a.addEventListener('loadedmetadata', ok))")
     assert player.evaluate("a => a.error") is None
-    assert 2.0 <= player.evaluate("a => a.duration") <= 4.0, "the recording lasts as long as the talk"
+    player_seconds = player.evaluate("a => a.duration")
+    assert 2.0 <= player_seconds <= 4.0, "the recording lasts as long as the talk"
     assert errors == [], errors
     row.locator("button.play").click()  # closes the player
     expect(op1.locator("tr.player")).to_have_count(0)
+
+    op1.goto(f"/clients/{call.client_id}")  # the same recording from the client's timeline
+    op1.locator("#timeline .interaction-call button.play").first.click()
+    heard = op1.locator("#timeline .interaction-call .player audio")
+    expect(heard).to_have_count(1)
+    heard.evaluate("a => a.readyState >= 1 ? null : new Promise(ok => a.addEventListener('loadedmetadata', ok))")
+    assert heard.evaluate("a => a.duration") == player_seconds
+    assert errors == [], errors
+    op1.goto("/calls")
 
     op1.fill("#number-filter", "8" + KNOWN_NUMBER[2:])  # the caller's number as people type it
     op1.fill("#day-filter", f"{local:%Y-%m-%d}")
