@@ -5,7 +5,9 @@ with the results of the recorded `[outbound]` dialplan, and the seeded CustomerM
 from __future__ import annotations
 
 import statistics
+import wave
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from test_pbx_sim import SCALE, Client, Msg, event_name, first, keys
@@ -411,3 +413,28 @@ def test_customer_model_rings_talks_and_rings_out_as_configured() -> None:
 def test_customer_model_refuses_impossible_numbers(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         CustomerModel(**{"answer_prob": 0.5, "talk_mean": 60.0, "talk_sd": 10.0, **bad})
+
+
+@pytest.mark.parametrize(("channel", "context", "exten", "agent"), [
+    ("Local/101@agents", "outbound", "+73517654321", "Local/101@agents/n"),  # click-to-call
+    ("Local/89991234561@outbound", "connect-agent", "105", "Local/105@agents/n"),  # a campaign's
+])
+async def test_a_talked_outbound_call_leaves_its_recording(tmp_path: Path, channel: str, context: str,
+                                                           exten: str, agent: str) -> None:
+    """MixMonitor in `[outbound]` or `[connect-agent]`: the talk from the bridge to the hangup,
+    under the call's Linkedid (the ChannelId the bridge gave)."""
+    sim = PbxSimulator(default_config(time_scale=SCALE), recordings=tmp_path)
+    await sim.start("127.0.0.1", 0)
+    client = await Client.connect(sim)
+    try:
+        await client.login()
+        sim.set_agent(agent, 0.0, talk=600)
+        await client.action(*originate(channel, context, exten, "out-rec", "OUT_TALK=5"))
+        await until_gone(client, "out-rec")
+        (path,) = tmp_path.rglob("*.wav")
+        assert path.name == "out-rec.wav"
+        with wave.open(str(path)) as audio:
+            assert audio.getnframes() == 5 * audio.getframerate()
+    finally:
+        client.close()
+        await sim.stop()

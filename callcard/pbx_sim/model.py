@@ -396,8 +396,12 @@ class Pbx:
     def _end_call(self, call: Call) -> None:
         """The call leaves the PBX; a leg still on it (a dialplan corner left one) stops counting as busy."""
         self._count_legs(self.calls.pop(call.linkedid).rings, -1)
-        if call.recorded > 0:
-            self.recordings.append(Recording(call.linkedid, call.outer.created, call.recorded))
+        self.record(call.linkedid, call.outer.created, call.recorded)
+
+    def record(self, linkedid: str, started: float, seconds: float) -> None:
+        """A call with `seconds` of talk ended: MixMonitor (started with the call) closes its file."""
+        if seconds > 0:
+            self.recordings.append(Recording(linkedid, started, seconds))
 
     def _count_legs(self, rings: list[Ring], by: int) -> None:
         for ring in rings:

@@ -469,6 +469,7 @@ class OutboundCalls:
         assert second is not None
         ev += [self._cdr(out, out.first.two, "", "ANSWERED", now), self._cdr(out, second.two, "", "ANSWERED", now),
                self._cdr(out, out.first.one, second.one.name, "ANSWERED", now)]
+        self._pbx.record(out.linkedid, out.first.one.created, now - out.bridged_at)
         return ev + self._finish(out, before, now)
 
     def _cancel(self, out: Outbound, now: float) -> list[Message]:
