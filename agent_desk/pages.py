@@ -32,10 +32,11 @@ from agent_desk.auth import (
 )
 from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
-from agent_desk.recordings_http import playable, recordings_root
+from agent_desk.recordings_http import may_play, playable, recordings_root
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator, operator_departments
+from crm_core.reviews import reviews_of
 from crm_core.visibility import queue_names
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
 
@@ -184,14 +185,17 @@ def calls(
         chosen = call_filter(session, operator, given, request.app.state.desk.settings.default_region)
         rows = clients.list_calls(session, **chosen.calls, limit=CALLS_PER_PAGE + 1, offset=page * CALLS_PER_PAGE,
                                   visible_to=operator.viewer)
-        calls = [call_row(row) for row in rows[:CALLS_PER_PAGE]]
-        recorded = playable(recordings_root(request), operator, rows[:CALLS_PER_PAGE])
+        listed = rows[:CALLS_PER_PAGE]
+        calls = [call_row(row) for row in listed]
+        recorded = playable(recordings_root(request), operator, listed)
+        readable = {row.id: row.linkedid for row in listed if may_play(operator, row)}  # and read its review
+        reviews = {readable[i]: r for i, r in reviews_of(session, list(readable)).items()}
         names = queue_names(session)
         people = people_in_reach(session, operator) if operator.role in SUPERVISING else [(operator.id, operator.name)]
     shown = {k: v for k, v in chosen.query.items() if v}
     return _render(
-        request, "calls.html", operator, active="calls", calls=calls, recorded=recorded, outcomes=OUTCOMES,
-        filters=chosen.query,
+        request, "calls.html", operator, active="calls", calls=calls, recorded=recorded, reviews=reviews,
+        data={"may_review": operator.role in SUPERVISING}, outcomes=OUTCOMES, filters=chosen.query,
         queue_names=names, people=people, page=page, has_more=len(rows) > CALLS_PER_PAGE,
         pages={n: urlencode({**shown, "page": n}) for n in (page - 1, page + 1)},
         export=urlencode(shown) if operator.role in SUPERVISING else None,

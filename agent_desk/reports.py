@@ -9,7 +9,8 @@ the supervisor's time zone, not the database's. Definitions (per group of calls)
   more than T), in %: a caller who gave up within T is left out, as on the wall
   (routing/live.py), so both screens show the same figure; None when nothing counts;
 * ASA: mean wait of answered calls; AHT: mean talk time of answered calls (callcard records
-  no hold or wrap-up time); talk time: the sum of talk seconds.
+  no hold or wrap-up time); talk time: the sum of talk seconds;
+* reviewed: answered calls with a quality review (crm_core.reviews); quality: their mean score.
 """
 
 from __future__ import annotations
@@ -24,10 +25,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from crm_core.models import Call, Client, Operator, Request, as_utc
+from crm_core.reviews import CallReview
 
 SERVICE_LEVEL_SECONDS = 20
 REPORTS = ("queues", "agents", "days", "hours", "missed")
-FIGURE_COLUMNS = ("offered", "answered", "abandoned", "missed", "service_level", "asa", "aht", "talk_time")
+FIGURE_COLUMNS = ("offered", "answered", "abandoned", "missed", "service_level", "asa", "aht", "talk_time",
+                  "reviewed", "quality")
 MISSED_COLUMNS = ("started_at", "caller", "client", "queue", "outcome", "wait_seconds", "callback")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -60,6 +63,7 @@ class CallFacts:
     outcome: str
     wait_seconds: int | None
     talk_seconds: int | None
+    score: int | None = None  # its quality review's
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,8 @@ class Figures:
     asa: float | None  # seconds
     aht: float | None  # seconds
     talk_time: int  # seconds
+    reviewed: int = 0
+    quality: float | None = None  # mean score, 1 to 5
 
     def row(self) -> list[object]:
         return [self.key, *(getattr(self, name) for name in FIGURE_COLUMNS)]
@@ -107,6 +113,7 @@ def figures(key: str, calls: Iterable[CallFacts], threshold: int = SERVICE_LEVEL
     in_time = sum(1 for w in waits if w <= threshold)
     late_abandons = sum(1 for c in calls if c.outcome == "abandoned" and (c.wait_seconds or 0) > threshold)
     counted = len(answered) + late_abandons
+    scores = [c.score for c in answered if c.score is not None]
     return Figures(
         key=key,
         offered=len(calls),
@@ -117,6 +124,8 @@ def figures(key: str, calls: Iterable[CallFacts], threshold: int = SERVICE_LEVEL
         asa=_mean(waits),
         aht=_mean(talks),
         talk_time=sum(talks),
+        reviewed=len(scores),
+        quality=_mean(scores),
     )
 
 
@@ -131,8 +140,10 @@ def grouped(calls: Sequence[CallFacts], key: Callable[[CallFacts], str]) -> list
 def call_facts(session: Session, period: Period, queues: Collection[str] | None = None) -> list[CallFacts]:
     """The period's ended inbound calls; only those of `queues` when given (a department head's)."""
     query = (
-        select(Call.started_at, Call.queue, Operator.login, Call.outcome, Call.wait_seconds, Call.talk_seconds)
+        select(Call.started_at, Call.queue, Operator.login, Call.outcome, Call.wait_seconds, Call.talk_seconds,
+               CallReview.score)
         .outerjoin(Operator, Operator.id == Call.operator_id)
+        .outerjoin(CallReview, CallReview.call_id == Call.id)
         .where(Call.direction == "inbound", Call.status == "ended", Call.started_at >= period.start,
                Call.started_at < period.end)
         .order_by(Call.started_at)
@@ -140,7 +151,7 @@ def call_facts(session: Session, period: Period, queues: Collection[str] | None 
     if queues is not None:
         query = query.where(Call.queue.in_(queues))
     rows = session.execute(query).all()
-    return [CallFacts(as_utc(r[0]), r[1], r[2] or "", r[3] or "", r[4], r[5]) for r in rows]
+    return [CallFacts(as_utc(r[0]), r[1], r[2] or "", r[3] or "", r[4], r[5], r[6]) for r in rows]
 
 
 def report(session: Session, name: str, period: Period, queues: Collection[str] | None = None) -> list[Figures]:

@@ -1,5 +1,6 @@
-"""Call recordings: the file's name and lookup, retention, the simulator's MixMonitor, and who may
-play which over HTTP (SQLite and PostgreSQL), audited once per play."""
+"""Call recordings: the file's name and lookup, retention, the simulator's MixMonitor, who may
+play which over HTTP (SQLite and PostgreSQL), audited once per play; and the quality reviews of
+what was heard: who writes and reads them, and the reports' averages."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 from web_login import log_in
 
+from agent_desk import reports
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
 from callcard.pbx_sim import recorder
@@ -24,6 +26,7 @@ from crm_core import recordings
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, Department, Operator
 from crm_core.passwords import hash_password
+from crm_core.reviews import CallReview
 
 PASSWORD = "recording-pass-1"
 STARTED = datetime(2026, 11, 24, 10, 30, 5, tzinfo=UTC)
@@ -264,3 +267,65 @@ def test_the_client_page_lists_the_timeline_calls_the_asker_may_play(http, world
     assert page.json()["recorded"] == recorded
     calls = [item["linkedid"] for item in page.json()["timeline"] if item["type"] == "call"]
     assert set(recorded) <= set(calls)
+
+
+# --- quality reviews ------------------------------------------------------------------------
+
+def review(http: TestClient, login: str, linkedid: str = "1795394611.0", **body: object):  # type: ignore[no-untyped-def]
+    http.cookies.clear()
+    csrf = log_in(http, login, PASSWORD)
+    return http.put(f"/api/calls/{linkedid}/review", json=body, headers={"X-CSRF-Token": csrf})
+
+
+@pytest.mark.parametrize("login", ["super1", "head_sales"])
+def test_a_supervising_role_reviews_a_call_and_a_second_review_replaces_the_first(http, sessions, login) -> None:
+    first = review(http, login, score=2, comment="  Forgot to confirm the address  ")
+    assert first.status_code == 200
+    assert first.json()["score"] == 2 and first.json()["comment"] == "Forgot to confirm the address"
+    again = review(http, "super1", score=4, comment="Better on the second listen")
+    assert (again.json()["score"], again.json()["reviewer"]) == (4, "Super")
+    with sessions() as s:
+        assert [(r.score, r.comment) for r in s.scalars(select(CallReview))] == [(4, "Better on the second listen")]
+
+
+@pytest.mark.parametrize(("login", "linkedid", "body", "status"), [
+    ("op_a", "1795394611.0", {"score": 5}, 403),             # operators read reviews, never write them
+    ("head_service", "1795394611.0", {"score": 5}, 404),     # another department's call
+    ("super1", "1795394613.0", {"score": 5}, 422),           # nobody answered it
+    ("super1", "1795394611.0", {"score": 6}, 422),
+    ("super1", "1795394611.0", {"score": 3, "comment": "x" * 2001}, 422),
+    ("super1", "no-such-call", {"score": 3}, 404),
+])
+def test_a_review_out_of_reach_or_out_of_range_is_refused(http, sessions, login, linkedid, body, status) -> None:
+    assert review(http, login, linkedid, **body).status_code == status
+    with sessions() as s:
+        assert s.scalars(select(CallReview)).all() == []
+
+
+def test_a_review_needs_the_csrf_header(http) -> None:
+    http.cookies.clear()
+    log_in(http, "super1", PASSWORD)
+    assert http.put("/api/calls/1795394611.0/review", json={"score": 3}).status_code == 403
+
+
+@pytest.mark.parametrize(("login", "sees"), [("op_a", True), ("op_b", False), ("head_sales", True)])
+def test_the_call_log_shows_a_review_to_those_who_may_hear_the_call(http, login, sees) -> None:
+    assert review(http, "super1", score=3, comment="<b>Polite</b>, but slow").status_code == 200
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    html = http.get("/calls").text
+    assert ("★ 3" in html) is sees
+    assert "<b>Polite</b>" not in html  # the comment is text, escaped
+    if sees:
+        assert 'data-review-comment="&lt;b&gt;Polite&lt;/b&gt;, but slow"' in html
+
+
+def test_the_reports_average_the_scores_per_agent_and_count_them(http, sessions) -> None:
+    assert review(http, "super1", score=4).status_code == 200
+    assert review(http, "super1", "1795394612.0", score=1).status_code == 200
+    day = STARTED.date()
+    with sessions() as s:
+        agents = {f.key: f for f in reports.report(s, "agents", reports.Period(day, day, UTC))}
+    assert (agents["op_a"].reviewed, agents["op_a"].quality) == (1, 4.0)
+    assert (agents["op_c"].reviewed, agents["op_c"].quality) == (1, 1.0)
+    assert (agents["total"].reviewed, agents["total"].quality) == (2, 2.5)

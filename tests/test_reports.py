@@ -144,8 +144,8 @@ def test_csv_export_has_bom_quotes_and_defuses_formulas(sessions: sessionmaker[S
     assert rows[3][2] == "Иван Петров"
     qrows = list(csv.reader(io.StringIO(queues[3:].decode("utf-8"))))
     assert qrows[0] == ["queue", "offered", "answered", "abandoned", "missed", "service_level", "asa", "aht",
-                        "talk_time"]
-    assert qrows[-1] == ["total", "7", "4", "2", "1", "60.0", "16.5", "120.0", "480"]
+                        "talk_time", "reviewed", "quality"]
+    assert qrows[-1] == ["total", "7", "4", "2", "1", "60.0", "16.5", "120.0", "480", "0", ""]
 
 
 def test_safe_cell_leaves_numbers_and_plain_text_alone() -> None:

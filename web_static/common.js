@@ -184,6 +184,7 @@ function wirePlayButtons() {
     if (row) row.after(el("tr", { class: "player" }, holder));
     else entry.append(holder);
     button.setAttribute("aria-expanded", "true");
+    (row || entry).dispatchEvent(new CustomEvent("player-opened", { bubbles: true, detail: { holder } }));
   });
 }
 

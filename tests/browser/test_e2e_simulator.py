@@ -124,6 +124,24 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     # op2 was logged in the whole time and was never rung: nothing may have popped there
     expect(op2.locator("#client-name")).to_have_count(0)
 
+    # a supervisor listens and scores the call under its player; op1 reads the score on their call
+    boss = live.log_in(browser, "super1", wait_socket=False)
+    boss.goto("/calls")
+    boss.locator(f'tr[data-linkedid="{linkedid}"] button.play').click()
+    form = boss.locator(f'tr[data-linkedid="{linkedid}"] + tr.player form.review-form')
+    form.locator("select[name=score]").select_option("4")
+    form.locator("input[name=comment]").fill("Вежливо, но не назвал срок")
+    form.locator("button[type=submit]").click()
+    expect(boss.locator("#toast")).to_have_text("Оценка сохранена.")
+    expect(boss.locator(f'tr[data-linkedid="{linkedid}"] td.review')).to_have_text("★ 4")
+    op1.goto("/calls")
+    score = op1.locator(f'tr[data-linkedid="{linkedid}"] td.review .score')
+    expect(score).to_have_text("★ 4")
+    assert score.get_attribute("title").startswith("Вежливо, но не назвал срок — ")
+    op1.locator(f'tr[data-linkedid="{linkedid}"] button.play').click()
+    expect(op1.locator("tr.player audio")).to_have_count(1)
+    expect(op1.locator("form.review-form")).to_have_count(0)  # operators read reviews, never write them
+
 
 def test_abandoned_simulated_call_is_logged_with_its_wait(browser: Browser, live: LiveStack) -> None:
     op3 = live.log_in(browser, "op3")
