@@ -27,6 +27,7 @@ from agent_desk import (
     http,
     pages,
     recordings_http,
+    reviews_http,
     supervisor_http,
     wall_http,
     wall_ws,
@@ -126,6 +127,7 @@ def create_app(
 
     app.include_router(http.router)
     app.include_router(recordings_http.router)
+    app.include_router(reviews_http.router)
     app.include_router(client_import_http.router)  # before pages: /clients/import is not a client id
     app.include_router(pages.router)
     app.include_router(ws.router)

@@ -1,10 +1,8 @@
-"""Call recordings over HTTP: who may play which, the file itself (seekable, audited), and the
-quality reviews of what was heard.
+"""Call recordings over HTTP: who may play which, and the file itself (seekable, audited).
 
 Supervisors and admins play any call, department heads their departments' calls, operators the
-calls they answered themselves; a call's review is read by the same people and written by the
-supervising ones. A call the asker may not play is a 404, as if it had none: the answer tells
-nothing about other people's calls.
+calls they answered themselves. A call the asker may not play is a 404, as if it had none: the
+answer tells nothing about other people's calls.
 """
 
 from __future__ import annotations
@@ -15,15 +13,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_role, session_language
-from agent_desk.i18n import explain, translate
-from crm_core import recordings, reviews
+from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, session_language
+from agent_desk.i18n import translate
+from crm_core import recordings
 from crm_core.audit import OK, Actor, record
-from crm_core.models import Call, as_utc, utcnow
+from crm_core.models import Call, as_utc
 from crm_core.visibility import visible_calls
 
 router = APIRouter(prefix="/api", tags=["desk"])
@@ -47,8 +44,8 @@ def playable(root: Path | None, operator: CurrentOperator, calls: Iterable[Call]
             and recordings.find(root, c.linkedid, as_utc(c.started_at))}
 
 
-def _call(session: Session, operator: CurrentOperator, linkedid: str) -> Call | None:
-    """The call, if the operator may play it (and read its review)."""
+def playable_call(session: Session, operator: CurrentOperator, linkedid: str) -> Call | None:
+    """The call, if the operator may play it (and so read or give its quality review)."""
     query = select(Call).where(Call.linkedid == linkedid)
     condition = visible_calls(operator.viewer)
     if condition is not None:
@@ -65,7 +62,7 @@ def recording(
     (from byte 0) is audited; the ranges a seek asks for afterwards are not."""
     root = recordings_root(request)
     with request.app.state.desk.sessions() as session:
-        call = _call(session, operator, linkedid)
+        call = playable_call(session, operator, linkedid)
         started = as_utc(call.started_at) if call is not None else None
     path = recordings.find(root, linkedid, started) if root and started else None
     if path is None:
@@ -77,37 +74,3 @@ def recording(
     return FileResponse(path, media_type="audio/wav", filename=f"call-{linkedid}.wav",
                         content_disposition_type="inline", headers={"Cache-Control": "private, no-store"})
 
-
-class ReviewIn(BaseModel):
-    score: int = Field(ge=1, le=5)
-    comment: str = Field("", max_length=reviews.COMMENT_MAX)
-
-
-class ReviewOut(BaseModel):
-    score: int
-    comment: str
-    reviewer: str
-    reviewed_at: str
-
-
-def reviewer(request: Request) -> CurrentOperator:
-    """Logged in (401) in a supervising role (403), with the CSRF header."""
-    return api_role(request, SUPERVISING, csrf=True)
-
-
-@router.put("/calls/{linkedid}/review", response_model=ReviewOut)
-def review(
-    request: Request, operator: Annotated[CurrentOperator, Depends(reviewer)], linkedid: str, body: ReviewIn
-) -> ReviewOut:
-    """Score an answered call within the reviewer's reach (a 404 beyond it, as for its recording)."""
-    with request.app.state.desk.sessions() as session:
-        call = _call(session, operator, linkedid)
-        if call is None:
-            raise HTTPException(404, translate(session_language(request), "api.not_found"))
-        try:
-            given = reviews.review_call(session, call, operator.id, body.score, body.comment, utcnow())
-        except reviews.InvalidReview as exc:
-            raise HTTPException(422, explain(session_language(request), exc)) from None
-        session.commit()
-    return ReviewOut(score=given.score, comment=given.comment, reviewer=given.reviewer,
-                     reviewed_at=given.reviewed_at.isoformat())
