@@ -198,6 +198,7 @@ class CallFilterQuery:
     number: Annotated[str, Query(max_length=64)] = ""
     day: Annotated[str, Query(max_length=10)] = ""
     tz: Annotated[str, Query(max_length=64)] = ""
+    reviewed: Annotated[str, Query(max_length=3)] = ""  # yes / no: a supervising role's quality sampling
 
 
 @dataclass(frozen=True)
@@ -210,17 +211,20 @@ class CallFilter:
 
 def call_filter(session: Session, operator: CurrentOperator, given: CallFilterQuery, region: str) -> CallFilter:
     """An unknown outcome, a bad day and an agent the operator may not see are dropped, not refused:
-    the page then shows what it can."""
+    the page then shows what it can. Only a supervising role filters by review (an operator would
+    learn which of their colleagues' calls were reviewed)."""
     outcome = given.outcome if given.outcome in OUTCOMES else ""
     agent_id = int(given.agent) if given.agent.isdigit() else None
     if not may_view_calls_of(session, operator, agent_id):
         agent_id = None
     since, until = _day_bounds(given.day, given.tz)
     number = given.number.strip()
+    reviewed = given.reviewed if given.reviewed in ("yes", "no") and operator.role in SUPERVISING else ""
     calls = {"outcome": outcome or None, "operator_id": agent_id, "queue": given.queue or None,
-             "number": number or None, "since": since, "until": until, "region": region}
+             "number": number or None, "since": since, "until": until, "region": region,
+             "reviewed": {"yes": True, "no": False}.get(reviewed)}
     query = {"outcome": outcome, "queue": given.queue, "agent": str(agent_id or ""), "number": number,
-             "day": given.day if since else "", "tz": given.tz}
+             "day": given.day if since else "", "tz": given.tz, "reviewed": reviewed}
     return CallFilter(calls, query)
 
 

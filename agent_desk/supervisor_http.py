@@ -37,6 +37,7 @@ from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
 from crm_core import agents, clients
 from crm_core.audit import OK, REFUSED, Actor, recent, record
 from crm_core.models import Department, Operator, as_utc, utcnow
+from crm_core.reviews import reviews_of
 from crm_core.visibility import department_ids, queue_names
 from routing import thresholds
 from routing.live import Thresholds
@@ -384,7 +385,7 @@ def client_base_csv(request: Request, operator: Exporter) -> StreamingResponse:
 
 
 CALL_LOG_COLUMNS = ("linkedid", "started_at", "direction", "caller", "caller_name", "client", "department", "operator",
-                    "outcome", "wait_seconds", "talk_seconds", "disposition")
+                    "outcome", "wait_seconds", "talk_seconds", "disposition", "score", "review")
 
 
 @router.get("/api/supervisor/calls.csv", tags=["supervisor"])
@@ -402,12 +403,15 @@ def call_log_csv(request: Request, operator: Exporter, given: Annotated[CallFilt
             before = None
             while True:
                 page = clients.list_calls(session, **chosen.calls, limit=1000, before=before, visible_to=operator.viewer)
+                scored = reviews_of(session, [call.id for call in page])
                 for call in page:
+                    review = scored.get(call.id)
                     yield [call.linkedid, as_utc(call.started_at).astimezone(zone).strftime("%Y-%m-%d %H:%M:%S"),
                            call.direction,
                            call.caller_e164 or call.caller_raw, call.caller_name, call.client.name if call.client else "",
                            names.get(call.queue, call.queue), call.operator.login if call.operator else "",
-                           call.outcome or "", call.wait_seconds, call.talk_seconds, call.disposition]
+                           call.outcome or "", call.wait_seconds, call.talk_seconds, call.disposition,
+                           review.score if review else None, review.comment if review else ""]
                 if len(page) < 1000:
                     return
                 before = (page[-1].started_at, page[-1].id)

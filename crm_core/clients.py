@@ -34,6 +34,7 @@ from crm_core.models import (
     utcnow,
 )
 from crm_core.phones import normalize_phone, phone_kind, try_normalize
+from crm_core.reviews import CallReview
 from crm_core.visibility import Viewer, tied, visible_calls, visible_clients
 
 __all__ = [
@@ -394,6 +395,7 @@ def list_calls(
     until: datetime | None = None,
     number: str | None = None,
     queue: str | None = None,
+    reviewed: bool | None = None,
     region: str = "RU",
     limit: int = 100,
     offset: int = 0,
@@ -402,7 +404,8 @@ def list_calls(
 ) -> list[Call]:
     """The call log, newest first, with operator, client and department loaded; with `visible_to`,
     only the calls that viewer may see. `number` is the caller's in any form a phone number takes
-    (matched on the normalised number), or as Asterisk gave it (`anonymous`)."""
+    (matched on the normalised number), or as Asterisk gave it (`anonymous`); `reviewed`: only the
+    calls with (True) or without (False) a quality review."""
     query = select(Call)
     visible = visible_calls(visible_to) if visible_to is not None else None
     if visible is not None:
@@ -422,6 +425,9 @@ def list_calls(
         query = query.where(Call.caller_e164 == e164 if e164 else Call.caller_raw == number.strip())
     if queue is not None:
         query = query.where(Call.queue == queue)
+    if reviewed is not None:
+        review = select(CallReview.call_id).where(CallReview.call_id == Call.id).exists()
+        query = query.where(review if reviewed else ~review)
     if before is not None:  # the next page after the call (started_at, id), for exports of any length
         query = query.where(or_(Call.started_at < before[0], and_(Call.started_at == before[0], Call.id < before[1])))
     return list(session.scalars(

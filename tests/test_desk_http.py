@@ -306,12 +306,13 @@ def test_call_log_export_has_every_filtered_call_in_the_browsers_zone(client: Te
         "/calls", params={"queue": "support"}).text
     every = client.get("/api/supervisor/calls.csv").content.decode("utf-8-sig").splitlines()
     assert every[0] == ",".join(("linkedid", "started_at", "direction", "caller", "caller_name", "client",
-                                 "department", "operator", "outcome", "wait_seconds", "talk_seconds", "disposition"))
+                                 "department", "operator", "outcome", "wait_seconds", "talk_seconds", "disposition",
+                                 "score", "review"))
     linkedids = [line.split(",")[0] for line in every[1:]]
     assert len(linkedids) == len(set(linkedids)) == 1004
     support = client.get("/api/supervisor/calls.csv",
                          params={"queue": "support", "tz": "Asia/Yekaterinburg"}).content.decode("utf-8-sig")
-    assert support.splitlines()[1] == "906.support,2026-11-24 01:30:00,inbound,'+73517654321,,,Сервис,,abandoned,40,,"
+    assert support.splitlines()[1] == "906.support,2026-11-24 01:30:00,inbound,'+73517654321,,,Сервис,,abandoned,40,,,,"
     client.cookies.clear()
     log_in(client, "op1")
     assert 'id="calls-export"' not in client.get("/calls").text

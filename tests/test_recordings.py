@@ -5,6 +5,8 @@ what was heard: who writes and reads them, and the reports' averages."""
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import wave
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -329,3 +331,26 @@ def test_the_reports_average_the_scores_per_agent_and_count_them(http, sessions)
     assert (agents["op_a"].reviewed, agents["op_a"].quality) == (1, 4.0)
     assert (agents["op_c"].reviewed, agents["op_c"].quality) == (1, 1.0)
     assert (agents["total"].reviewed, agents["total"].quality) == (2, 2.5)
+
+
+@pytest.mark.parametrize(("login", "reviewed", "listed"), [
+    ("super1", "no", ["1795394613.0", "1795394612.0"]),
+    ("super1", "yes", ["1795394611.0"]),
+    ("op_a", "yes", ["1795394613.0", "1795394611.0"]),  # an operator's filter is dropped: all sales' calls
+])
+def test_a_supervisor_samples_the_calls_not_yet_reviewed(http, login, reviewed, listed) -> None:
+    assert review(http, "super1", score=5).status_code == 200
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    html = http.get("/calls", params={"reviewed": reviewed}).text
+    rows = [part.split('"')[0] for part in html.split('<tr data-linkedid="')[1:]]
+    assert rows == listed
+    assert ('id="reviewed-filter"' in html) is (login == "super1")
+
+
+def test_the_call_log_export_carries_the_review(http) -> None:
+    assert review(http, "super1", score=2, comment="=cmd|' /C calc'!A0").status_code == 200
+    text = http.get("/api/supervisor/calls.csv", params={"reviewed": "yes"}).content.decode("utf-8-sig")
+    header, row = list(csv.reader(io.StringIO(text)))
+    assert header[-2:] == ["score", "review"]
+    assert row[0] == "1795394611.0" and row[-2:] == ["2", "'=cmd|' /C calc'!A0"]  # formula-safe
