@@ -21,8 +21,10 @@ function reviewForm(row) {
       });
       row.dataset.reviewScore = saved.score;
       row.dataset.reviewComment = saved.comment;
-      row.querySelector("td.review").replaceChildren(
-        el("span", { class: "score", title: `${saved.comment} — ${saved.reviewer}` }, `★ ${saved.score}`));
+      const cell = row.querySelector("td.recording");
+      cell.querySelector(".score")?.remove();
+      cell.append(el("span", { class: "score", title: `${t("calls.quality")}: ${saved.comment} — ${saved.reviewer}` },
+        `★ ${saved.score}`));
       toast(t("review.saved"), "ok");
     } catch (error) {
       toast(t("review.failed", { error: error.message }), "error");
