@@ -14,6 +14,7 @@ from sqlalchemy import DateTime, ForeignKey, SmallInteger, Text, select
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from callcard.refusal import Refusal
+from crm_core.db import insert_or_ignore
 from crm_core.models import Base, Call, Operator, as_utc
 
 SCORES = range(1, 6)
@@ -53,9 +54,12 @@ def review_call(session: Session, call: Call, reviewer_id: int, score: int, comm
     comment = comment.strip()
     if len(comment) > COMMENT_MAX:
         raise InvalidReview(f"comment longer than {COMMENT_MAX}", "api.review_comment", max=COMMENT_MAX)
-    review = session.get(CallReview, call.id) or CallReview(call_id=call.id)
-    review.reviewer_id, review.score, review.comment, review.reviewed_at = reviewer_id, score, comment, now
-    session.add(review)
+    values = {"reviewer_id": reviewer_id, "score": score, "comment": comment, "reviewed_at": now}
+    insert_or_ignore(session, CallReview, ["call_id"], call_id=call.id, **values)  # two reviewers at once: no clash
+    review = session.get(CallReview, call.id, with_for_update=True, populate_existing=True)
+    assert review is not None
+    for name, value in values.items():
+        setattr(review, name, value)
     session.flush()
     return reviews_of(session, [call.id])[call.id]
 

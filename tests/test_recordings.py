@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import threading
 import wave
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -24,7 +25,7 @@ from callcard.pbx_sim import recorder
 from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig, Recording
 from callcard.pbx_sim.server import PbxSimulator
 from callcard.settings import Settings, SettingsError
-from crm_core import recordings
+from crm_core import recordings, reviews
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, Department, Operator
 from crm_core.passwords import hash_password
@@ -354,3 +355,30 @@ def test_the_call_log_export_carries_the_review(http) -> None:
     header, row = list(csv.reader(io.StringIO(text)))
     assert header[-2:] == ["score", "review"]
     assert row[0] == "1795394611.0" and row[-2:] == ["2", "'=cmd|' /C calc'!A0"]  # formula-safe
+
+
+def test_two_reviewers_at_once_leave_one_review(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    """Both reviews of the same moment are saved, one after the other; the last one stays."""
+    start = threading.Barrier(2)
+    failures: list[BaseException] = []
+
+    def review_as(login: str, score: int) -> None:
+        try:
+            with sessions() as s:
+                call = s.scalar(select(Call).where(Call.linkedid == "1795394611.0"))
+                who = s.scalar(select(Operator.id).where(Operator.login == login))
+                start.wait()
+                reviews.review_call(s, call, who, score, login, datetime.now(UTC))
+                s.commit()
+        except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=review_as, args=args) for args in (("super1", 2), ("head_sales", 4))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(20)
+    assert failures == []
+    with sessions() as s:
+        (only,) = s.scalars(select(CallReview)).all()
+        assert (only.score, only.comment) in {(2, "super1"), (4, "head_sales")}
