@@ -133,8 +133,9 @@ DUPLICATES_SHOWN = 10
 
 def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | None = None) -> list[tuple[Client, str]]:
     """Other clients that may be the same one, with why: ("number", they share a number) before
-    ("name", the same name, on the name's index: a client page must not scan the base). Imports and
-    hurried desks make such twins; merge_clients joins them."""
+    ("name", the same name however spelt: case, ё, punctuation and word order aside, on the name
+    key's index, as a client page must not scan the base). Imports and hurried desks make such
+    twins; merge_clients joins them."""
     client = session.get(Client, client_id)
     if client is None:
         raise ClientNotFound(f"no client with id {client_id}")
@@ -144,7 +145,8 @@ def possible_duplicates(session: Session, client_id: int, visible_to: Viewer | N
     visible = [condition] if condition is not None else []
     found: dict[int, tuple[Client, str]] = {}
     for reason, twin in (("number", Client.id.in_(sharing)),
-                         ("name", and_(Client.name == client.name, Client.id != client_id))):
+                         ("name", and_(Client.name_key == client.name_key, Client.name_key != "",
+                                       Client.id != client_id))):
         for other in session.scalars(select(Client).where(twin, *visible).order_by(Client.id)
                                      .options(selectinload(Client.phone_links).joinedload(ClientPhone.phone))
                                      .limit(DUPLICATES_SHOWN)):

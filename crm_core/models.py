@@ -7,6 +7,8 @@ then asks the operator whom they are talking to instead of guessing.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -24,7 +26,14 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship, validates
+
+
+def name_key(name: str) -> str:
+    """A name as its twins spell it too: case, ё for е, punctuation, quotes and word order aside
+    ("ООО «Ромашка»" and "Ромашка, ООО"; "Петров Иван" and "иван петров")."""
+    words = re.findall(r"\w+", unicodedata.normalize("NFKC", name).casefold().replace("ё", "е"))
+    return " ".join(sorted(words))[:256]
 
 
 def utcnow() -> datetime:
@@ -102,6 +111,8 @@ class Client(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="person")  # person / company
     name: Mapped[str] = mapped_column(String(256), index=True)
+    # The name as twins share it (name_key): kept by `_keep_name_key` whenever the name is set.
+    name_key: Mapped[str] = mapped_column(String(256), default="", server_default="", index=True)
     segment: Mapped[str] = mapped_column(String(32), default="standard")  # SEGMENTS, or an admin's own word
     email: Mapped[str] = mapped_column(String(256), default="")
     city: Mapped[str] = mapped_column(String(128), default="")
@@ -122,6 +133,11 @@ class Client(Base):
     contacts: Mapped[list[ContactPerson]] = relationship(
         back_populates="client", cascade="all, delete-orphan"
     )
+
+    @validates("name")
+    def _keep_name_key(self, _: str, name: str) -> str:
+        self.name_key = name_key(name)
+        return name
 
 
 class Phone(Base):

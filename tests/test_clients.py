@@ -236,6 +236,34 @@ def test_twins_are_found_by_a_shared_number_before_the_same_name(sessions, op1) 
     assert found == [(ids[1], "number"), (ids[2], "name")]
 
 
+@pytest.mark.parametrize(("one", "other"), [
+    ("Петров Иван", "иван  ПЕТРОВ"),
+    ("Фёдоров Артём", "Федоров Артем"),
+    ("ООО «Ромашка»", "Ромашка, ООО"),
+    ('АО "Кыштымтехснаб"', "ао кыштымтехснаб"),
+])
+def test_a_twin_spelt_another_way_is_found_by_its_name(sessions, op1, one: str, other: str) -> None:
+    with sessions.begin() as s:
+        first = create_client(s, one, "person", ["+79161234567"])
+        second = create_client(s, other, "person", ["+79031112233"])
+        create_client(s, "Петрова Ирина", "person", ["+79035550000"])  # a namesake in part only
+        ids = (first.id, second.id)
+    with sessions() as s:
+        assert [(c.id, reason) for c, reason in possible_duplicates(s, ids[0])] == [(ids[1], "name")]
+
+
+def test_a_renamed_client_gets_its_new_name_key(sessions, op1) -> None:
+    with sessions.begin() as s:
+        client = create_client(s, "Иван Петров", "person", ["+79161234567"])
+        twin = create_client(s, "Сидоров Пётр", "person", ["+79031112233"])
+        ids = (client.id, twin.id)
+    with sessions.begin() as s:
+        s.get(Client, ids[0]).name = "Петр Сидоров"
+    with sessions() as s:
+        assert s.get(Client, ids[0]).name_key == "петр сидоров"
+        assert [c.id for c, _ in possible_duplicates(s, ids[1])] == [ids[0]]
+
+
 def test_merge_moves_everything_to_the_kept_client_and_deletes_the_duplicate(sessions, op1) -> None:
     with sessions.begin() as s:
         keep = create_client(s, "ООО «Ромашка»", "company", ["+74951112233"], city="Москва")

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 
 from crm_core.db import make_engine
-from crm_core.migrate import MIGRATIONS, upgrade
+from crm_core.migrate import MIGRATIONS, alembic_config, upgrade
 from crm_core.tables import Base
 
 
@@ -38,4 +39,23 @@ def test_upgrade_twice_is_a_noop(db_url: str) -> None:
         engine.dispose()
     assert versions == [ScriptDirectory(str(MIGRATIONS)).get_current_head()]
     assert tables == set(Base.metadata.tables) | {"alembic_version"}
+    assert _schema_diff(db_url) == []
+
+
+def test_the_name_key_migration_keys_the_clients_already_there(db_url: str) -> None:
+    """Clients stored before revision 0010 get their keys from it, in batches."""
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0009")
+            conn.execute(text("INSERT INTO clients (kind, name, segment, email, city, notes, debt_open, time_zone, "
+                              "contact_refused, protection, created_at) VALUES ('company', :name, 'standard', '', "
+                              "'', '', false, '', false, '', CURRENT_TIMESTAMP)"),
+                         [{"name": "ООО «Ромашка»"}, {"name": "Фёдоров Артём"}, {"name": ""}])
+        upgrade(db_url)
+        with engine.connect() as conn:
+            keys = conn.execute(text("SELECT name_key FROM clients ORDER BY id")).scalars().all()
+    finally:
+        engine.dispose()
+    assert keys == ["ооо ромашка", "артем федоров", ""]
     assert _schema_diff(db_url) == []
