@@ -57,7 +57,7 @@ from crm_core.csv_import import (
     tidy,
     unquote_formula,
 )
-from crm_core.models import SEGMENTS, Client, ClientPhone, Operator, Phone
+from crm_core.models import SEGMENTS, Client, ClientPhone, Operator, Phone, name_key
 
 COLUMNS = ("id", "name", "kind", "phones", "email", "segment", "city", "notes", "manager", "debt_open",
            "created_at")
@@ -209,11 +209,11 @@ class _Writer:
             select(Client).where(Client.id.in_([r.client_id for r in rows if r.client_id is not None])))}
         self._load_managers({row.manager for row in rows if row.manager})
         phone_rows, holders = numbers_and_holders(session, (e164 for row in rows for e164 in row.phones))
-        named = sorted({row.name for row in rows if row.email and row.client_id is None})  # on ix_clients_name
-        by_email: dict[tuple[str, str], Client] = {}
-        for client in session.scalars(select(Client).where(Client.name.in_(named), Client.email != "")
+        named = sorted({name_key(row.name) for row in rows if row.email and row.client_id is None})
+        by_email: dict[tuple[str, str], Client] = {}  # (name key, e-mail), on ix_clients_name_key
+        for client in session.scalars(select(Client).where(Client.name_key.in_(named), Client.email != "")
                                       .order_by(Client.id)):
-            by_email.setdefault((client.name, client.email.lower()), client)
+            by_email.setdefault((client.name_key, client.email.lower()), client)
         for row in rows:
             problems = self._unknown(row, by_id)
             if problems:
@@ -232,7 +232,7 @@ class _Writer:
             else:
                 self.report.unchanged += 1
             if row.email and row.client_id is None:
-                by_email.setdefault((row.name, row.email.lower()), client)
+                by_email.setdefault((client.name_key, row.email.lower()), client)
         session.flush()
 
     def _link(self, client: Client, row: ClientRow, holders: dict[str, list[Client]],
@@ -271,11 +271,13 @@ class _Writer:
     @staticmethod
     def _match(row: ClientRow, holders: dict[str, list[Client]],
                by_email: dict[tuple[str, str], Client]) -> Client | None:
+        """The client with the row's name however spelt (name_key) and one of its numbers, else its e-mail."""
+        key = name_key(row.name)
         for e164 in row.phones:
             for client in holders.get(e164, ()):
-                if client.name == row.name:
+                if client.name_key == key:
                     return client
-        return by_email.get((row.name, row.email.lower())) if row.email else None
+        return by_email.get((key, row.email.lower())) if row.email else None
 
     def _update(self, client: Client, row: ClientRow) -> bool:
         values = {"name": row.name, "kind": row.kind, "email": row.email, "segment": row.segment,

@@ -64,7 +64,7 @@ from crm_core.csv_import import (
     text_problems,
     tidy,
 )
-from crm_core.models import DEBT_STATUSES, OPEN_DEBT_STATUSES, Client, ClientPhone, Debt
+from crm_core.models import DEBT_STATUSES, OPEN_DEBT_STATUSES, Client, ClientPhone, Debt, name_key
 from crm_core.regions import find_region
 
 REQUIRED = ("contract", "creditor", "debtor", "region", "phones", "principal", "total_due")
@@ -347,11 +347,12 @@ class _Writer:
         linked: set[tuple[Client, str]] = set()
         for e164, clients in holders.items():
             for client in clients:
-                owners.setdefault((client.name, e164), client)
+                owners.setdefault((client.name_key, e164), client)
                 linked.add((client, e164))
         for row in rows:
             changed = False
-            client = next((owners[(row.debtor, e)] for e in row.phones if (row.debtor, e) in owners), None)
+            key = name_key(row.debtor)  # "Петров Иван" owes on the card of "иван петров"
+            client = next((owners[(key, e)] for e in row.phones if (key, e) in owners), None)
             if client is None:
                 client = Client(name=row.debtor, kind=row.kind or "person", email=row.email,
                                 time_zone=row.time_zone or "")
@@ -367,7 +368,7 @@ class _Writer:
                     changed = True
                 self.touched.add(client.id)
             for e164 in row.phones:
-                owners.setdefault((row.debtor, e164), client)
+                owners.setdefault((key, e164), client)
                 if (client, e164) not in linked:
                     session.add(ClientPhone(client=client, phone=phones[e164]))
                     linked.add((client, e164))

@@ -182,6 +182,17 @@ def test_a_namesake_with_another_number_is_another_client_and_a_shared_number_is
     assert numbers(clients_by_name(sessions)["Петров"]) == {"+79035550000"}
 
 
+def test_a_row_finds_its_client_by_the_name_however_spelt(sessions: Sessions, staff: dict[str, int]) -> None:
+    """The old CRM wrote "Фёдоров Артём", the new file "федоров артем": the same client, by its
+    number or its e-mail, and the file's spelling replaces the card's."""
+    import_clients(sessions, "name;phones;email\nФёдоров Артём;+79161234567;\nООО «Ромашка»;;info@romashka.ru\n".encode())
+    report = import_clients(sessions, "name;phones;email\n"
+                                      "федоров артем;+79161234567;\n"
+                                      "Ромашка, ООО;;INFO@romashka.ru\n".encode())
+    assert (report.created, report.updated, report.warnings) == (0, 2, [])
+    assert set(clients_by_name(sessions)) == {"федоров артем", "Ромашка, ООО"}
+
+
 def test_an_unknown_id_or_a_departed_manager_refuses_the_row_and_nothing_else(
         sessions: Sessions, staff: dict[str, int]) -> None:
     report = import_clients(sessions, "id;name;phones;manager\n"

@@ -365,6 +365,20 @@ def test_existing_client_matched_by_name_and_number_a_namesake_is_not(sessions: 
         assert s.scalar(select(func.count()).select_from(Phone).where(Phone.e164 == "+79161234567")) == 1
 
 
+def test_a_debtor_spelt_another_way_is_the_client_with_the_number(sessions: Sessions, tmp_path: Path) -> None:
+    with sessions.begin() as s:
+        known = Client(name="Фёдоров Артём Ильич")
+        known.phone_links.append(ClientPhone(phone=Phone(e164="+79161234567", kind="mobile")))
+        s.add(known)
+        s.flush()
+        known_id = known.id
+    rows = [debt("F-1", "ФЕДОРОВ АРТЕМ ИЛЬИЧ", phones="8 916 123 45 67")]
+    import_debts(sessions, write(tmp_path, ";".join(HEADER) + "\n" + "\n".join(map(";".join, rows))), today=TODAY)
+    with sessions() as s:
+        assert s.scalars(select(Debt).where(Debt.contract == "F-1")).one().client_id == known_id
+        assert s.scalar(select(func.count()).select_from(Client)) == 1
+
+
 @pytest.mark.parametrize("encoding", ["cp1251", "utf-8-sig", "utf-8"])
 def test_excel_encodings_import_the_same_names(sessions: Sessions, tmp_path: Path, encoding: str) -> None:
     source = write(tmp_path, broken_csv(";").encode(encoding))
