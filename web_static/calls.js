@@ -1,5 +1,6 @@
 // The call log: a supervising role reviews a call under its player (a score from 1 to 5 and a
-// comment), and the row's quality cell shows the score at once. Text is only set with textContent.
+// comment), and the ★ beside the call's play button shows the score at once. Text is only set
+// with textContent.
 
 import { api, el, page, t, toast } from "./common.js";
 
