@@ -20,7 +20,7 @@ from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, session_
 from agent_desk.i18n import translate
 from crm_core import recordings
 from crm_core.audit import OK, Actor, record
-from crm_core.models import Call, as_utc
+from crm_core.models import Call
 from crm_core.visibility import visible_calls
 
 router = APIRouter(prefix="/api", tags=["desk"])
@@ -41,7 +41,7 @@ def playable(root: Path | None, operator: CurrentOperator, calls: Iterable[Call]
     if root is None:
         return set()
     return {c.linkedid for c in calls if c.talk_seconds and may_play(operator, c)
-            and recordings.find(root, c.linkedid, as_utc(c.started_at))}
+            and recordings.find(root, c.linkedid, c.started_at)}
 
 
 def playable_call(session: Session, operator: CurrentOperator, linkedid: str) -> Call | None:
@@ -63,7 +63,7 @@ def recording(
     root = recordings_root(request)
     with request.app.state.desk.sessions() as session:
         call = playable_call(session, operator, linkedid)
-        started = as_utc(call.started_at) if call is not None else None
+        started = call.started_at if call is not None else None
     path = recordings.find(root, linkedid, started) if root and started else None
     if path is None:
         raise HTTPException(404, translate(session_language(request), "api.no_recording"))

@@ -36,7 +36,7 @@ def relative_path(linkedid: str, started: datetime) -> PurePosixPath:
 
 def find(root: Path, linkedid: str, started: datetime) -> Path | None:
     """The call's recording under `root`, or None (recording off, not answered, purged, unsafe id)."""
-    if started.tzinfo is None:
+    if started.tzinfo is None:  # as crm_core.models.as_utc; not imported: the simulator must not load the ORM
         started = started.replace(tzinfo=UTC)  # SQLite hands back naive UTC
     days = sorted({started, started - SLACK, started + SLACK}, key=lambda d: abs(d - started))
     try:

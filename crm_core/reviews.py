@@ -39,6 +39,8 @@ class InvalidReview(Refusal):
 
 @dataclass(frozen=True)
 class Review:
+    """A call's review as people read it."""
+
     score: int
     comment: str
     reviewer: str  # the reviewer's name; "" once their account is gone

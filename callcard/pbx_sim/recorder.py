@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import wave
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 
 from callcard.pbx_sim.model import Recording
@@ -28,7 +29,10 @@ def _turn(freq: float, seconds: float) -> bytes:
     return bytes(samples) + bytes(2 * RATE // 4)
 
 
-_CONVERSATION = _turn(220.0, 1.25) + _turn(330.0, 0.75)  # 2.5 s: the caller, then the operator
+@cache
+def _conversation() -> bytes:
+    """2.5 s: the caller, then the operator; made on the first recording, not when the simulator loads."""
+    return _turn(220.0, 1.25) + _turn(330.0, 0.75)
 
 
 def write(root: Path, recording: Recording) -> Path:
@@ -36,14 +40,15 @@ def write(root: Path, recording: Recording) -> Path:
     path = root / relative_path(recording.linkedid, datetime.fromtimestamp(recording.started, UTC))
     path.parent.mkdir(parents=True, exist_ok=True)
     frames = int(recording.seconds * RATE) * 2
-    repeats, rest = divmod(frames, len(_CONVERSATION))
+    conversation = _conversation()
+    repeats, rest = divmod(frames, len(conversation))
     partial = path.with_suffix(".part")  # the app never sees half a file
     with wave.open(str(partial), "wb") as out:
         out.setnchannels(1)
         out.setsampwidth(2)
         out.setframerate(RATE)
         for _ in range(repeats):
-            out.writeframesraw(_CONVERSATION)
-        out.writeframes(_CONVERSATION[:rest])
+            out.writeframesraw(conversation)
+        out.writeframes(conversation[:rest])
     partial.replace(path)
     return path

@@ -219,6 +219,8 @@ class PbxSimulator:
 
     def _save_recordings(self) -> None:
         """Write the files of the calls that just ended, before their Hangup events go out."""
+        if not self.pbx.recordings:
+            return  # the usual case: no new list per broadcast
         done, self.pbx.recordings = self.pbx.recordings, []
         for recording in done if self.recordings is not None else ():
             try:
