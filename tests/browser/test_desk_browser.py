@@ -64,6 +64,9 @@ def test_card_pops_while_ringing_and_the_note_is_saved(live_desk: LiveDesk, new_
     answer_and_hang_up(live_desk, "op1", linkedid)
     expect(page.locator("#call-state")).to_have_text("Завершён")
     expect(page.locator("#call-timer")).to_have_text("00:42")
+    panel, note = page.locator(".call-panel").bounding_box(), page.locator("#note").bounding_box()
+    assert panel and note  # the note fills its panel: the client page's note rule once squeezed it sideways
+    assert panel["width"] / 2 < note["width"] and note["x"] + note["width"] <= panel["x"] + panel["width"]
 
     page.fill("#note", "Уточнил тариф, оформили заказ")
     page.select_option("#disposition", "sale")
