@@ -28,6 +28,7 @@ from agent_desk import (
     pages,
     recordings_http,
     reviews_http,
+    status_http,
     supervisor_http,
     wall_http,
     wall_ws,
@@ -128,6 +129,7 @@ def create_app(
     app.include_router(http.router)
     app.include_router(recordings_http.router)
     app.include_router(reviews_http.router)
+    app.include_router(status_http.router)
     app.include_router(client_import_http.router)  # before pages: /clients/import is not a client id
     app.include_router(pages.router)
     app.include_router(ws.router)

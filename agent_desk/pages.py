@@ -33,6 +33,8 @@ from agent_desk.auth import (
 from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page, client_summary
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from agent_desk.recordings_http import may_play, playable, recordings_root
+from agent_desk.status_http import stored_status
+from agent_desk.supervisor import PAUSE_REASONS
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
 from crm_core.models import Department, Operator, operator_departments
@@ -168,9 +170,11 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
             .where(Operator.active.is_(True), Operator.interface.is_not(None), Operator.id != operator.id)
             .order_by(Operator.name)
         ).all()
+        status = stored_status(session, operator.id)
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
-                   data={"queue_names": {queue: name for _, name, queue in departments}},
-                   campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues)
+                   data={"queue_names": {queue: name for _, name, queue in departments}, "status": status},
+                   campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues,
+                   pause_reasons=PAUSE_REASONS, status=status)
 
 
 @router.get("/calls", response_class=HTMLResponse)

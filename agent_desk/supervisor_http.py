@@ -33,7 +33,7 @@ from agent_desk.auth import (
 from agent_desk.http import CallFilterQuery, call_filter, zone_of
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
-from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
+from agent_desk.supervisor import PAUSE_REASONS, ActionDone, ActionProblem, SupervisorActions
 from crm_core import agents, clients
 from crm_core.audit import OK, REFUSED, Actor, recent, record
 from crm_core.models import Department, Operator, as_utc, utcnow
@@ -450,7 +450,8 @@ async def agents_page(request: Request, operator: Annotated[CurrentOperator, Dep
         return refused
     live = await _live_agents(request)
     data = await asyncio.to_thread(_agents_data, request, operator, live)
-    return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data)
+    return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data,
+                   pause_reasons=PAUSE_REASONS)
 
 
 @router.get("/supervisor/thresholds", response_class=HTMLResponse, include_in_schema=False)

@@ -1,8 +1,8 @@
 """`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
 
 The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
-filter. Right after `hello` it replays the operator's live calls (`live.py`), so a reload
-mid-call shows the same call. A ping after PING_SECONDS of silence keeps proxies from closing
+filter. Right after `hello` it replays the agent's status (`routing.wall`) and live calls
+(`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence keeps proxies from closing
 an idle desk.
 """
 
@@ -24,6 +24,7 @@ from agent_desk.auth import CurrentOperator, socket_operator
 from callcard.bus import Bus, Subscription, desk_topic
 from callcard.metrics import POP_LATENCY, POPS_SENT
 from routing.campaigns.manage import clear_ready
+from routing.wall import kept_desk_status
 
 router = APIRouter()
 
@@ -89,11 +90,13 @@ router.add_websocket_route(DESK_PATH, desk_socket)  # served: `agent_desk.app.se
 
 
 async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_id: int) -> None:
-    """hello (`worker`: which web process serves this desk), the live calls read after subscribing,
-    then every message; a ping after PING_SECONDS without one. Ends quietly when the browser has
+    """hello (`worker`: which web process serves this desk), the agent's status and live calls read
+    after subscribing, then every message; a ping after PING_SECONDS without one. Ends quietly when the browser has
     gone: the reader notices that too."""
     with contextlib.suppress(WebSocketDisconnect):
         await websocket.send_json({"type": "hello", "operator_id": operator_id, "worker": os.getpid()})
+        if (status := await kept_desk_status(bus, operator_id)) is not None:
+            await websocket.send_json({**status, "replayed": True})
         for message in await live.live_messages(bus, desk_topic(operator_id)):
             await websocket.send_json(message)
         while True:

@@ -96,15 +96,19 @@ def _department_queues(operator: Operator) -> list[str]:
     return sorted({d.queue for d in operator.departments if d.queue})
 
 
-def agents_overview(session: Session) -> list[AgentView]:
-    """Every active person with a phone, with their queues as callcard knows them."""
+def agents_overview(session: Session, only: int | None = None) -> list[AgentView]:
+    """Every active person with a phone (or the one `only` names), with their queues as callcard
+    knows them."""
+    operators_q = select(Operator).where(Operator.active.is_(True), Operator.interface.is_not(None))
+    states_q, rows_q = select(AgentState), select(AgentQueue).order_by(AgentQueue.queue)
+    if only is not None:
+        operators_q = operators_q.where(Operator.id == only)
+        states_q, rows_q = states_q.where(AgentState.operator_id == only), rows_q.where(AgentQueue.operator_id == only)
     operators = session.scalars(
-        select(Operator).where(Operator.active.is_(True), Operator.interface.is_not(None))
-        .options(selectinload(Operator.departments)).order_by(Operator.login)
-    ).all()
-    states = {s.operator_id: s for s in session.scalars(select(AgentState))}
+        operators_q.options(selectinload(Operator.departments)).order_by(Operator.login)).all()
+    states = {s.operator_id: s for s in session.scalars(states_q)}
     rows: dict[int, list[AgentQueue]] = {}
-    for row in session.scalars(select(AgentQueue).order_by(AgentQueue.queue)):
+    for row in session.scalars(rows_q):
         rows.setdefault(row.operator_id, []).append(row)
     views = []
     for op in operators:

@@ -88,6 +88,35 @@ class MemberTruth:
     reason: str
 
 
+@dataclass(frozen=True)
+class DeskStatus:
+    """What an agent's own desk shows of their queues: `ready`, `paused` (the first paused queue's
+    reason, and the queues the pause holds in) or `out` (in no queue)."""
+
+    state: str
+    reason: str = ""
+    paused_in: tuple[str, ...] = ()
+    queues: tuple[str, ...] = ()
+
+    def message(self, at: float | None) -> dict[str, Any]:
+        """The desk's `status` message; `at` is when this status began (epoch seconds; None: unknown)."""
+        return {"type": "status", "state": self.state, "reason": self.reason, "paused_in": list(self.paused_in),
+                "queues": list(self.queues), "at": at}
+
+
+def desk_status(members: Iterable[tuple[str, bool, str]]) -> DeskStatus:
+    """The status from an agent's memberships as (queue, paused, reason): from the live queue events
+    here, from the stored memberships when a desk page is rendered."""
+    members = sorted(members)
+    if not members:
+        return DeskStatus("out")
+    queues = tuple(queue for queue, _, _ in members)
+    paused = [(queue, reason) for queue, is_paused, reason in members if is_paused]
+    if not paused:
+        return DeskStatus("ready", queues=queues)
+    return DeskStatus("paused", paused[0][1], tuple(queue for queue, _ in paused), queues)
+
+
 @dataclass
 class _Member:
     name: str
@@ -129,6 +158,7 @@ class _Agent:
     talk: int = 0
     paused_for: float = 0.0  # paused seconds today, closed periods
     paused_since: float | None = None
+    desk: DeskStatus | None = None  # as last told to the agent's desk
 
 
 @dataclass
@@ -192,6 +222,7 @@ class LiveState:
         self._stale_calls: dict[str, _Call] = {}  # calls live before the last resync, by interface
         self.synced = False  # a resync happened: members are Asterisk's, not just what events told
         self.pause_changes: list[PauseChange] = []  # drained by the wall service
+        self.desk_changes: list[tuple[str, dict[str, Any]]] = []  # (interface, status message), drained likewise
         self._day_start = 0.0
         self._day_end = 0.0
         self._reset_day(0.0)
@@ -452,6 +483,13 @@ class LiveState:
             agent.paused_for += max(0.0, now - agent.paused_since)
             self.pause_changes.append(PauseChange(agent.interface, agent.paused_since, now))
             agent.paused_since = None
+        desk = desk_status((q, m.paused, m.reason if m.paused else "") for q, m in members)
+        if desk != agent.desk:
+            since = now
+            if agent.desk is None and agent.paused_since is not None and desk.state == "paused":
+                since = agent.paused_since  # first told after a restart: the pause began back then
+            agent.desk = desk
+            self.desk_changes.append((agent.interface, desk.message(since)))
 
     def membership(self, interface: str) -> tuple[MemberTruth, ...]:
         """One agent's queue memberships as Asterisk reports them (empty: in no queue)."""

@@ -6,6 +6,9 @@ copy never expires under a quiet wall), and keeps the latest under WALL_KEY so a
 worker can hand it to a wall that has just connected. Database work (today's seed,
 operators, caller cards, thresholds) runs in a thread, never on the event loop.
 
+Each agent's own status (ready, paused and why, out of every queue) goes to their desk's topic
+when it changes, and is kept under `desk_status_key` for a desk that connects later.
+
 It also writes back what Asterisk said: agents' queue memberships and pauses once the first
 resync made them true (crm_core.agents.reconcile), and pause intervals, so today's pause time
 survives a restart. A supervisor's threshold change arrives on THRESHOLDS_TOPIC and is
@@ -26,7 +29,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import QueueEvent
 from ami_bridge.tracker import normalize_interface
-from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription
+from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription, desk_topic
 from crm_core import agents
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
@@ -37,12 +40,23 @@ from routing.live import FIGURES_CHUNK, LiveState, MemberTruth, OperatorRef, Pau
 log = logging.getLogger(__name__)
 
 SNAPSHOT_FIELD = "snapshot"
+STATUS_FIELD = "status"
+STATUS_TTL = 24 * 3600.0  # longer than a shift; after it a desk falls back to the stored memberships
 OPERATORS_REFRESH_SECONDS = 60.0
 
 
 async def kept_wall(bus: Bus) -> dict[str, Any] | None:
     """The latest wall snapshot any worker kept, or None when no wall service runs."""
     return (await bus.kept(WALL_KEY)).get(SNAPSHOT_FIELD)
+
+
+def desk_status_key(operator_id: int) -> str:
+    return f"status.{desk_topic(operator_id)}"
+
+
+async def kept_desk_status(bus: Bus, operator_id: int) -> dict[str, Any] | None:
+    """The agent's status as last told to their desk, or None when none is kept."""
+    return (await bus.kept(desk_status_key(operator_id))).get(STATUS_FIELD)
 
 
 def _summed_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -105,6 +119,7 @@ class WallService:
         self.clock = clock
         self.published = 0
         self._dirty = asyncio.Event()
+        self._telling = asyncio.Lock()
         self._operators_at = 0.0
         self._written: dict[str, tuple[MemberTruth, ...]] = {}  # memberships as last reconciled
 
@@ -201,6 +216,8 @@ class WallService:
                 self.state.apply(QueueEvent.from_dict(message))
             except Exception:
                 log.exception("wall: could not apply queue event %r", message.get("kind"))
+            if self.state.desk_changes and not self._telling.locked():  # else the teller sees them too
+                await self._tell_desks()
             self._dirty.set()
 
     async def _reload_thresholds(self, changes: Subscription) -> None:
@@ -241,11 +258,29 @@ class WallService:
             else:
                 figures = step
         snapshot = {"type": "wall", **figures}
+        await self._tell_desks()
         await self._write_back_changes()
         await self.bus.publish(WALL_TOPIC, snapshot)
         await self.bus.keep(WALL_KEY, SNAPSHOT_FIELD, snapshot, self.ttl)
         self.published += 1
         return snapshot
+
+    async def _tell_desks(self) -> None:
+        """Each changed status kept, then published (a desk subscribes, then reads the kept one:
+        it never misses a change), in order; what the bus refused stays for the next try."""
+        changes = self.state.desk_changes
+        async with self._telling:  # the consumer and the publisher both tell
+            while changes:
+                interface, message = changes[0]
+                op = self.state.operators.get(interface)
+                if op is not None:
+                    try:
+                        await self.bus.keep(desk_status_key(op.id), STATUS_FIELD, message, STATUS_TTL)
+                        await self.bus.publish(desk_topic(op.id), message)
+                    except Exception:
+                        log.exception("wall: could not tell desk %s its status", op.login)
+                        return
+                del changes[0]
 
     async def _write_back_changes(self) -> None:
         """Persist new pause intervals and changed memberships; kept for the next try on failure."""

@@ -1,7 +1,8 @@
 """Asterisk's truth about agents, end to end on SQLite and PostgreSQL: PBX simulator -> real Bridge
-(AMI over TCP) -> QueueTracker -> WallService -> agent_queues / agent_pauses. What the supervisor
-page lists (`agents_overview`) follows the PBX with no supervisor action, and today's pause time
-is rebuilt from the stored intervals after a restart."""
+(AMI over TCP) -> QueueTracker -> WallService -> agent_queues / agent_pauses and each agent's desk.
+What the supervisor page lists (`agents_overview`) follows the PBX with no supervisor action, each
+desk hears its own status, and today's pause time is rebuilt from the stored intervals after a
+restart."""
 
 from __future__ import annotations
 
@@ -15,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.service import Bridge
-from callcard.bus import MemoryBus
+from callcard.bus import MemoryBus, desk_topic
 from callcard.pbx_sim.model import AgentBehaviour, MemberConfig, PbxConfig, QueueConfig
 from callcard.pbx_sim.server import PbxSimulator
 from callcard.settings import Settings
 from crm_core import agents
 from crm_core.models import Department, Operator
-from routing.wall import WallService
+from routing.wall import WallService, kept_desk_status
 
 OPS = [f"Local/{ext}@agents/n" for ext in (101, 102, 103)]
 
@@ -124,3 +125,31 @@ async def test_pause_time_is_rebuilt_after_a_restart(stack: Stack, sessions: ses
     await sub.close()
     agent = next(a for a in restarted.state.figures(reopened + 100)["agents"] if a["interface"] == "Local/103@agents")
     assert agent["pause_today"] == round(closed + 100)
+
+
+async def test_each_desk_hears_its_own_status_and_a_late_desk_reads_it(stack: Stack) -> None:
+    """Someone pauses op103 on the PBX: op103's desk topic carries it, op101's does not; a desk that
+    connects afterwards reads the kept status."""
+    bus = stack.wall.bus
+    mine, other = await bus.subscribe(desk_topic(stack.ids["op103"])), await bus.subscribe(desk_topic(stack.ids["op101"]))
+    try:
+        first = await asyncio.wait_for(mine.get(), 10)  # the first resync tells every desk
+        assert (first["type"], first["state"], first["queues"]) == ("status", "ready", ["support"])
+        await asyncio.wait_for(other.get(), 10)
+        before = time.time()
+        await stack.bridge.commands.queue_pause(OPS[2], True, None, "lunch")
+        paused = await asyncio.wait_for(mine.get(), 10)
+        assert {k: paused[k] for k in ("state", "reason", "paused_in", "queues")} == \
+            {"state": "paused", "reason": "lunch", "paused_in": ["support"], "queues": ["support"]}
+        assert before - 1 <= paused["at"] <= time.time()
+        await stack.bridge.commands.queue_pause(OPS[2], False, None, "")
+        assert (await asyncio.wait_for(mine.get(), 10))["state"] == "ready"
+        await stack.bridge.commands.queue_pause(OPS[2], True, "support", agents.LOGGED_OUT)
+        out = await asyncio.wait_for(mine.get(), 10)
+        assert (out["state"], out["reason"]) == ("paused", agents.LOGGED_OUT)
+        assert await kept_desk_status(bus, stack.ids["op103"]) == out
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(other.get(), 0.3)
+    finally:
+        await mine.close()
+        await other.close()

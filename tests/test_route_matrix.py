@@ -68,6 +68,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/clients/{client_id}"): USERS,
     ("WS", "/ws/desk"): USERS,
     ("GET", "/api/me"): USERS,
+    ("PUT", "/api/me/status"): USERS,  # their own queues only: tests/test_desk_status.py
     ("GET", "/api/clients"): USERS,
     ("POST", "/api/clients"): USERS,
     ("GET", "/api/clients/{client_id}"): USERS,

@@ -7,6 +7,7 @@ import { renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
+import { showStatus, wireStatus } from "./status_desk.js";
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -279,6 +280,8 @@ function connect() {
       onPop(message);
     } else if (message.type === "call_state") {
       onCallState(message);
+    } else if (message.type === "status") {
+      showStatus(message);
     } else if (message.type === "escalation") {
       toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
     }
@@ -311,4 +314,5 @@ wirePanel({
 });
 
 if (!page.operator.interface) toast(t("desk.no_interface"), "warn");
+wireStatus();
 connect();

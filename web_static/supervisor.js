@@ -33,7 +33,7 @@ function queueCell(agent) {
   return agent.queues.map((m) => el("span", { class: `member${m.paused ? " paused" : ""}`, dataset: { queue: m.queue } },
     queueName(m.queue),
     m.penalty ? el("small", { class: "muted" }, ` ·${m.penalty}`) : null,
-    m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${m.reason}` : ""}`) : null,
+    m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${label("pause", m.reason)}` : ""}`) : null,
     el("button", {
       type: "button", class: "link-button do-remove", title: t("sup.remove", { queue: queueName(m.queue) }),
       "aria-label": t("sup.remove", { queue: queueName(m.queue) }), dataset: { queue: m.queue },
@@ -47,7 +47,7 @@ function stateCell(agent) {
   if (agent.paused) parts.push(el("span", { class: "badge state-paused" }, t("sup.paused")));
   if (agent.live) {
     parts.push(el("span", { class: "badge live", title: t("sup.live") },
-      `${t("sup.live")}: ${label("live", agent.live.state)}${agent.live.reason ? ` (${agent.live.reason})` : ""}`));
+      `${t("sup.live")}: ${label("live", agent.live.state)}${agent.live.reason ? ` (${label("pause", agent.live.reason)})` : ""}`));
   }
   return parts;
 }

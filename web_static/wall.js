@@ -6,7 +6,7 @@
 // page told the server `{"view": "table"}`, so big-number screens don't pay for it.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { el, formatSeconds, page, queueName, t } from "/static/common.js";
+import { el, formatSeconds, label, page, queueName, t } from "/static/common.js";
 
 const view = {
   big: document.getElementById("wall-big"),
@@ -64,7 +64,7 @@ function queueTile(queue, at) {
   const th = queue.thresholds;
   const longest = longestWait(queue, at);
   const reasons = Object.entries(queue.paused_reasons)
-    .map(([reason, n]) => `${reason || t("wall.no_reason")} ${n}`).join(", ");
+    .map(([reason, n]) => `${reason ? label("pause", reason) : t("wall.no_reason")} ${n}`).join(", ");
   return el("article", { class: "queue-tile", "data-queue": queue.name },
     el("h2", {}, queueName(queue.name)),
     el("div", { class: "figures" },
@@ -120,7 +120,7 @@ function drawTables(snap, at) {
       const talkNow = a.call ? at - a.call.since : 0;
       return row([a.name,
         el("td", { class: `state-${a.state}`, "data-state": a.state },
-          t(`wall.state.${a.state}`), a.reason ? ` (${a.reason})` : ""),
+          t(`wall.state.${a.state}`), a.reason ? ` (${label("pause", a.reason)})` : ""),
         formatSeconds(a.since ? at - a.since : 0),
         call ? clientLabel(call) : "",
         a.handled_today, formatSeconds(a.talk_today - (a.call ? a.call.talk : 0) + talkNow),

@@ -1,9 +1,12 @@
 """The supervisor's agents page end to end: super1 pauses op1 with a reason from the page, the
 QueuePause goes through the real AMI client to the simulator, the page shows the result and the
-PBX has op1 paused; an operator cannot open the page."""
+PBX has op1 paused; an operator cannot open the page. An operator pauses themselves from the desk,
+and the desk shows what the PBX then says, a supervisor's pause included."""
 
 from __future__ import annotations
 
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,7 +17,8 @@ from sqlalchemy import func, select
 from callcard.pbx_sim import default_config
 from crm_core.models import Client, Operator
 
-OP1 = "Local/101@agents/n"
+OP1, OP2 = "Local/101@agents/n", "Local/102@agents/n"
+HOSTILE = '<img src=x onerror="window.pwned=1">'
 
 
 @pytest.fixture(scope="module")
@@ -76,3 +80,52 @@ def test_supervisor_hands_a_leaving_agents_clients_to_a_colleague(browser: Brows
     with live.stack.sessions() as session:
         assert session.scalar(select(func.count()).select_from(Client)
                               .where(Client.manager_id == ids["op1"])) == before + theirs
+
+
+def pbx_pause(live: LiveStack, interface: str, paused: bool, reason: str) -> None:
+    """Wait until the simulator has the member paused (or not) for `reason`."""
+    deadline = time.monotonic() + 10
+    while True:
+        member = next(m for m in live.sim.snapshot().members if m.interface == interface)
+        if (member.paused, member.reason if paused else "") == (paused, reason):
+            return
+        assert time.monotonic() < deadline, f"the PBX has {member}"
+        time.sleep(0.05)
+
+
+def test_an_operator_pauses_from_the_desk_and_the_desk_follows_the_pbx(browser: Browser, live: LiveStack) -> None:
+    desk = live.log_in(browser, "op2")
+    box = desk.locator("#my-status-box")
+    expect(box).to_have_attribute("data-state", "ready")
+    desk.select_option("#my-status", "lunch")
+    expect(box).to_have_attribute("data-state", "paused")
+    expect(desk.locator("#status-timer")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    pbx_pause(live, OP2, True, "lunch")
+
+    sup = live.log_in(browser, "super1", wait_socket=False)
+    sup.goto("/supervisor/agents")
+    row = sup.locator("tr[data-login=op2]")
+    expect(row.locator(".member.paused[data-queue=sales]")).to_contain_text("Обед")  # the code, named
+
+    desk.reload()  # the live status comes back with the page, its timer still counting from the pause
+    expect(box).to_have_attribute("data-state", "paused")
+    expect(desk.locator("#my-status")).to_have_value("lunch")
+    desk.wait_for_selector("body[data-socket=ready]")
+    desk.keyboard.press("p")
+    expect(box).to_have_attribute("data-state", "ready")
+    pbx_pause(live, OP2, False, "")
+    desk.keyboard.press("p")  # pauses again, for the reason chosen last
+    pbx_pause(live, OP2, True, "lunch")
+    expect(box).to_have_attribute("data-state", "paused")
+
+    row.locator(".pause-reason").fill(HOSTILE)  # a supervisor's own words reach the desk, as text
+    row.locator(".do-pause").click()
+    pbx_pause(live, OP2, True, HOSTILE)
+    expect(desk.locator("#my-status-other")).to_have_text(HOSTILE)
+    expect(desk.locator("#my-status")).to_have_value("other")
+    assert desk.evaluate("window.pwned") is None
+    desk.select_option("#my-status", "ready")
+    expect(box).to_have_attribute("data-state", "ready")
+    pbx_pause(live, OP2, False, "")
+    sup.reload()
+    expect(sup.locator("tr[data-login=op2] .member.paused")).to_have_count(0)

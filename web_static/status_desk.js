@@ -1,0 +1,75 @@
+// The agent's own status on the desk: Ready, or paused for one of the centre's reasons. The select
+// asks the server (PUT /api/me/status); what it shows afterwards is what Asterisk says, pushed over
+// the desk's socket as `status` messages (a supervisor's pause or Asterisk's auto-pause shows too).
+
+import { api, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
+
+const $ = (id) => document.getElementById(id);
+const box = $("my-status-box");
+const select = $("my-status");
+let shown = null; // the status message shown now
+let lastReason = "break"; // what `p` pauses for: the last of the listed reasons this desk showed
+let ticker = null;
+
+export function showStatus(status) {
+  if (!box || !status) return;
+  shown = status;
+  box.dataset.state = status.state;
+  document.body.dataset.agentStatus = status.state;
+  const other = $("my-status-other");
+  other.hidden = true;
+  if (status.state === "paused") {
+    const known = [...select.options].some((o) => o.value === status.reason && !o.disabled);
+    if (known) {
+      select.value = status.reason;
+      lastReason = status.reason;
+    } else { // a supervisor's own words, or Asterisk's: shown as text, never as markup
+      other.textContent = label("pause", status.reason) || t("status.paused");
+      other.hidden = false;
+      select.value = "other";
+    }
+  } else {
+    select.value = status.state === "out" ? "out" : "ready";
+  }
+  $("my-status-out").hidden = status.state !== "out";
+  const partly = status.state === "paused" && status.paused_in.length < status.queues.length;
+  $("status-note").textContent = partly
+    ? t("status.partly", { queues: status.paused_in.map(queueName).join(", ") }) : "";
+  clearInterval(ticker);
+  const timer = $("status-timer");
+  timer.textContent = "";
+  if (status.state === "paused" && status.at) {
+    const tick = () => { timer.textContent = formatSeconds(Date.now() / 1000 - status.at); };
+    tick();
+    ticker = setInterval(tick, 1000);
+  }
+}
+
+async function change(state, reason = "") {
+  try {
+    const done = await api("/api/me/status", { method: "PUT", body: { state, reason } });
+    // Asterisk's event follows on the socket; meanwhile show what it accepted.
+    showStatus({ ...shown, state: done.state, reason: done.reason, paused_in: shown?.queues ?? [],
+      at: Date.now() / 1000 });
+    toast(state === "paused" ? t("status.now_paused", { reason: label("pause", reason) }) : t("status.now_ready"),
+      "ok");
+  } catch (error) {
+    toast(t("status.failed", { error: error.message }), "error");
+    showStatus(shown); // the select goes back to the truth
+  }
+}
+
+export function wireStatus() {
+  if (!box) return;
+  showStatus(page.status);
+  select.addEventListener("change", () => {
+    const value = select.value;
+    change(value === "ready" ? "ready" : "paused", value === "ready" ? "" : value);
+  });
+  document.addEventListener("keydown", (event) => {
+    if (event.key !== "p" || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+    event.preventDefault();
+    if (shown?.state === "paused") change("ready");
+    else if (shown?.state === "ready") change("paused", lastReason);
+  });
+}
