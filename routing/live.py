@@ -158,6 +158,7 @@ class _Agent:
     talk: int = 0
     paused_for: float = 0.0  # paused seconds today, closed periods
     paused_since: float | None = None
+    pause_reason: str = ""  # the open pause's
     desk: DeskStatus | None = None  # as last told to the agent's desk
 
 
@@ -331,7 +332,7 @@ class LiveState:
             agent = self._agent(pause.interface)
             start = max(pause.started, self._day_start)
             if pause.ended is None:
-                agent.paused_since = start
+                agent.paused_since, agent.pause_reason = start, pause.reason
             elif pause.ended > start:
                 agent.paused_for += pause.ended - start
 
@@ -475,21 +476,21 @@ class LiveState:
         members = self._agent_members(agent.interface)
         if not self.synced and not members:  # unknown until the first resync: keep a seeded pause open
             return
-        paused = any(m.paused for _, m in members)
-        if paused and agent.paused_since is None:
-            agent.paused_since = now
-            self.pause_changes.append(PauseChange(agent.interface, now, None, reason))
-        elif not paused and agent.paused_since is not None:
+        desk = desk_status((q, m.paused, m.reason if m.paused else "") for q, m in members)
+        paused = desk.state == "paused"
+        # A pause ends when the agent is paused nowhere, or goes on for another reason: the report of
+        # pauses by reason needs each reason's own interval. Its reason is the members', whatever the
+        # state shown (a pause taken during a call shows as the call until it ends).
+        if agent.paused_since is not None and (not paused or desk.reason != agent.pause_reason):
             agent.paused_for += max(0.0, now - agent.paused_since)
             self.pause_changes.append(PauseChange(agent.interface, agent.paused_since, now))
             agent.paused_since = None
-        desk = desk_status((q, m.paused, m.reason if m.paused else "") for q, m in members)
-        if desk != agent.desk:
-            since = now
-            if agent.desk is None and agent.paused_since is not None and desk.state == "paused":
-                since = agent.paused_since  # first told after a restart: the pause began back then
+        if paused and agent.paused_since is None:
+            agent.paused_since, agent.pause_reason = now, desk.reason
+            self.pause_changes.append(PauseChange(agent.interface, now, None, desk.reason))
+        if desk != agent.desk:  # a paused desk counts from the pause's start, after a restart too
             agent.desk = desk
-            self.desk_changes.append((agent.interface, desk.message(since)))
+            self.desk_changes.append((agent.interface, desk.message(agent.paused_since or now)))
 
     def membership(self, interface: str) -> tuple[MemberTruth, ...]:
         """One agent's queue memberships as Asterisk reports them (empty: in no queue)."""

@@ -58,12 +58,24 @@ def test_each_desk_is_told_only_when_its_own_status_changes() -> None:
     state.apply(QueueEvent(K.MEMBER_ADDED, NOON + 95, queue="support", interface=A, member_name="A", status=1,
                            paused=False, penalty=0))
     assert told(state) == [(A, "paused", "training", ["sales"], ["sales"], NOON + 90),
-                           (A, "paused", "training", ["sales"], ["sales", "support"], NOON + 95)]
+                           (A, "paused", "training", ["sales"], ["sales", "support"], NOON + 90)]
     state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 100, queue="sales", interface=A, paused=False))
     state.apply(QueueEvent(K.MEMBER_REMOVED, NOON + 110, queue="support", interface=A))
     state.apply(QueueEvent(K.MEMBER_REMOVED, NOON + 120, queue="sales", interface=A))
     assert told(state) == [(A, "ready", "", [], ["sales", "support"], NOON + 100),
                            (A, "ready", "", [], ["sales"], NOON + 110), (A, "out", "", [], [], NOON + 120)]
+
+
+def test_a_pause_keeps_its_reason_through_a_call_and_a_new_reason_is_a_new_pause() -> None:
+    state = synced_state()
+    state.apply(QueueEvent(K.AGENT_CONNECTED, NOON + 10, queue="sales", interface=A, linkedid="c1", holdtime=5))
+    state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 20, queue="sales", interface=A, paused=True, reason="lunch"))
+    state.apply(QueueEvent(K.AGENT_COMPLETED, NOON + 60, queue="sales", interface=A, linkedid="c1", talktime=50))
+    state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 600, queue="sales", interface=A, paused=True, reason="break"))
+    state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 900, queue="sales", interface=A, paused=False))
+    assert state.pause_changes == [PauseChange(A, NOON + 20, None, "lunch"), PauseChange(A, NOON + 20, NOON + 600),
+                                   PauseChange(A, NOON + 600, None, "break"), PauseChange(A, NOON + 600, NOON + 900)]
+    assert state.figures(NOON + 900)["agents"][0]["pause_today"] == 880
 
 
 def test_after_a_restart_a_desk_is_told_when_its_pause_began() -> None:
