@@ -34,9 +34,9 @@ from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page,
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
 from agent_desk.recordings_http import may_play, playable, recordings_root
 from agent_desk.status_http import stored_status
-from agent_desk.supervisor import PAUSE_REASONS
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients
+from crm_core.agents import PAUSE_REASONS
 from crm_core.models import Department, Operator, operator_departments
 from crm_core.reviews import reviews_of
 from crm_core.visibility import queue_names

@@ -11,6 +11,11 @@ the supervisor's time zone, not the database's. Definitions (per group of calls)
 * ASA: mean wait of answered calls; AHT: mean talk time of answered calls (callcard records
   no hold or wrap-up time); talk time: the sum of talk seconds;
 * reviewed: answered calls with a quality review (crm_core.reviews); quality: their mean score.
+
+The pause report is made from the pauses the wall service recorded (`agent_pauses`): per agent,
+the seconds paused in the period per desk reason (`other`: a supervisor's own words, or none),
+and the number of pauses; a pause still open counts up to now, and a supervisor's `logged out`
+is not a pause.
 """
 
 from __future__ import annotations
@@ -24,14 +29,17 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from crm_core.models import Call, Client, Operator, Request, as_utc
+from ami_bridge.tracker import normalize_interface
+from crm_core.agents import LOGGED_OUT, PAUSE_REASONS, AgentPause
+from crm_core.models import Call, Client, Operator, Request, as_utc, operator_departments, utcnow
 from crm_core.reviews import CallReview
 
 SERVICE_LEVEL_SECONDS = 20
-REPORTS = ("queues", "agents", "days", "hours", "missed")
+REPORTS = ("queues", "agents", "days", "hours", "missed", "pauses")
 FIGURE_COLUMNS = ("offered", "answered", "abandoned", "missed", "service_level", "asa", "aht", "talk_time",
                   "reviewed", "quality")
 MISSED_COLUMNS = ("started_at", "caller", "client", "queue", "outcome", "wait_seconds", "callback")
+PAUSE_COLUMNS = ("pauses", *PAUSE_REASONS, "other", "paused")  # a count, then seconds
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -98,6 +106,69 @@ class MissedCall:
     def row(self, tz: tzinfo) -> list[object]:
         return [self.started_at.astimezone(tz).strftime("%Y-%m-%d %H:%M:%S"), self.caller, self.client, self.queue,
                 self.outcome, self.wait_seconds, self.callback]
+
+
+@dataclass(frozen=True)
+class PauseFacts:
+    agent: str  # login
+    reason: str
+    started_at: datetime
+    ended_at: datetime | None  # None: still paused
+
+
+@dataclass(frozen=True)
+class PauseTimes:
+    key: str  # the agent's login, or "total"
+    pauses: int
+    seconds: dict[str, int]  # per reason column (PAUSE_COLUMNS but the count and the sum)
+    paused: int  # seconds, every reason
+
+    def row(self) -> list[object]:
+        return [self.key, self.pauses, *(self.seconds[c] for c in PAUSE_COLUMNS[1:-1]), self.paused]
+
+
+def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime) -> list[PauseTimes]:
+    """Seconds paused within [start, end) per agent and reason column, agents in order, then the
+    total (pure); a pause counts for its agent when some of it falls in the period."""
+    columns = PAUSE_COLUMNS[1:-1]
+    per_agent: dict[str, dict[str, int]] = {}
+    counts: dict[str, int] = {}
+    for pause in pauses:
+        if pause.reason == LOGGED_OUT:
+            continue
+        since, until = max(pause.started_at, start), min(pause.ended_at or end, end)
+        if until <= since:
+            continue
+        column = pause.reason if pause.reason in PAUSE_REASONS else "other"
+        times = per_agent.setdefault(pause.agent, dict.fromkeys(columns, 0))
+        times[column] += round((until - since).total_seconds())
+        counts[pause.agent] = counts.get(pause.agent, 0) + 1
+    rows = [PauseTimes(agent, counts[agent], times, sum(times.values())) for agent, times in sorted(per_agent.items())]
+    total = {c: sum(r.seconds[c] for r in rows) for c in columns}
+    return rows + [PauseTimes("total", sum(counts.values()), total, sum(total.values()))]
+
+
+def pause_facts(session: Session, period: Period, now: datetime,
+                departments: Collection[int] | None = None) -> list[PauseFacts]:
+    """The pauses that overlap the period and began before `now`, of the agents of `departments`
+    when given (a department head's); a pause is the agent's whose device it was."""
+    people = select(Operator.login, Operator.interface).where(Operator.interface.is_not(None))
+    if departments is not None:
+        people = people.where(Operator.id.in_(select(operator_departments.c.operator_id).where(
+            operator_departments.c.department_id.in_(departments))))
+    logins = {normalize_interface(interface): login for login, interface in session.execute(people)}
+    end = min(period.end, now)
+    rows = session.execute(
+        select(AgentPause.interface, AgentPause.reason, AgentPause.started_at, AgentPause.ended_at)
+        .where(AgentPause.started_at < end, AgentPause.ended_at.is_(None) | (AgentPause.ended_at > period.start))
+        .order_by(AgentPause.started_at))
+    return [PauseFacts(logins[r[0]], r[1], as_utc(r[2]), as_utc(r[3]) if r[3] is not None else None)
+            for r in rows if r[0] in logins]
+
+
+def pause_report(session: Session, period: Period, now: datetime,
+                 departments: Collection[int] | None = None) -> list[PauseTimes]:
+    return pause_times(pause_facts(session, period, now, departments), period.start, min(period.end, now))
 
 
 def _mean(values: list[int]) -> float | None:
@@ -227,8 +298,11 @@ def _drained(out: io.StringIO) -> bytes:
     return text.encode("utf-8")
 
 
-def export(session: Session, name: str, period: Period, queues: Collection[str] | None = None) -> bytes:
-    """The CSV of one report."""
+def export(session: Session, name: str, period: Period, queues: Collection[str] | None = None,
+           departments: Collection[int] | None = None) -> bytes:
+    """The CSV of one report; the pause report is of `departments`' agents when given."""
+    if name == "pauses":
+        return to_csv(("agent", *PAUSE_COLUMNS), (p.row() for p in pause_report(session, period, utcnow(), departments)))
     if name == "missed":
         return to_csv(MISSED_COLUMNS, (m.row(period.tz) for m in missed_calls(session, period, queues=queues)))
     return to_csv((name.rstrip("s"), *FIGURE_COLUMNS), (f.row() for f in report(session, name, period, queues)))

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from agent_desk.auth import CurrentOperator, api_writer, session_language
 from agent_desk.i18n import translate
-from agent_desk.supervisor import PAUSE_REASONS, ActionProblem, SupervisorActions
-from crm_core.agents import agents_overview
+from agent_desk.supervisor import ActionProblem, SupervisorActions
+from crm_core.agents import PAUSE_REASONS, agents_overview
 from crm_core.audit import Actor
 from routing.live import DeskStatus, desk_status
 

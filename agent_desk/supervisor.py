@@ -29,9 +29,6 @@ from crm_core.models import Call, Operator, utcnow
 # both parties), E exit when the spied channel hangs up (the session ends with the call).
 SPY_OPTIONS = {"listen": "qE", "whisper": "qwE", "barge": "qBE"}
 MAX_REASON = 64  # agent_queues.pause_reason
-# An agent's own pause reasons: codes, so reports group them whatever the language (`pause.<code>`
-# names them); a supervisor may still type any reason.
-PAUSE_REASONS = ("break", "lunch", "training", "meeting", "after_call")
 NOT_THERE = "Unable to remove interface: Not there"
 NOT_DYNAMIC = "Unable to remove interface: Not dynamic"
 # Asterisk's reply texts (recorded in ../shared/ami-traces/queue_status.md) -> what to tell.

@@ -33,7 +33,7 @@ from agent_desk.auth import (
 from agent_desk.http import CallFilterQuery, call_filter, zone_of
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
-from agent_desk.supervisor import PAUSE_REASONS, ActionDone, ActionProblem, SupervisorActions
+from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
 from crm_core import agents, clients
 from crm_core.audit import OK, REFUSED, Actor, recent, record
 from crm_core.models import Department, Operator, as_utc, utcnow
@@ -342,8 +342,15 @@ ToParam = Annotated[str, Query(alias="to", max_length=10)]
 TzParam = Annotated[str, Query(max_length=64)]
 
 
-def _report_json(session: Any, name: str, period: reports.Period,
-                 queues: frozenset[str] | None) -> list[dict[str, Any]]:
+def _departments(operator: CurrentOperator) -> frozenset[int] | None:
+    """Whose pauses a report shows: everyone's (None), or a department head's departments' agents'."""
+    return None if operator.sees_all else operator.departments
+
+
+def _report_json(session: Any, name: str, period: reports.Period, queues: frozenset[str] | None,
+                 departments: frozenset[int] | None) -> list[dict[str, Any]]:
+    if name == "pauses":
+        return [asdict(p) for p in reports.pause_report(session, period, utcnow(), departments)]
     if name == "missed":
         return [{**asdict(m), "started_at": m.started_at.isoformat()}
                 for m in reports.missed_calls(session, period, queues=queues)]
@@ -357,7 +364,7 @@ def report_csv(request: Request, operator: Exporter, name: ReportName, first: Da
     period = _period(request, first, last, tz)
     queues = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
-        data = reports.export(session, name, period, queues)
+        data = reports.export(session, name, period, queues, _departments(operator))
     record(request.app.state.desk.sessions, _actor(operator), "export", name,
            {"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz, "bytes": len(data),
             "queues": None if queues is None else sorted(queues)}, OK)
@@ -428,7 +435,7 @@ def report_json(request: Request, operator: Reader, name: ReportName, first: Dat
     period = _period(request, first, last, tz)
     queues = supervised_queues(request.app.state.desk.sessions, operator)
     with request.app.state.desk.sessions() as session:
-        rows = _report_json(session, name, period, queues)
+        rows = _report_json(session, name, period, queues, _departments(operator))
     return {"report": name, "from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz,
             "service_level_seconds": reports.SERVICE_LEVEL_SECONDS, "rows": rows}
 
@@ -451,7 +458,7 @@ async def agents_page(request: Request, operator: Annotated[CurrentOperator, Dep
     live = await _live_agents(request)
     data = await asyncio.to_thread(_agents_data, request, operator, live)
     return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data,
-                   pause_reasons=PAUSE_REASONS)
+                   pause_reasons=agents.PAUSE_REASONS)
 
 
 @router.get("/supervisor/thresholds", response_class=HTMLResponse, include_in_schema=False)
@@ -479,6 +486,7 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
         tables = {name: reports.report(session, name, period, queues)
                   for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500, queues=queues)
+        pauses = reports.pause_report(session, period, utcnow(), _departments(operator))
         names = {"queues": queue_names(session),
                  "agents": {login: name for login, name in session.execute(select(Operator.login, Operator.name))}}
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
@@ -486,5 +494,7 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
               "service_level": f.service_level} for f in tables["hours"][:-1]]  # the last row is the total
     return _render(request, "supervisor_reports.html", operator, active="reports", period=period, tz=tz,
                    data={"hours": hours},
-                   tables=tables, names=names, missed=missed, query=query, columns=reports.FIGURE_COLUMNS,
-                   missed_columns=reports.MISSED_COLUMNS, sl_seconds=reports.SERVICE_LEVEL_SECONDS)
+                   tables=tables, names=names, missed=missed, pauses=pauses, query=query,
+                   columns=reports.FIGURE_COLUMNS, missed_columns=reports.MISSED_COLUMNS,
+                   pause_columns=reports.PAUSE_COLUMNS, pause_reasons=agents.PAUSE_REASONS,
+                   sl_seconds=reports.SERVICE_LEVEL_SECONDS)
