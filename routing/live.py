@@ -224,6 +224,7 @@ class LiveState:
         self.synced = False  # a resync happened: members are Asterisk's, not just what events told
         self.pause_changes: list[PauseChange] = []  # drained by the wall service
         self.desk_changes: list[tuple[str, dict[str, Any]]] = []  # (interface, status message), drained likewise
+        self._moved: set[str] = set()  # agents whose memberships changed since their last refresh
         self._day_start = 0.0
         self._day_end = 0.0
         self._reset_day(0.0)
@@ -357,6 +358,7 @@ class LiveState:
         self.synced = True
         self._stale_calls = {a.interface: a.call for a in self._agents.values() if a.call is not None}
         self._members.clear()
+        self._moved.update(self._agents)
         self._waiting.clear()
         self._ringing.clear()
         for agent in self._agents.values():
@@ -369,6 +371,7 @@ class LiveState:
             self._queue_sl[event.queue] = event.service_level
 
     def _on_member(self, event: QueueEvent) -> None:
+        self._moved.add(event.interface)
         member = self._members.setdefault(event.queue, {}).setdefault(event.interface, _Member(event.member_name))
         member.name = event.member_name or member.name
         if event.status is not None:
@@ -382,6 +385,7 @@ class LiveState:
     _on_member_added = _on_member_status = _on_member_paused = _on_member_penalty = _on_member
 
     def _on_member_removed(self, event: QueueEvent) -> None:
+        self._moved.add(event.interface)
         self._members.get(event.queue, {}).pop(event.interface, None)
 
     def _on_caller_joined(self, event: QueueEvent) -> None:
@@ -473,9 +477,12 @@ class LiveState:
             wrapped_up = agent.state == "wrap_up" and agent.wrapup_until is not None and now >= agent.wrapup_until
             agent.since = agent.wrapup_until if wrapped_up and agent.wrapup_until is not None else now
             agent.state, agent.reason = state, reason
+        if agent.interface not in self._moved:  # pauses and the desk's status follow memberships only
+            return
         members = self._agent_members(agent.interface)
         if not self.synced and not members:  # unknown until the first resync: keep a seeded pause open
             return
+        self._moved.discard(agent.interface)
         desk = desk_status((q, m.paused, m.reason if m.paused else "") for q, m in members)
         paused = desk.state == "paused"
         # A pause ends when the agent is paused nowhere, or goes on for another reason: the report of
