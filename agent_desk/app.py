@@ -35,6 +35,7 @@ from agent_desk import (
     ws,
 )
 from agent_desk.auth import LoginRequired, csrf_token, session_language
+from agent_desk.headers import SecurityHeaders
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
 from agent_desk.supervisor import SupervisorDoor
 from ami_bridge.remote import COMMAND_MARGIN, RemoteBridge
@@ -121,6 +122,7 @@ def create_app(
     app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
     app.state.campaign_dialler = campaign_dialler  # routing.campaigns.service.DiallerService, when running here
     app.add_middleware(SessionMiddleware, **_session_options(settings))
+    app.add_middleware(SecurityHeaders)
 
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, _exc: LoginRequired) -> RedirectResponse:

@@ -129,6 +129,7 @@ function wireHeader() {
       toast(t("error.generic", { error: error.message }), "error");
     }
   });
+  document.getElementById("help-open")?.addEventListener("click", () => toggleHelp(true));
   document.getElementById("help-close")?.addEventListener("click", () => toggleHelp(false));
   document.addEventListener("keydown", (event) => {
     if (event.key === "Escape") toggleHelp(false);
