@@ -160,6 +160,15 @@ async function drawReportCharts(hours) {
 
 if (document.getElementById("report-chart-calls")) drawReportCharts(page.hours || []);
 
+// Each agent's pause bar: as long as their time paused against the longest, split by reason.
+// Sizes are set here, not in style attributes, which the Content-Security-Policy does not allow.
+const pauseBars = [...document.querySelectorAll(".pause-bar")];
+const longestPause = Math.max(1, ...pauseBars.map((bar) => Number(bar.dataset.seconds)));
+for (const bar of pauseBars) {
+  bar.style.width = `${(100 * Number(bar.dataset.seconds)) / longestPause}%`;
+  for (const seg of bar.children) seg.style.flexGrow = seg.dataset.seconds;
+}
+
 const tz = document.getElementById("report-tz");
 if (tz && !new URLSearchParams(window.location.search).has("tz")) {
   const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;

@@ -130,6 +130,13 @@ def test_an_operator_pauses_from_the_desk_and_the_desk_follows_the_pbx(browser: 
     sup.reload()
     expect(sup.locator("tr[data-login=op2] .member.paused")).to_have_count(0)
 
+    sup.goto("/supervisor/reports")  # the pauses just taken, by reason, with a bar to see them by
+    row = sup.locator("#report-pauses tr[data-agent=op2]")
+    expect(row.locator("th")).to_have_text("Дмитрий Козлов")
+    expect(row.locator(".seg-lunch")).to_have_attribute("title", re.compile(r"^Обед: 0:00:\d\d$"))
+    bar = row.locator(".pause-bar").bounding_box()
+    assert bar is not None and bar["width"] > 0
+
 
 VIOLATIONS = ("window.violations = [];"
               "document.addEventListener('securitypolicyviolation',"
