@@ -2,8 +2,8 @@
 
 The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
 filter. Right after `hello` it replays the agent's status (`routing.wall`) and live calls
-(`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence keeps proxies from closing
-an idle desk.
+(`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence
+keeps proxies from closing an idle desk.
 """
 
 from __future__ import annotations
@@ -91,8 +91,8 @@ router.add_websocket_route(DESK_PATH, desk_socket)  # served: `agent_desk.app.se
 
 async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_id: int) -> None:
     """hello (`worker`: which web process serves this desk), the agent's status and live calls read
-    after subscribing, then every message; a ping after PING_SECONDS without one. Ends quietly when the browser has
-    gone: the reader notices that too."""
+    after subscribing, then every message; a ping after PING_SECONDS without one. Ends quietly when
+    the browser has gone: the reader notices that too."""
     with contextlib.suppress(WebSocketDisconnect):
         await websocket.send_json({"type": "hello", "operator_id": operator_id, "worker": os.getpid()})
         if (status := await kept_desk_status(bus, operator_id)) is not None:
