@@ -26,13 +26,15 @@ from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, aliased
 
 from ami_bridge.tracker import normalize_interface
 from crm_core.agents import LOGGED_OUT, PAUSE_REASONS, AgentPause
 from crm_core.models import Call, Client, Operator, Request, as_utc, operator_departments, utcnow
 from crm_core.reviews import CallReview
+from routing.inbox.models import RequestEvent
+from routing.inbox.service import AGAIN
 
 SERVICE_LEVEL_SECONDS = 20
 REPORTS = ("queues", "agents", "days", "hours", "missed", "pauses")
@@ -248,12 +250,16 @@ def callback_status(request_status: str | None) -> str:
 
 def missed_calls(session: Session, period: Period, limit: int = 1000,
                  queues: Collection[str] | None = None) -> list[MissedCall]:
-    """Abandoned and missed inbound calls, newest first, with their callback's status."""
+    """Abandoned and missed inbound calls, newest first, with their callback's status: the call's own
+    callback, or the one already open for the number that it joined (an `again` event)."""
+    joined = aliased(Request)
     query = (
         select(Call.linkedid, Call.started_at, Call.caller_e164, Call.caller_raw, Client.name, Call.queue,
-               Call.outcome, Call.wait_seconds, Request.status)
+               Call.outcome, Call.wait_seconds, func.coalesce(Request.status, joined.status))
         .outerjoin(Client, Client.id == Call.client_id)
         .outerjoin(Request, Request.linkedid == Call.linkedid)
+        .outerjoin(RequestEvent, (RequestEvent.kind == AGAIN) & (RequestEvent.value == Call.linkedid))
+        .outerjoin(joined, joined.id == RequestEvent.request_id)
         .where(Call.direction == "inbound", Call.outcome.in_(("abandoned", "missed")),
                Call.started_at >= period.start, Call.started_at < period.end)
         .order_by(Call.started_at.desc(), Call.id.desc())

@@ -249,7 +249,7 @@ class Request(Base):
     kind: Mapped[str] = mapped_column(String(16), default="question")  # question/complaint/order/service/callback
     body: Mapped[str] = mapped_column(Text, default="")
     source: Mapped[str] = mapped_column(String(16), default="desk")  # desk / web / email / call
-    contact: Mapped[str] = mapped_column(String(256), default="")  # e-mail or phone given, as given
+    contact: Mapped[str] = mapped_column(String(256), default="", index=True)  # e-mail or phone given, as given
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"))
     due_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

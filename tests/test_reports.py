@@ -22,11 +22,13 @@ import io
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from agent_desk import reports
 from agent_desk.reports import Figures, Period
 from crm_core.models import Call, Client, Operator, Request
+from routing.inbox.models import RequestEvent
 
 DAY = date(2026, 3, 2)
 FORMULA = '=HYPERLINK("http://evil","x")'
@@ -127,6 +129,19 @@ def test_missed_calls_list_their_callback_status(sessions: sessionmaker[Session]
         ("c4", "abandoned", 45, "done", "Иван Петров"),
     ]
     assert missed[2].caller == "+73512000004"
+
+
+def test_a_missed_call_that_joined_an_open_callback_shows_that_callbacks_status(
+    sessions: sessionmaker[Session]
+) -> None:
+    """The follow-ups give a number one callback at a time; a later missed call joins it (`again`)."""
+    _seed(sessions)
+    with sessions.begin() as s:
+        s.add(RequestEvent(request_id=s.scalar(select(Request.id).where(Request.linkedid == "c6")), kind="again",
+                           value="c12", text="брошенный звонок"))
+    with sessions() as s:
+        assert {m.linkedid: m.callback for m in reports.missed_calls(s, Period(DAY, DAY, UTC))} == \
+            {"c12": "open", "c6": "open", "c4": "done"}
 
 
 def test_csv_export_has_bom_quotes_and_defuses_formulas(sessions: sessionmaker[Session]) -> None:

@@ -92,23 +92,48 @@ def ended(linkedid: str, caller: str, outcome: Outcome, queue: str = "support") 
                      queue=queue, outcome=outcome)
 
 
-def test_missed_or_abandoned_known_caller_gets_one_callback_task(sessions, world) -> None:  # type: ignore[no-untyped-def]
+def test_missed_or_abandoned_caller_gets_one_callback_task(sessions, world) -> None:  # type: ignore[no-untyped-def]
     follow_ups = FollowUps(sessions)
     assert follow_ups.apply(ended("1.1", "8" + KNOWN[2:], Outcome.ABANDONED))
     assert not follow_ups.apply(ended("1.1", KNOWN, Outcome.ABANDONED))  # replayed: still one task
     assert follow_ups.apply(ended("1.2", DEBTOR, Outcome.MISSED, queue=""))
-    assert not follow_ups.apply(ended("1.3", "+79990000000", Outcome.MISSED))  # unknown number
+    assert follow_ups.apply(ended("1.3", "+79990000000", Outcome.MISSED, queue="sales"))  # a new caller: a lead
     assert not follow_ups.apply(ended("1.4", KNOWN, Outcome.ANSWERED))
+    assert not follow_ups.apply(ended("1.5", "anonymous", Outcome.ABANDONED))  # withheld: nobody to call
     with sessions() as session:
         tasks = session.scalars(select(Request).where(Request.kind == "callback").order_by(Request.id)).all()
         assert [(t.linkedid, t.client_id, t.department_id, t.due_at.replace(tzinfo=UTC)) for t in tasks] == [
             ("1.1", world["known"], world["dept_service"], NOW + timedelta(minutes=15)),
             ("1.2", world["debtor"], world["dept_collections"], NOW + timedelta(minutes=15)),
+            ("1.3", None, world["dept_sales"], NOW + timedelta(minutes=15)),
         ]
         assert [(t.subject, t.contact) for t in tasks] == [
             (f"Перезвонить: {format_phone(KNOWN)} (брошенный звонок)", KNOWN),
             (f"Перезвонить: {format_phone(DEBTOR)} (пропущенный звонок)", DEBTOR),
+            ("Перезвонить: +7 999 000-00-00 (пропущенный звонок)", "+79990000000"),
         ]
+
+
+def test_a_caller_missed_again_joins_their_open_callback_until_it_is_closed(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    """Three missed calls, one task: two operators never ring the same caller back. Once it is
+    closed, the next missed call is a new task."""
+    follow_ups = FollowUps(sessions)
+    assert follow_ups.apply(ended("2.1", KNOWN, Outcome.ABANDONED))
+    assert not follow_ups.apply(ended("2.2", "8" + KNOWN[2:], Outcome.MISSED))
+    assert not follow_ups.apply(ended("2.3", KNOWN, Outcome.ABANDONED))
+    assert not follow_ups.apply(ended("2.3", KNOWN, Outcome.ABANDONED))  # replayed: one history line
+    with sessions.begin() as session:
+        task = session.scalars(select(Request).where(Request.kind == "callback")).one()
+        history = session.execute(select(RequestEvent.kind, RequestEvent.value, RequestEvent.text)
+                                  .where(RequestEvent.request_id == task.id).order_by(RequestEvent.id)).all()
+        assert [tuple(h) for h in history] == [("created", "callback", "брошенный звонок"),
+                                              ("again", "2.2", "пропущенный звонок"),
+                                              ("again", "2.3", "брошенный звонок")]
+        service.change_status(session, task.id, "closed", None, NOW)
+    assert follow_ups.apply(ended("2.4", KNOWN, Outcome.MISSED))
+    with sessions() as session:
+        assert session.scalars(select(Request.linkedid).where(Request.kind == "callback")
+                               .order_by(Request.id)).all() == ["2.1", "2.4"]
 
 
 async def test_overdue_request_is_pushed_once_to_the_department_heads_desk(sessions, world) -> None:  # type: ignore[no-untyped-def]

@@ -14,6 +14,7 @@ function historyLine(event) {
     assigned: () => `${t("requests.event.assigned")}: ${event.assignee}`,
     comment: () => `${t("requests.event.comment")}: ${event.text}`,
     escalated: () => t("requests.event.escalated"),
+    again: () => `${t("requests.event.again")}: ${event.text}`,
   }[event.kind];
   return el("li", { dataset: { kind: event.kind } }, `${when} · ${event.author || "—"} · `,
     what ? what() : event.kind);

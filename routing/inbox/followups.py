@@ -1,5 +1,7 @@
-"""Follow-up rules: a missed or abandoned call from a known number becomes a callback task, and
-overdue requests are escalated to the head of their department's desk.
+"""Follow-up rules: a missed or abandoned call from a number becomes a callback task (the client's
+when one client has the number; without a client for a caller the CRM does not know or a shared
+number; none for a withheld number), and overdue requests are escalated to the head of their
+department's desk.
 
 The follow-up consumer reads CALLS_TOPIC like the call logger and is idempotent by Linkedid
 (one callback per call however often ENDED is replayed). The escalator wakes up every
@@ -29,7 +31,7 @@ FOLLOW_UP_OUTCOMES = {Outcome.MISSED: "пропущенный звонок", Out
 
 
 class FollowUps:
-    """Turns missed and abandoned inbound calls from known clients into callback requests."""
+    """Turns missed and abandoned inbound calls into callback requests."""
 
     def __init__(self, sessions: sessionmaker[Session], region: str = "RU") -> None:
         self._sessions = sessions
@@ -48,16 +50,15 @@ class FollowUps:
             return False
         e164 = try_normalize(event.caller_num, self._region) if event.caller_num else None
         if e164 is None:
-            return False
+            return False  # withheld or not a number: nobody to call back
         with self._sessions.begin() as session:
             matches = clients_for_number(session, e164)
-            if len(matches) != 1:
-                return False  # unknown or shared number: nobody to call back by name
+            client_id = matches[0].client_id if len(matches) == 1 else None  # else the callback asks who
             dept_id = session.scalar(select(Department.id).where(Department.queue == event.queue)) \
                 if event.queue else None
             now = datetime.fromtimestamp(event.at, tz=UTC)
             return service.create_callback_for_call(
-                session, event.linkedid, matches[0].client_id, dept_id, e164, now, why)
+                session, event.linkedid, client_id, dept_id, e164, now, why)
 
     async def run(self, bus: Bus, stop: asyncio.Event) -> None:
         subscription = await bus.subscribe(CALLS_TOPIC)

@@ -33,6 +33,7 @@ REQUEST_TYPES = {
     "promise": RequestType("collections", timedelta(days=1)),  # check that a promised payment came
 }
 STATUSES = ("open", "in_progress", "closed")
+AGAIN = "again"  # a request's history event: the caller missed us once more while it was open
 # Where a request may go from each status: closed is final (a follow-up is a new request).
 NEXT_STATUSES = {"open": ("in_progress", "closed"), "in_progress": ("open", "closed"), "closed": ()}
 
@@ -84,16 +85,26 @@ def create_request(
 
 
 def create_callback_for_call(
-    session: Session, linkedid: str, client_id: int, department_id: int | None, caller: str, now: datetime,
+    session: Session, linkedid: str, client_id: int | None, department_id: int | None, caller: str, now: datetime,
     why: str,
 ) -> bool:
-    """The callback task of a missed call, once per Linkedid however often the event comes."""
-    sla = REQUEST_TYPES["callback"].sla
-    if department_id is None:
-        dept = department_for(session, "callback", session.get(Client, client_id))
-        department_id = dept.id if dept is not None else None
+    """The callback task of a missed call, once per Linkedid however often the event comes; None
+    `client_id`: a caller the CRM does not know, or a number several clients share (the callback
+    asks who it was). A number with a callback still open gets no second task: the call goes into
+    that one's history (`again`, value its Linkedid), so two operators never ring the same caller."""
     if session.scalar(select(Request.id).where(Request.linkedid == linkedid)) is not None:
         return False
+    if session.scalar(select(RequestEvent.id).where(RequestEvent.kind == AGAIN, RequestEvent.value == linkedid)):
+        return False
+    waiting = session.scalar(select(Request.id).where(
+        Request.kind == "callback", Request.contact == caller, Request.status != "closed").order_by(Request.id).limit(1))
+    if waiting is not None:
+        session.add(RequestEvent(request_id=waiting, at=now, kind=AGAIN, value=linkedid, text=why))
+        return False
+    sla = REQUEST_TYPES["callback"].sla
+    if department_id is None:
+        dept = department_for(session, "callback", session.get(Client, client_id) if client_id is not None else None)
+        department_id = dept.id if dept is not None else None
     insert_or_ignore(  # a concurrent consumer inserting the same Linkedid is not an error
         session, Request, ["linkedid"], linkedid=linkedid, kind="callback",
         subject=f"Перезвонить: {format_phone(caller)} ({why})",

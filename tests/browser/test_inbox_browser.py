@@ -24,6 +24,9 @@ def test_inbox_actions_change_status_assign_comment_with_history(
         request = service.create_request(session, "callback", "Перезвонить незнакомцу", datetime.now(UTC),
                                          contact="+73517654321", department_id=sales, source="call")
         request_id = request.id
+        # the stranger misses us again meanwhile: no second task, a line in this one's history
+        assert not service.create_callback_for_call(session, "again.1", None, sales, "+73517654321",
+                                                    datetime.now(UTC), "брошенный звонок")
         op1_id, op2_id = (session.scalar(select(Operator.id).where(Operator.login == login))
                           for login in ("op1", "op2"))
 
@@ -45,7 +48,9 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     expect(page.locator("#request-detail")).to_be_in_viewport()  # scrolled to
     row.locator("button.request-open").click()
     expect(page.locator("#request-title")).to_have_text(f"#{request_id} Перезвонить незнакомцу")
-    expect(page.locator("#request-history li")).to_have_count(1)
+    expect(page.locator("#request-history li")).to_have_count(2)
+    expect(page.locator('#request-history li[data-kind="again"]')).to_contain_text(
+        "снова звонил, не дозвонился: брошенный звонок")
 
     page.select_option("#request-status", "in_progress")
     page.click("#status-go")
@@ -57,7 +62,7 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     expect(page.locator("#request-assignee")).to_have_text("Дмитрий Козлов")
     page.fill("#request-comment", "Звонил, не дозвонился")
     page.click("#comment-go")
-    expect(page.locator("#request-history li")).to_have_count(5)
+    expect(page.locator("#request-history li")).to_have_count(6)
     expect(page.locator("#request-history li").last).to_contain_text("Звонил, не дозвонился")
     expect(page.locator('#request-history li[data-kind="assigned"]').last).to_contain_text("Дмитрий Козлов")
     expect(page.locator("#request-status option")).to_have_text(["В работе", "Открыто", "Закрыто"])
@@ -75,5 +80,5 @@ def test_inbox_actions_change_status_assign_comment_with_history(
         steps = session.execute(select(RequestEvent.kind, RequestEvent.value, RequestEvent.author_id)
                                 .where(RequestEvent.request_id == request_id).order_by(RequestEvent.id)).all()
     assert [tuple(s) for s in steps] == [
-        ("created", "callback", None), ("status", "in_progress", op1_id), ("assigned", str(op1_id), op1_id),
+        ("created", "callback", None), ("again", "again.1", None), ("status", "in_progress", op1_id), ("assigned", str(op1_id), op1_id),
         ("assigned", str(op2_id), op1_id), ("comment", "", op1_id), ("status", "closed", op1_id)]
