@@ -20,6 +20,7 @@ from ami_bridge.service import Bridge
 from callcard.bus import CALLS_TOPIC, MemoryBus
 from callcard.pbx_sim import PbxSimulator, default_config
 from callcard.settings import Settings
+from crm_core.agents import AgentQueue
 from crm_core.models import Call, Client, ClientPhone, Debt, DebtContact, Department, Operator, Phone, Request
 from routing.campaigns.dialler import Agent
 from routing.campaigns.models import Campaign, CampaignDebt, CampaignOperator, DialAttempt, DialSkip
@@ -213,6 +214,23 @@ async def test_no_ready_operator_means_no_originate_at_all(rig: Rig) -> None:
     rig.stop.set()
     await runner
     assert rig.commands.originated == [] and _attempts(rig.sessions) == []
+
+
+async def test_a_ready_operator_on_a_break_gets_no_debtor_until_back(rig: Rig) -> None:
+    world = _world(rig.sessions, ANSWERS)
+    with rig.sessions.begin() as s:  # paused in their one queue, as the desk's "Lunch" leaves them
+        s.add(AgentQueue(operator_id=world.operators[0], queue="collections", paused=True, pause_reason="lunch"))
+    runner = asyncio.create_task(rig.service.run(rig.stop))
+    await _until(lambda: rig.service._campaigns)
+    await asyncio.sleep(0.3)  # several ticks
+    assert rig.commands.originated == []
+    with rig.sessions.begin() as s:
+        s.get(AgentQueue, (world.operators[0], "collections")).paused = False
+    await _until(lambda: rig.commands.originated)
+    rig.stop.set()
+    await runner
+    with rig.sessions() as s:  # still ready on the campaign: the pause took nothing to tick again
+        assert s.scalar(select(CampaignOperator.ready).where(CampaignOperator.operator_id == world.operators[0]))
 
 
 async def test_debtor_answering_when_every_operator_is_busy_hears_the_apology_and_gets_a_callback(rig: Rig) -> None:

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.client import AmiCommands
 from ami_bridge.events import CallEvent
 from callcard.bus import CALLS_TOPIC, Bus
+from crm_core.agents import AgentQueue
 from crm_core.models import Call, ClientPhone, Debt, DebtContact, Department, Operator, Phone, as_utc
 from routing import compliance
 from routing.campaigns.dialler import (
@@ -360,11 +361,16 @@ class DiallerService:
         return views, histories
 
     def _view(self, session: Session, campaign: Campaign) -> CampaignView:
+        """The campaign and its agents to put debtors through to: ready on it, and not paused in
+        every queue they are in (on a break for the desk, or logged out by a supervisor); a pause
+        keeps the ready flags for when they are back."""
+        paused = exists().where(AgentQueue.operator_id == Operator.id, AgentQueue.paused.is_(True))
+        working = exists().where(AgentQueue.operator_id == Operator.id, AgentQueue.paused.is_(False))
         agents = tuple(Agent(op_id, iface) for op_id, iface in session.execute(
             select(Operator.id, Operator.interface)
             .join(CampaignOperator, CampaignOperator.operator_id == Operator.id)
             .where(CampaignOperator.campaign_id == campaign.id, CampaignOperator.ready.is_(True),
-                   Operator.active.is_(True), Operator.interface.is_not(None))))
+                   Operator.active.is_(True), Operator.interface.is_not(None), ~paused | working)))
         return CampaignView(campaign.id, campaign.mode, campaign.max_lines, campaign.ring_seconds,
                             campaign.caller_id, campaign.rule_set, dict(campaign.schedule or {}), agents)
 
