@@ -1,24 +1,31 @@
-"""The agent's own status from the desk: ready, or paused for one of `PAUSE_REASONS`.
+"""The agent's own status from the desk (ready, or paused for one of `PAUSE_REASONS`) and their day.
 
-The change goes through the door and audit of a supervisor's pause (`SupervisorActions.pause`), on
-the agent themselves and in every queue they are in. What the desk shows afterwards comes from
+A status change goes through the door and audit of a supervisor's pause (`SupervisorActions.pause`),
+on the agent themselves and in every queue they are in. What the desk shows afterwards comes from
 Asterisk's queue events (`routing.wall` tells each desk its status), so a supervisor's pause or
-Asterisk's auto-pause shows there the same way.
+Asterisk's auto-pause shows there the same way. Their day (`GET /api/me/today`) is read from the
+call log and the stored pauses, as the reports count them.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from agent_desk.auth import CurrentOperator, api_writer, session_language
+from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
+from agent_desk.http import zone_of
 from agent_desk.i18n import translate
+from agent_desk.reports import PauseFacts, pause_times
 from agent_desk.supervisor import ActionProblem, SupervisorActions
-from crm_core.agents import PAUSE_REASONS, agents_overview
+from ami_bridge.tracker import normalize_interface
+from crm_core.agents import PAUSE_REASONS, AgentPause, agents_overview
 from crm_core.audit import Actor
+from crm_core.models import Call, as_utc, utcnow
 from routing.live import DeskStatus, desk_status
 
 router = APIRouter()
@@ -60,3 +67,35 @@ async def set_status(request: Request, operator: Annotated[CurrentOperator, Depe
     except ActionProblem as problem:
         raise HTTPException(problem.status, problem.text(lang)) from None
     return StatusOut(state=body.state, reason=body.reason if paused else "")
+
+
+class TodayOut(BaseModel):
+    answered: int  # calls they talked on, inbound and outbound
+    talk_seconds: int
+    paused_seconds: int  # as the pause report counts (a supervisor's logout is no pause)
+
+
+def my_day(session: Session, operator_id: int, interface: str | None, start: datetime, now: datetime) -> TodayOut:
+    """The agent's answered calls, talk and pause time from `start` (their midnight) to `now`."""
+    answered, talk = session.execute(
+        select(func.count(Call.id), func.coalesce(func.sum(Call.talk_seconds), 0))
+        .where(Call.operator_id == operator_id, Call.started_at >= start, Call.answered_at.is_not(None))).one()
+    paused = 0
+    if interface:
+        rows = session.execute(select(AgentPause.reason, AgentPause.started_at, AgentPause.ended_at).where(
+            AgentPause.interface == normalize_interface(interface), AgentPause.started_at < now,
+            AgentPause.ended_at.is_(None) | (AgentPause.ended_at > start)))
+        facts = [PauseFacts("me", r, as_utc(a), as_utc(b) if b is not None else None) for r, a, b in rows]
+        paused = pause_times(facts, start, now)[-1].paused
+    return TodayOut(answered=answered, talk_seconds=int(talk), paused_seconds=paused)
+
+
+@router.get("/api/me/today", response_model=TodayOut, tags=["desk"])
+def today(request: Request, operator: Annotated[CurrentOperator, Depends(api_operator)],
+          tz: Annotated[str, Query(max_length=64)] = "") -> TodayOut:
+    """Since midnight in the browser's zone (`tz`; UTC when it is none)."""
+    now = utcnow()
+    zone = zone_of(tz)
+    start = datetime.combine(now.astimezone(zone).date(), time(), zone).astimezone(UTC)
+    with request.app.state.desk.sessions() as session:
+        return my_day(session, operator.id, operator.interface, start, now)

@@ -185,7 +185,8 @@ class Call(Base):
     """One call as Asterisk saw it, keyed by Linkedid so a replay or a retry never logs it twice."""
 
     __tablename__ = "calls"
-    __table_args__ = (Index("ix_calls_client_started", "client_id", "started_at"),)
+    __table_args__ = (Index("ix_calls_client_started", "client_id", "started_at"),
+                      Index("ix_calls_operator_started", "operator_id", "started_at"))  # an agent's day, /calls
 
     id: Mapped[int] = mapped_column(primary_key=True)
     linkedid: Mapped[str] = mapped_column(String(64), unique=True)

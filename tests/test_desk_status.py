@@ -1,12 +1,14 @@
 """The agent's own status on the desk. Pure: what LiveState tells each desk as Asterisk's queue
 events arrive. Over HTTP on SQLite and PostgreSQL: the desk page's status from the stored
-memberships, and what `PUT /api/me/status` refuses (and audits) before any PBX is asked."""
+memberships, what `PUT /api/me/status` refuses (and audits) before any PBX is asked, and the
+agent's day (`GET /api/me/today`)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
@@ -20,12 +22,14 @@ from ami_bridge.events import QueueEventKind as K
 from callcard.bus import MemoryBus
 from callcard.settings import Settings
 from crm_core import agents
+from crm_core.agents import AgentPause
 from crm_core.audit import AuditEntry
-from crm_core.models import Department, Operator
+from crm_core.models import Call, Department, Operator
 from crm_core.passwords import hash_password
 from routing.live import DeskStatus, LiveState, PauseChange, desk_status
 
 PASSWORD = "pw-status-1"
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def told(state: LiveState) -> list[tuple[str, str, str, list[str], list[str], float | None]]:
@@ -157,3 +161,27 @@ def test_a_pause_needs_a_listed_reason_the_csrf_header_and_a_pbx(http: TestClien
         entry = s.scalars(select(AuditEntry).order_by(AuditEntry.id.desc())).first()
         assert (entry.actor_login, entry.action, entry.target, entry.outcome) == ("op1", "pause", "op1", "failed")
         assert entry.details["reason"] == "lunch"
+
+
+def test_the_day_counts_own_answered_calls_talk_and_pauses_since_local_midnight(
+    http: TestClient, sessions, ids: dict[str, int]  # type: ignore[no-untyped-def]
+) -> None:
+    now = datetime.now(UTC)
+    midnight = datetime.combine(now.astimezone(MOSCOW).date(), datetime.min.time(), MOSCOW).astimezone(UTC)
+    with sessions.begin() as s:
+        def call(linkedid: str, operator: str, started: datetime, talk: int | None, **extra: object) -> None:
+            s.add(Call(linkedid=linkedid, started_at=started, operator_id=ids[operator], status="ended",
+                       answered_at=started if talk is not None else None, talk_seconds=talk, **extra))
+        call("d.1", "op1", midnight + timedelta(seconds=1), 100)
+        call("d.2", "op1", midnight + timedelta(seconds=2), 50, direction="outbound")
+        call("d.3", "op1", midnight + timedelta(seconds=3), None, outcome="missed")  # rang, not taken
+        call("d.4", "op1", midnight - timedelta(seconds=1), 500)  # yesterday in Moscow
+        call("d.5", "op2", midnight + timedelta(seconds=4), 700)  # a colleague's
+        s.add_all([AgentPause(interface="Local/101@agents", started_at=midnight - timedelta(seconds=60),
+                              ended_at=midnight + timedelta(seconds=30), reason="lunch"),  # 30 s of it today
+                   AgentPause(interface="Local/101@agents", started_at=midnight + timedelta(seconds=40),
+                              ended_at=midnight + timedelta(seconds=50), reason=agents.LOGGED_OUT),
+                   AgentPause(interface="Local/102@agents", started_at=midnight, ended_at=now, reason="break")])
+    log_in(http, "op1", PASSWORD)
+    assert http.get("/api/me/today", params={"tz": "Europe/Moscow"}).json() == \
+        {"answered": 2, "talk_seconds": 150, "paused_seconds": 30}

@@ -69,6 +69,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("WS", "/ws/desk"): USERS,
     ("GET", "/api/me"): USERS,
     ("PUT", "/api/me/status"): USERS,  # their own queues only: tests/test_desk_status.py
+    ("GET", "/api/me/today"): USERS,  # their own day only: tests/test_desk_status.py
     ("GET", "/api/clients"): USERS,
     ("POST", "/api/clients"): USERS,
     ("GET", "/api/clients/{client_id}"): USERS,

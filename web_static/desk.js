@@ -7,7 +7,7 @@ import { renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
-import { showStatus, wireStatus } from "./status_desk.js";
+import { callEnded, showStatus, wireStatus } from "./status_desk.js";
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -94,8 +94,10 @@ function onCallState(message) {
       setState("transferred", { frozenSeconds: (Date.now() - call.since) / 1000 });
       break;
     case "ended":
-      if (call.state === "talking") setState("ended", { frozenSeconds: message.talk_seconds });
-      else if (call.state === "ringing") setState("ring_stopped");
+      if (call.state === "talking") {
+        setState("ended", { frozenSeconds: message.talk_seconds });
+        callEnded();
+      } else if (call.state === "ringing") setState("ring_stopped");
       break;
     default:
       break;

@@ -1,6 +1,7 @@
 // The agent's own status on the desk: Ready, or paused for one of the centre's reasons. The select
 // asks the server (PUT /api/me/status); what it shows afterwards is what Asterisk says, pushed over
 // the desk's socket as `status` messages (a supervisor's pause or Asterisk's auto-pause shows too).
+// Under it, their day so far (GET /api/me/today): calls, talk and pause time.
 
 import { api, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
 
@@ -11,8 +12,34 @@ let shown = null; // the status message shown now
 let lastReason = "break"; // what `p` pauses for: the last of the listed reasons this desk showed
 let ticker = null;
 
+const DAY_REFRESH_MS = 5 * 60 * 1000;
+const hms = (total) => {
+  const s = Math.max(0, Math.round(total));
+  return `${Math.floor(s / 3600)}:${String(Math.floor((s % 3600) / 60)).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+};
+const LOGGED_MS = 2000; // the call logger writes an ended call within this
+
+export async function refreshDay() {
+  const line = $("my-day");
+  if (!line) return;
+  try {
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    const day = await api(`/api/me/today?tz=${encodeURIComponent(zone)}`);
+    line.textContent = t("status.today", { answered: day.answered, talk: hms(day.talk_seconds),
+      paused: hms(day.paused_seconds) });
+  } catch {
+    line.textContent = ""; // a figure we cannot read is left out, never shown stale
+  }
+}
+
+// After a call ends, once the call log has it.
+export function callEnded() {
+  setTimeout(refreshDay, LOGGED_MS);
+}
+
 export function showStatus(status) {
   if (!box || !status) return;
+  if (shown && shown.state !== status.state) refreshDay(); // a pause ended or began: its time changed
   shown = status;
   box.dataset.state = status.state;
   document.body.dataset.agentStatus = status.state;
@@ -62,6 +89,8 @@ async function change(state, reason = "") {
 export function wireStatus() {
   if (!box) return;
   showStatus(page.status);
+  refreshDay();
+  setInterval(refreshDay, DAY_REFRESH_MS);
   select.addEventListener("change", () => {
     const value = select.value;
     change(value === "ready" ? "ready" : "paused", value === "ready" ? "" : value);

@@ -110,6 +110,8 @@ def test_an_operator_pauses_from_the_desk_and_the_desk_follows_the_pbx(browser: 
     desk.reload()  # the live status comes back with the page, its timer still counting from the pause
     expect(box).to_have_attribute("data-state", "paused")
     expect(desk.locator("#my-status")).to_have_value("lunch")
+    expect(desk.locator("#my-day")).to_have_text(  # the lunch so far is in the day's pause time
+        re.compile(r"^Сегодня: звонков \d+ · разговор \d+:\d\d:\d\d · пауза 0:00:0[1-9]$"))
     desk.wait_for_selector("body[data-socket=ready]")
     desk.keyboard.press("p")
     expect(box).to_have_attribute("data-state", "ready")

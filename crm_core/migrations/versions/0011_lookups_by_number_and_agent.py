@@ -1,5 +1,6 @@
-"""Callbacks by number: a missed call finds its number's open callback (requests.contact), and the
-missed-call report finds a call's callback through its `again` event (request_events kind, value).
+"""Lookups by number and by agent: a missed call finds its number's open callback (requests.contact),
+the missed-call report finds a call's callback through its `again` event (request_events kind,
+value), and an agent's calls of the day are read by operator and start (the desk's day, /calls).
 
 Revision ID: 0011
 Revises: 0010
@@ -19,8 +20,10 @@ depends_on = None
 def upgrade() -> None:
     op.create_index("ix_requests_contact", "requests", ["contact"])
     op.create_index("ix_request_events_kind_value", "request_events", ["kind", "value"])
+    op.create_index("ix_calls_operator_started", "calls", ["operator_id", "started_at"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_calls_operator_started", table_name="calls")
     op.drop_index("ix_request_events_kind_value", table_name="request_events")
     op.drop_index("ix_requests_contact", table_name="requests")
