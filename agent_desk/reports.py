@@ -150,27 +150,27 @@ def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime) ->
     return rows + [PauseTimes("total", sum(counts.values()), total, sum(total.values()))]
 
 
-def pause_facts(session: Session, period: Period, now: datetime,
-                departments: Collection[int] | None = None) -> list[PauseFacts]:
-    """The pauses that overlap the period and began before `now`, of the agents of `departments`
-    when given (a department head's); a pause is the agent's whose device it was."""
+def pause_facts(session: Session, start: datetime, end: datetime, logins: dict[str, str]) -> list[PauseFacts]:
+    """The pauses overlapping [start, end) of the devices in `logins` (device -> the agent's login):
+    a pause is the agent's whose device it was."""
+    rows = session.execute(
+        select(AgentPause.interface, AgentPause.reason, AgentPause.started_at, AgentPause.ended_at)
+        .where(AgentPause.interface.in_(logins), AgentPause.started_at < end,
+               AgentPause.ended_at.is_(None) | (AgentPause.ended_at > start))
+        .order_by(AgentPause.started_at))
+    return [PauseFacts(logins[r[0]], r[1], as_utc(r[2]), as_utc(r[3]) if r[3] is not None else None) for r in rows]
+
+
+def pause_report(session: Session, period: Period, now: datetime,
+                 departments: Collection[int] | None = None) -> list[PauseTimes]:
+    """Up to `now`, of the agents of `departments` when given (a department head's)."""
     people = select(Operator.login, Operator.interface).where(Operator.interface.is_not(None))
     if departments is not None:
         people = people.where(Operator.id.in_(select(operator_departments.c.operator_id).where(
             operator_departments.c.department_id.in_(departments))))
     logins = {normalize_interface(interface): login for login, interface in session.execute(people)}
     end = min(period.end, now)
-    rows = session.execute(
-        select(AgentPause.interface, AgentPause.reason, AgentPause.started_at, AgentPause.ended_at)
-        .where(AgentPause.started_at < end, AgentPause.ended_at.is_(None) | (AgentPause.ended_at > period.start))
-        .order_by(AgentPause.started_at))
-    return [PauseFacts(logins[r[0]], r[1], as_utc(r[2]), as_utc(r[3]) if r[3] is not None else None)
-            for r in rows if r[0] in logins]
-
-
-def pause_report(session: Session, period: Period, now: datetime,
-                 departments: Collection[int] | None = None) -> list[PauseTimes]:
-    return pause_times(pause_facts(session, period, now, departments), period.start, min(period.end, now))
+    return pause_times(pause_facts(session, period.start, end, logins), period.start, end)
 
 
 def _mean(values: list[int]) -> float | None:

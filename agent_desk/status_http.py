@@ -20,12 +20,12 @@ from sqlalchemy.orm import Session
 from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
 from agent_desk.http import zone_of
 from agent_desk.i18n import translate
-from agent_desk.reports import PauseFacts, pause_times
+from agent_desk.reports import pause_facts, pause_times
 from agent_desk.supervisor import ActionProblem, SupervisorActions
 from ami_bridge.tracker import normalize_interface
-from crm_core.agents import PAUSE_REASONS, AgentPause, agents_overview
+from crm_core.agents import PAUSE_REASONS, agents_overview
 from crm_core.audit import Actor
-from crm_core.models import Call, as_utc, utcnow
+from crm_core.models import Call, utcnow
 from routing.live import DeskStatus, desk_status
 
 router = APIRouter()
@@ -82,11 +82,7 @@ def my_day(session: Session, operator_id: int, interface: str | None, start: dat
         .where(Call.operator_id == operator_id, Call.started_at >= start, Call.answered_at.is_not(None))).one()
     paused = 0
     if interface:
-        rows = session.execute(select(AgentPause.reason, AgentPause.started_at, AgentPause.ended_at).where(
-            AgentPause.interface == normalize_interface(interface), AgentPause.started_at < now,
-            AgentPause.ended_at.is_(None) | (AgentPause.ended_at > start)))
-        facts = [PauseFacts("me", r, as_utc(a), as_utc(b) if b is not None else None) for r, a, b in rows]
-        paused = pause_times(facts, start, now)[-1].paused
+        paused = pause_times(pause_facts(session, start, now, {normalize_interface(interface): "me"}), start, now)[-1].paused
     return TodayOut(answered=answered, talk_seconds=int(talk), paused_seconds=paused)
 
 

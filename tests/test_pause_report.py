@@ -109,7 +109,7 @@ def test_page_and_csv_show_a_heads_own_agents_only(http: TestClient) -> None:
     page = http.get("/supervisor/reports", params=query).text
     section = page.split('id="report-pauses"')[1].split("</section>")[0]
     assert '<th scope="row">Olga</th>' in section and "Petr" not in section
-    assert "<th>Lunch</th>" in section and "<th>Paused in all</th>" in section
+    assert '<span class="swatch seg-lunch"></span> Lunch</th>' in section and "<th>Paused in all</th>" in section
     assert "<td>0:45:00</td>" in section  # op1's lunch; the open break runs to now, long after that day
     rows = list(csv.reader(io.StringIO(http.get("/api/supervisor/reports/pauses.csv", params=query)
                                        .content.decode("utf-8-sig"))))
