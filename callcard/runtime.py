@@ -111,6 +111,10 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     unknown = set(parts) - EVERY_PART
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; parts are {', '.join(PARTS)}")
+    if "worker" in parts:
+        from routing.wall import pause_limits
+
+        pause_limits(settings.pause_limits)  # a bad limit stops the start before anything runs
     engine = sessions = None
     if with_web or DATABASE_PARTS & set(parts):
         from crm_core.db import make_engine, make_sessionmaker
@@ -197,7 +201,7 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     from crm_core.call_log import CallLogger
     from routing.inbox.followups import FollowUps, run_escalations
     from routing.inbox.intake import watch_eml_dir
-    from routing.wall import WallService
+    from routing.wall import WallService, pause_limits
 
     settings, bus = stack.settings, stack.bus
     logger = CallLogger(sessions, settings.default_region)
@@ -208,7 +212,8 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     follow_ups = FollowUps(sessions, settings.default_region)
     stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
     stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))
-    stack.wall = WallService(sessions, bus, region=settings.default_region)
+    stack.wall = WallService(sessions, bus, region=settings.default_region,
+                             pause_limits=pause_limits(settings.pause_limits))
     stack.tasks.append(asyncio.create_task(stack.wall.run(stack.stop), name="wall"))
     if settings.recordings_dir and settings.recording_days:
         stack.tasks.append(asyncio.create_task(

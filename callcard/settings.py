@@ -48,6 +48,9 @@ class Settings:
     # and the days they are kept (0 = until someone deletes them)
     recordings_dir: str = ""
     recording_days: int = 0
+    # How long an agent's pause may last, per desk reason, in minutes: the wall and the agent's own
+    # desk show a pause past it in red (routing.wall.pause_limits reads it)
+    pause_limits: str = "break=15,lunch=60,after_call=10"
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
     # Operations: Prometheus port of the processes other than web (0 = none), log lines as text or json

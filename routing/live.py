@@ -98,10 +98,11 @@ class DeskStatus:
     paused_in: tuple[str, ...] = ()
     queues: tuple[str, ...] = ()
 
-    def message(self, at: float | None) -> dict[str, Any]:
-        """The desk's `status` message; `at` is when this status began (epoch seconds; None: unknown)."""
+    def message(self, at: float | None, limit: int | None = None) -> dict[str, Any]:
+        """The desk's `status` message; `at` is when this status began (epoch seconds; None: unknown),
+        `limit` how many seconds this pause may last (None: no limit, or not known here)."""
         return {"type": "status", "state": self.state, "reason": self.reason, "paused_in": list(self.paused_in),
-                "queues": list(self.queues), "at": at}
+                "queues": list(self.queues), "at": at, "limit": limit}
 
 
 def desk_status(members: Iterable[tuple[str, bool, str]]) -> DeskStatus:
@@ -209,8 +210,9 @@ class LiveState:
     """Apply QueueEvents in bus order; read `figures(now)` for the wall."""
 
     def __init__(self, thresholds: dict[str, Thresholds] | None = None, *, tz: tzinfo | None = None,
-                 default: Thresholds = Thresholds()) -> None:
+                 default: Thresholds = Thresholds(), pause_limits: dict[str, int] | None = None) -> None:
         self.thresholds = dict(thresholds or {})
+        self.pause_limits = dict(pause_limits or {})  # seconds a pause may last, per desk reason
         self.default = default
         self._tz = tz
         self.operators: dict[str, OperatorRef] = {}  # normalised interface -> operator
@@ -497,7 +499,8 @@ class LiveState:
             self.pause_changes.append(PauseChange(agent.interface, now, None, desk.reason))
         if desk != agent.desk:  # a paused desk counts from the pause's start, after a restart too
             agent.desk = desk
-            self.desk_changes.append((agent.interface, desk.message(agent.paused_since or now)))
+            limit = self.pause_limits.get(desk.reason) if desk.state == "paused" else None
+            self.desk_changes.append((agent.interface, desk.message(agent.paused_since or now, limit)))
 
     def membership(self, interface: str) -> tuple[MemberTruth, ...]:
         """One agent's queue memberships as Asterisk reports them (empty: in no queue)."""
@@ -561,6 +564,7 @@ class LiveState:
         yield {
             "at": now,
             "day_start": self._day_start,
+            "pause_limits": self.pause_limits,
             "queues": queues,
             "agents": agent_rows,
             "totals": {**totals.figures(), "waiting": len(self._waiting),

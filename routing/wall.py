@@ -30,6 +30,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.events import QueueEvent
 from ami_bridge.tracker import normalize_interface
 from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription, desk_topic
+from callcard.settings import SettingsError
 from crm_core import agents
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
@@ -48,6 +49,21 @@ OPERATORS_REFRESH_SECONDS = 60.0
 async def kept_wall(bus: Bus) -> dict[str, Any] | None:
     """The latest wall snapshot any worker kept, or None when no wall service runs."""
     return (await bus.kept(WALL_KEY)).get(SNAPSHOT_FIELD)
+
+
+def pause_limits(text: str) -> dict[str, int]:
+    """CALLCARD_PAUSE_LIMITS (`break=15,lunch=60`: desk reasons and minutes) as seconds per reason;
+    a clear SettingsError for anything else."""
+    limits: dict[str, int] = {}
+    for pair in filter(None, (p.strip() for p in text.split(","))):
+        reason, _, minutes = pair.partition("=")
+        if reason.strip() not in agents.PAUSE_REASONS or not minutes.strip().isdigit() \
+                or not 1 <= int(minutes) <= 24 * 60:
+            raise SettingsError(
+                f"CALLCARD_PAUSE_LIMITS={text!r}: {pair!r} is not reason=minutes, with a reason among "
+                f"{', '.join(agents.PAUSE_REASONS)} and 1 to 1440 minutes")
+        limits[reason.strip()] = int(minutes) * 60
+    return limits
 
 
 def desk_status_key(operator_id: int) -> str:
@@ -104,6 +120,7 @@ class WallService:
         *,
         region: str = "RU",
         thresholds: dict[str, Thresholds] | None = None,
+        pause_limits: dict[str, int] | None = None,
         min_interval: float = 0.5,
         heartbeat: float = 5.0,
         ttl: float = 30.0,
@@ -112,7 +129,7 @@ class WallService:
         self.sessions = sessions
         self.bus = bus
         self.region = region
-        self.state = LiveState(thresholds)
+        self.state = LiveState(thresholds, pause_limits=pause_limits)
         self.min_interval = min_interval
         self.heartbeat = heartbeat
         self.ttl = ttl

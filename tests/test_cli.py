@@ -102,3 +102,12 @@ def test_bad_setting_is_reported_without_a_traceback(
     monkeypatch.setenv("CALLCARD_AMI_PORT", "not-a-port")
     assert main(["migrate"]) == 2
     assert "CALLCARD_AMI_PORT='not-a-port' is not a valid int" in capsys.readouterr().err
+
+
+def test_bad_pause_limit_stops_the_worker_before_it_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("CALLCARD_PAUSE_LIMITS", "lunch=60,nap=20")
+    monkeypatch.setenv("CALLCARD_BUS_URL", "redis://127.0.0.1:6379/0")
+    assert main(["run", "worker"]) == 2
+    assert "CALLCARD_PAUSE_LIMITS='lunch=60,nap=20': 'nap=20' is not reason=minutes" in capsys.readouterr().err

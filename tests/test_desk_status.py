@@ -20,13 +20,14 @@ from agent_desk.app import create_app
 from ami_bridge.events import QueueEvent
 from ami_bridge.events import QueueEventKind as K
 from callcard.bus import MemoryBus
-from callcard.settings import Settings
+from callcard.settings import Settings, SettingsError
 from crm_core import agents
 from crm_core.agents import AgentPause
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Department, Operator
 from crm_core.passwords import hash_password
 from routing.live import DeskStatus, LiveState, PauseChange, desk_status
+from routing.wall import pause_limits
 
 PASSWORD = "pw-status-1"
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -130,14 +131,14 @@ def test_the_desk_page_shows_the_stored_status_until_the_socket_brings_the_live_
 ) -> None:
     log_in(http, "op1", PASSWORD)
     assert page_status(http) == {"type": "status", "state": "ready", "reason": "", "paused_in": [],
-                                 "queues": ["sales"], "at": None}  # their department's queue, as yet
+                                 "queues": ["sales"], "at": None, "limit": None}  # their department's queue, as yet
     assert 'id="my-status"' in http.get("/desk").text
     at = datetime(2026, 11, 24, 9, 0, tzinfo=UTC)
     with sessions.begin() as s:
         agents.reconcile(s, ids["op1"], [agents.Membership("sales", 0, True, "lunch"),
                                          agents.Membership("support", 0, False, "")], at)
     assert page_status(http) == {"type": "status", "state": "paused", "reason": "lunch", "paused_in": ["sales"],
-                                 "queues": ["sales", "support"], "at": None}
+                                 "queues": ["sales", "support"], "at": None, "limit": None}
     with sessions.begin() as s:
         agents.reconcile(s, ids["op1"], [], at)  # Asterisk has them in no queue
     assert page_status(http)["state"] == "out"
@@ -185,3 +186,21 @@ def test_the_day_counts_own_answered_calls_talk_and_pauses_since_local_midnight(
     log_in(http, "op1", PASSWORD)
     assert http.get("/api/me/today", params={"tz": "Europe/Moscow"}).json() == \
         {"answered": 2, "talk_seconds": 150, "paused_seconds": 30}
+
+
+def test_pause_limits_are_read_from_the_setting_with_a_clear_error() -> None:
+    assert pause_limits(Settings().pause_limits) == {"break": 900, "lunch": 3600, "after_call": 600}
+    assert pause_limits("") == {} and pause_limits(" lunch = 30 ,") == {"lunch": 1800}
+    for bad in ("nap=10", "lunch=0", "lunch=1441", "lunch=half", "lunch"):
+        with pytest.raises(SettingsError, match="reason=minutes, with a reason among break, lunch"):
+            pause_limits(bad)
+
+
+def test_a_paused_desk_and_the_wall_learn_the_reasons_limit() -> None:
+    state = synced_state()
+    state.pause_limits = {"lunch": 3600}
+    state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 60, queue="sales", interface=A, paused=True, reason="lunch"))
+    state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 70, queue="support", interface=B, paused=True, reason="meeting"))
+    limits = {i: m["limit"] for i, m in state.desk_changes if m["state"] == "paused"}
+    assert limits == {A: 3600, B: None}
+    assert state.figures(NOON + 80)["pause_limits"] == {"lunch": 3600}

@@ -65,8 +65,14 @@ export function showStatus(status) {
   clearInterval(ticker);
   const timer = $("status-timer");
   timer.textContent = "";
+  box.dataset.over = "false";
+  timer.title = status.limit ? t("wall.pause_limit", { minutes: status.limit / 60 }) : "";
   if (status.state === "paused" && status.at) {
-    const tick = () => { timer.textContent = formatSeconds(Date.now() / 1000 - status.at); };
+    const tick = () => {
+      const paused = Date.now() / 1000 - status.at;
+      timer.textContent = formatSeconds(paused);
+      box.dataset.over = String(Boolean(status.limit) && paused > status.limit); // past the centre's limit
+    };
     tick();
     ticker = setInterval(tick, 1000);
   }

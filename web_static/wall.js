@@ -118,10 +118,14 @@ function drawTables(snap, at) {
     ...(agents ? agents.agents : []).map((a) => {
       const call = a.call || a.rings[0] || null;
       const talkNow = a.call ? at - a.call.since : 0;
+      const inState = a.since ? at - a.since : 0;
+      const limit = a.state === "paused" ? snap.pause_limits?.[a.reason] : undefined;
+      const over = Boolean(limit) && inState > limit; // a pause past the centre's limit for its reason
       return row([a.name,
         el("td", { class: `state-${a.state}`, "data-state": a.state },
           t(`wall.state.${a.state}`), a.reason ? ` (${label("pause", a.reason)})` : ""),
-        formatSeconds(a.since ? at - a.since : 0),
+        el("td", { class: over ? "level-alert" : null, "data-over": over ? "" : null,
+          title: limit ? t("wall.pause_limit", { minutes: limit / 60 }) : null }, formatSeconds(inState)),
         call ? clientLabel(call) : "",
         a.handled_today, formatSeconds(a.talk_today - (a.call ? a.call.talk : 0) + talkNow),
         formatSeconds(a.pause_today + (a.state === "paused" ? at - agents.at : 0))], { "data-interface": a.interface });

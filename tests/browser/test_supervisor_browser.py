@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 
 from callcard.pbx_sim import default_config
 from crm_core.models import Client, Operator
+from routing.wall import STATUS_FIELD, desk_status_key
 
 OP1, OP2 = "Local/101@agents/n", "Local/102@agents/n"
 HOSTILE = '<img src=x onerror="window.pwned=1">'
@@ -165,3 +166,17 @@ def test_every_page_keeps_to_the_content_security_policy(browser: Browser, live:
         assert page.locator("#page-data").count() == 1  # the page's data block is data: never run, never blocked
     page.click("#help-open")  # the help button, once an inline handler
     expect(page.locator("#help")).to_be_visible()
+
+
+def test_a_pause_past_its_reasons_limit_shows_red_on_the_desk(browser: Browser, live: LiveStack) -> None:
+    """op3 has been on a 15-minute break for 20 minutes, as the wall service keeps it for their desk."""
+    with live.stack.sessions() as session:
+        op3 = session.scalar(select(Operator.id).where(Operator.login == "op3"))
+    status = {"type": "status", "state": "paused", "reason": "break", "paused_in": ["sales"], "queues": ["sales"],
+              "at": time.time() - 20 * 60, "limit": 15 * 60}
+    live.run(live.stack.bus.keep(desk_status_key(op3), STATUS_FIELD, status, 60))
+    desk = live.log_in(browser, "op3")
+    expect(desk.locator("#my-status")).to_have_value("break")
+    expect(desk.locator("#my-status-box")).to_have_attribute("data-over", "true")
+    expect(desk.locator("#status-timer")).to_have_text(re.compile(r"^20:0\d$"))
+    expect(desk.locator("#status-timer")).to_have_attribute("title", "норма 15 мин")
