@@ -174,7 +174,7 @@ class FrameParser:
         self.max_frame = max_frame
         self.banner = ""
         self.errors = 0  # dropped frames, ignored lines, invalid UTF-8: for /metrics
-        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="strict")
         # The unfinished frame, kept as read and joined only when it ends, so a read costs its own
         # size however much is held (byte-sized reads of a big frame would otherwise be quadratic).
         self._parts: list[str] = []
@@ -183,11 +183,25 @@ class FrameParser:
         self._pending_cr = False
         self._skipping = False
 
-    def feed(self, data: bytes) -> list[AmiMessage]:
-        text = self._decoder.decode(data)
-        if "\ufffd" in text:
+    def _decode(self, data: bytes) -> str:
+        """Strictly, so that only bytes that are not UTF-8 count as an error; those are decoded again
+        with U+FFFD in their place. (A caller name may hold a real U+FFFD, sent as valid UTF-8.)"""
+        state = self._decoder.getstate()
+        try:
+            return self._decoder.decode(data)
+        except UnicodeDecodeError:
+            self._decoder.setstate(state)
+            self._decoder.errors = "replace"
+            try:
+                text = self._decoder.decode(data)
+            finally:
+                self._decoder.errors = "strict"
             self.errors += 1
             log.warning("AMI: invalid UTF-8 in input replaced with U+FFFD")
+            return text
+
+    def feed(self, data: bytes) -> list[AmiMessage]:
+        text = self._decode(data)
         if self._pending_cr:
             text = "\r" + text
         self._pending_cr = text.endswith("\r")

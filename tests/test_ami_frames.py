@@ -156,6 +156,17 @@ def test_invalid_utf8_is_replaced_and_logged(caplog: pytest.LogCaptureFixture) -
     assert parser.errors == 1 and "invalid UTF-8" in caplog.text
 
 
+def test_a_real_replacement_character_is_no_error_and_a_bad_byte_split_off_still_is() -> None:
+    """U+FFFD sent as UTF-8 is a character like any other (hypothesis found it counted as an error);
+    an invalid byte counts once, even when the chunk before left a sequence unfinished."""
+    parser = FrameParser()
+    (msg,) = parser.feed("Event: NewCallerid\r\nCallerIDName: \ufffd\r\n\r\n".encode())
+    assert msg.get("CallerIDName") == "\ufffd" and parser.errors == 0
+    assert parser.feed(b"Event: NewCallerid\r\nCallerIDName: \xd0") == [] and parser.errors == 0  # unfinished
+    (msg,) = parser.feed(b"x\xd0\x98\r\n\r\n")  # the held \xd0 is followed by no continuation byte
+    assert msg.get("CallerIDName") == "\ufffdxИ" and parser.errors == 1
+
+
 @pytest.mark.parametrize("cut", range(1, len(NEWCALLERID)))
 def test_cyrillic_name_survives_a_split_at_every_byte(cut: int) -> None:
     parser = FrameParser()
