@@ -111,10 +111,6 @@ async def start_stack(settings: Settings, *, with_web: bool = True, parts: Colle
     unknown = set(parts) - EVERY_PART
     if unknown:
         raise ValueError(f"unknown parts {sorted(unknown)}; parts are {', '.join(PARTS)}")
-    if "worker" in parts:
-        from routing.wall import pause_limits
-
-        pause_limits(settings.pause_limits)  # a bad limit stops the start before anything runs
     engine = sessions = None
     if with_web or DATABASE_PARTS & set(parts):
         from crm_core.db import make_engine, make_sessionmaker
@@ -204,6 +200,7 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     from routing.wall import WallService, pause_limits
 
     settings, bus = stack.settings, stack.bus
+    limits = pause_limits(settings.pause_limits)  # first: a bad limit stops the start before any task
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
     # The popper first: it subscribes first, so each call event reaches it before the other consumers.
@@ -213,7 +210,7 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
     stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))
     stack.wall = WallService(sessions, bus, region=settings.default_region,
-                             pause_limits=pause_limits(settings.pause_limits))
+                             pause_limits=limits)
     stack.tasks.append(asyncio.create_task(stack.wall.run(stack.stop), name="wall"))
     if settings.recordings_dir and settings.recording_days:
         stack.tasks.append(asyncio.create_task(
