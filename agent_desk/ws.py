@@ -1,8 +1,9 @@
 """`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
 
 The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
-filter. Right after `hello` it replays the agent's status (`routing.wall`) and live calls
-(`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence
+filter, but for the queues' board (BOARD_TOPIC), which is the same for every desk. Right after
+`hello` (with the server's clock, for the browser's timers) it replays the agent's status and the
+board (`routing.wall`) and live calls (`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence
 keeps proxies from closing an idle desk.
 """
 
@@ -21,10 +22,10 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent_desk import live
 from agent_desk.auth import CurrentOperator, socket_operator
-from callcard.bus import Bus, Subscription, desk_topic
+from callcard.bus import BOARD_TOPIC, Bus, Subscription, desk_topic
 from callcard.metrics import POP_LATENCY, POPS_SENT
 from routing.campaigns.manage import clear_ready
-from routing.wall import kept_desk_status
+from routing.wall import kept_board, kept_desk_status
 
 router = APIRouter()
 
@@ -70,7 +71,7 @@ async def desk_socket(websocket: WebSocket) -> None:
     if operator is None:
         return
     bus = websocket.app.state.desk.bus
-    sub = await bus.subscribe(desk_topic(operator.id))
+    sub = await bus.subscribe(desk_topic(operator.id), BOARD_TOPIC)
     _open_desks[operator.id] += 1
     try:
         async with asyncio.TaskGroup() as group:  # the writer failing ends the reader, and the socket
@@ -90,13 +91,16 @@ router.add_websocket_route(DESK_PATH, desk_socket)  # served: `agent_desk.app.se
 
 
 async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_id: int) -> None:
-    """hello (`worker`: which web process serves this desk), the agent's status and live calls read
-    after subscribing, then every message; a ping after PING_SECONDS without one. Ends quietly when
-    the browser has gone: the reader notices that too."""
+    """hello (`worker`: which web process serves this desk; `now`: the server's clock), the agent's
+    status, the board and live calls read after subscribing, then every message; a ping after
+    PING_SECONDS without one. Ends quietly when the browser has gone: the reader notices that too."""
     with contextlib.suppress(WebSocketDisconnect):
-        await websocket.send_json({"type": "hello", "operator_id": operator_id, "worker": os.getpid()})
+        await websocket.send_json({"type": "hello", "operator_id": operator_id, "worker": os.getpid(),
+                                   "now": time.time()})
         if (status := await kept_desk_status(bus, operator_id)) is not None:
             await websocket.send_json({**status, "replayed": True})
+        if (board := await kept_board(bus)) is not None:
+            await websocket.send_json(board)
         for message in await live.live_messages(bus, desk_topic(operator_id)):
             await websocket.send_json(message)
         while True:

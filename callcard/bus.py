@@ -31,6 +31,8 @@ CALLS_TOPIC = "calls"
 QUEUES_TOPIC = "queues"  # QueueEvents from the bridge
 WALL_TOPIC = "wall"  # the supervisor wall's snapshot, at most twice a second
 WALL_KEY = "wall"  # kept store key (field "snapshot"): the latest wall for any worker
+BOARD_TOPIC = "board"  # every desk's view of the queues (waiting callers, the longest wait), on change
+BOARD_KEY = "board"  # kept store key (field "board"): the latest, for a desk that connects
 
 
 def desk_topic(operator_id: int) -> str:

@@ -523,6 +523,18 @@ class LiveState:
         live |= {a.call.caller_num for a in self._agents.values() if a.call is not None}
         self.clients = {n: c for n, c in {**self.clients, **cards}.items() if n in live}
 
+    def board(self) -> dict[str, dict[str, Any]]:
+        """What a desk shows of each queue: the callers waiting, when the longest-waiting one joined
+        (the browser counts on from there) and the queue's longest-wait limits. It changes only when a
+        caller joins or leaves a queue (or a limit is changed), not as calls go on being talked."""
+        board = {queue: {"waiting": 0, "oldest": None, "warn": self._limits(queue).longest_wait_warn,
+                         "alert": self._limits(queue).longest_wait_alert} for queue in sorted(self._members)}
+        for caller in self._waiting.values():
+            row = board[caller.queue]
+            row["waiting"] += 1
+            row["oldest"] = caller.joined if row["oldest"] is None else min(row["oldest"], caller.joined)
+        return board
+
     def figures(self, now: float) -> dict[str, Any]:
         """The wall as JSON-able data; times are epoch seconds, durations whole seconds."""
         steps = self.figure_steps(now)

@@ -7,7 +7,9 @@ worker can hand it to a wall that has just connected. Database work (today's see
 operators, caller cards, thresholds) runs in a thread, never on the event loop.
 
 Each agent's own status (ready, paused and why, out of every queue) goes to their desk's topic
-when it changes, and is kept under `desk_status_key` for a desk that connects later.
+when it changes, and is kept under `desk_status_key` for a desk that connects later. Every desk
+also hears the queues' board (`LiveState.board`) on BOARD_TOPIC when it changes, checked every
+`board_interval` (not at each snapshot: each change is a message to every desk), kept under BOARD_KEY.
 
 It also writes back what Asterisk said: agents' queue memberships and pauses once the first
 resync made them true (crm_core.agents.reconcile), and pause intervals, so today's pause time
@@ -29,7 +31,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import QueueEvent
 from ami_bridge.tracker import normalize_interface
-from callcard.bus import QUEUES_TOPIC, WALL_KEY, WALL_TOPIC, Bus, Subscription, desk_topic
+from callcard.bus import (
+    BOARD_KEY,
+    BOARD_TOPIC,
+    QUEUES_TOPIC,
+    WALL_KEY,
+    WALL_TOPIC,
+    Bus,
+    Subscription,
+    desk_topic,
+)
 from callcard.settings import SettingsError
 from crm_core import agents
 from crm_core.cards import clients_for_number
@@ -42,6 +53,7 @@ log = logging.getLogger(__name__)
 
 SNAPSHOT_FIELD = "snapshot"
 STATUS_FIELD = "status"
+BOARD_FIELD = "board"
 STATUS_TTL = 24 * 3600.0  # longer than a shift; after it a desk falls back to the stored memberships
 OPERATORS_REFRESH_SECONDS = 60.0
 
@@ -64,6 +76,11 @@ def pause_limits(text: str) -> dict[str, int]:
                 f"{', '.join(agents.PAUSE_REASONS)} and 1 to 1440 minutes")
         limits[reason.strip()] = int(minutes) * 60
     return limits
+
+
+async def kept_board(bus: Bus) -> dict[str, Any] | None:
+    """The queues' board as last told to the desks, or None when no wall service runs."""
+    return (await bus.kept(BOARD_KEY)).get(BOARD_FIELD)
 
 
 def desk_status_key(operator_id: int) -> str:
@@ -122,6 +139,7 @@ class WallService:
         thresholds: dict[str, Thresholds] | None = None,
         pause_limits: dict[str, int] | None = None,
         min_interval: float = 0.5,
+        board_interval: float = 2.0,
         heartbeat: float = 5.0,
         ttl: float = 30.0,
         clock: Callable[[], float] = time.time,
@@ -131,6 +149,7 @@ class WallService:
         self.region = region
         self.state = LiveState(thresholds, pause_limits=pause_limits)
         self.min_interval = min_interval
+        self.board_interval = board_interval
         self.heartbeat = heartbeat
         self.ttl = ttl
         self.clock = clock
@@ -139,6 +158,7 @@ class WallService:
         self._telling = asyncio.Lock()
         self._operators_at = 0.0
         self._written: dict[str, tuple[MemberTruth, ...]] = {}  # memberships as last reconciled
+        self._board: dict[str, dict[str, Any]] | None = None  # as last told to the desks
 
     # --- database (threads) ------------------------------------------------------------
 
@@ -218,7 +238,8 @@ class WallService:
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [group.create_task(self._consume(sub)), group.create_task(self._publish_forever()),
-                         group.create_task(self._reload_thresholds(changes))]
+                         group.create_task(self._reload_thresholds(changes)),
+                         group.create_task(self._board_forever())]
                 await stop.wait()
                 for task in tasks:
                     task.cancel()
@@ -298,6 +319,23 @@ class WallService:
                         log.exception("wall: could not tell desk %s its status", op.login)
                         return
                 del changes[0]
+
+    async def _board_forever(self) -> None:
+        while True:
+            try:
+                await self.tell_board()
+            except Exception:
+                log.exception("wall: could not tell the desks the board")
+            await asyncio.sleep(self.board_interval)
+
+    async def tell_board(self) -> None:
+        """Kept every time (for a desk that connects; it outlives the TTL), published only when changed."""
+        board = self.state.board()
+        message = {"type": "board", "queues": board}
+        await self.bus.keep(BOARD_KEY, BOARD_FIELD, message, self.ttl)
+        if board != self._board:
+            await self.bus.publish(BOARD_TOPIC, message)
+            self._board = board
 
     async def _write_back_changes(self) -> None:
         """Persist new pause intervals and changed memberships; kept for the next try on failure."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -17,11 +18,12 @@ from starlette.websockets import WebSocketDisconnect
 from agent_desk.app import create_app, served
 from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
-from callcard.bus import MemoryBus, desk_topic
+from callcard.bus import BOARD_KEY, BOARD_TOPIC, MemoryBus, desk_topic
 from callcard.settings import Settings
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, ClientPhone, Department, Interaction, Operator, Phone
 from crm_core.passwords import hash_password
+from routing.wall import BOARD_FIELD
 
 HOSTILE = "<script>alert(1)</script>"
 PASSWORDS = {"op1": "op1-demo", "op2": "op2-demo", "super1": "super1-demo"}
@@ -517,11 +519,26 @@ def test_websocket_from_another_sites_page_closes_4403(socket_client: TestClient
 def test_websocket_forwards_only_the_operators_own_topic(socket_client: TestClient, bus: MemoryBus, people) -> None:  # type: ignore[no-untyped-def]
     log_in(socket_client, "op1")
     with socket_client.websocket_connect("/ws/desk") as socket:
-        assert socket.receive_json() == {"type": "hello", "operator_id": people["op1"], "worker": os.getpid()}
+        hello = socket.receive_json()
+        assert hello == {"type": "hello", "operator_id": people["op1"], "worker": os.getpid(), "now": hello["now"]}
+        assert abs(hello["now"] - time.time()) < 5  # the server's clock, for the desk's timers
         socket_client.portal.call(bus.publish, desk_topic(people["op2"]), {"type": "pop", "linkedid": "for-op2"})
         socket_client.portal.call(bus.publish, desk_topic(people["op1"]), {"type": "pop", "linkedid": "for-op1"})
         assert socket.receive_json()["linkedid"] == "for-op1"
     assert bus.subscriber_count(desk_topic(people["op1"])) == 0, "subscription must be closed on disconnect"
+
+
+def test_every_desk_hears_the_queues_board_the_kept_one_first(socket_client: TestClient, bus: MemoryBus) -> None:
+    kept = {"type": "board", "queues": {"sales": {"waiting": 2, "oldest": 1.0, "warn": 30, "alert": 60}}}
+    socket_client.portal.call(bus.keep, BOARD_KEY, BOARD_FIELD, kept, 30.0)
+    log_in(socket_client, "op1")
+    with socket_client.websocket_connect("/ws/desk") as socket:
+        assert socket.receive_json()["type"] == "hello"
+        assert socket.receive_json() == kept  # a desk opened mid-queue sees it at once
+        later = {"type": "board", "queues": {"sales": {"waiting": 0, "oldest": None, "warn": 30, "alert": 60}}}
+        socket_client.portal.call(bus.publish, BOARD_TOPIC, later)
+        assert socket.receive_json() == later
+    assert bus.subscriber_count(BOARD_TOPIC) == 0, "subscription must be closed on disconnect"
 
 
 def test_served_app_answers_pages_and_api_as_the_app_does(socket_client: TestClient) -> None:

@@ -7,7 +7,7 @@ import { renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
-import { callEnded, showStatus, wireStatus } from "./status_desk.js";
+import { callEnded, setServerClock, showBoard, showStatus, wireStatus } from "./status_desk.js";
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -277,6 +277,7 @@ function connect() {
       backoff = 500;
       view.banner.hidden = true;
       document.body.dataset.socket = "ready";
+      setServerClock(message.now);
       loadCampaigns(); // a closed desk took us off every campaign: show the flags as they are now
     } else if (message.type === "pop") {
       onPop(message);
@@ -284,6 +285,8 @@ function connect() {
       onCallState(message);
     } else if (message.type === "status") {
       showStatus(message);
+    } else if (message.type === "board") {
+      showBoard(message);
     } else if (message.type === "escalation") {
       toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
     }

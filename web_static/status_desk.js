@@ -1,9 +1,11 @@
 // The agent's own status on the desk: Ready, or paused for one of the centre's reasons. The select
 // asks the server (PUT /api/me/status); what it shows afterwards is what Asterisk says, pushed over
 // the desk's socket as `status` messages (a supervisor's pause or Asterisk's auto-pause shows too).
-// Under it, their day so far (GET /api/me/today): calls, talk and pause time.
+// Under it, their day so far (GET /api/me/today): calls, talk and pause time, and the board of their
+// queues: callers waiting and the longest wait, coloured by the queue's limits, as `board` messages
+// tell it (only when a caller joins or leaves; the waits count on here).
 
-import { api, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
+import { api, el, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const box = $("my-status-box");
@@ -11,6 +13,14 @@ const select = $("my-status");
 let shown = null; // the status message shown now
 let lastReason = "break"; // what `p` pauses for: the last of the listed reasons this desk showed
 let ticker = null;
+let board = {}; // queue → {waiting, oldest, warn, alert}, the last `board` message
+let boardTicker = null;
+let offset = 0; // this browser's clock minus the server's, seconds (from the socket's hello)
+
+const serverNow = () => Date.now() / 1000 - offset;
+export function setServerClock(now) {
+  if (typeof now === "number") offset = Date.now() / 1000 - now;
+}
 
 const DAY_REFRESH_MS = 5 * 60 * 1000;
 const hms = (total) => {
@@ -69,13 +79,51 @@ export function showStatus(status) {
   timer.title = status.limit ? t("wall.pause_limit", { minutes: status.limit / 60 }) : "";
   if (status.state === "paused" && status.at) {
     const tick = () => {
-      const paused = Date.now() / 1000 - status.at;
+      const paused = serverNow() - status.at;
       timer.textContent = formatSeconds(paused);
       box.dataset.over = String(Boolean(status.limit) && paused > status.limit); // past the centre's limit
     };
     tick();
     ticker = setInterval(tick, 1000);
   }
+  drawBoard();
+}
+
+export function showBoard(message) {
+  board = message.queues ?? {};
+  drawBoard();
+}
+
+function level(wait, queue) {
+  return wait >= queue.alert ? "alert" : wait >= queue.warn ? "warn" : "ok";
+}
+
+// One row per queue the agent is in and the board knows; none in no queue.
+function drawBoard() {
+  const list = $("queue-board");
+  if (!list) return;
+  clearInterval(boardTicker);
+  const mine = (shown?.queues ?? []).filter((queue) => queue in board);
+  list.hidden = mine.length === 0;
+  const rows = mine.map((name) => {
+    const queue = board[name];
+    const longest = el("span", { class: "q-longest" });
+    const row = el("li", { "data-queue": name, "data-waiting": queue.waiting, "data-level": "ok" },
+      el("span", { class: "q-name" }, queueName(name)),
+      el("span", { class: "q-waiting", title: t("board.waiting") }, queue.waiting), longest);
+    return { queue, row, longest };
+  });
+  list.replaceChildren(el("li", { class: "q-head" }, el("span", {}, t("board.title")),
+    el("span", {}, t("board.waiting")), el("span", {}, t("board.longest"))), ...rows.map((r) => r.row));
+  const tick = () => {
+    for (const { queue, row, longest } of rows) {
+      const wait = queue.oldest === null ? null : serverNow() - queue.oldest;
+      longest.textContent = wait === null ? "—" : formatSeconds(wait);
+      row.dataset.level = wait === null ? "ok" : level(wait, queue);
+    }
+  };
+  tick();
+  if (rows.some((r) => r.queue.oldest !== null)) boardTicker = setInterval(tick, 1000);
 }
 
 async function change(state, reason = "") {
@@ -83,7 +131,7 @@ async function change(state, reason = "") {
     const done = await api("/api/me/status", { method: "PUT", body: { state, reason } });
     // Asterisk's event follows on the socket; meanwhile show what it accepted.
     showStatus({ ...shown, state: done.state, reason: done.reason, paused_in: shown?.queues ?? [],
-      at: Date.now() / 1000 });
+      at: serverNow() });
     toast(state === "paused" ? t("status.now_paused", { reason: label("pause", reason) }) : t("status.now_ready"),
       "ok");
   } catch (error) {

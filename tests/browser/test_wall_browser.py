@@ -111,3 +111,38 @@ def test_operator_can_open_neither_the_wall_nor_its_socket(browser: Browser, liv
     })""")
     assert outcome == {"code": 4403, "messages": 0}
     op.context.close()
+
+
+def test_an_operators_desk_shows_their_queues_callers_waiting(browser: Browser, live: LiveStack) -> None:
+    """op2 is in support only: the desk's board shows support's waiting caller and the wait counting
+    up, red past the queue's alert limit, and back to none once op2 answers."""
+    editor = live.log_in(browser, "super1", wait_socket=False)
+    editor.goto("/supervisor/thresholds")
+    form = editor.locator('form[data-queue="support"]')
+    form.locator("input[name=longest_wait_warn]").fill("1")
+    form.locator("input[name=longest_wait_alert]").fill("3")
+    form.locator("button[type=submit]").click()
+    expect(editor.locator("#sup-result")).to_have_class("sup-result ok")
+
+    desk = live.log_in(browser, "op2")
+    row = desk.locator('#queue-board li[data-queue="support"]')
+    expect(row.locator(".q-name")).to_have_text("Сервис")
+    expect(row).to_have_attribute("data-waiting", "0")
+    expect(row.locator(".q-longest")).to_have_text("—")
+    expect(desk.locator('#queue-board li[data-queue="sales"]')).to_have_count(0)  # not op2's queue
+    expect(desk.locator("#queue-board .q-head")).to_have_text("Мои очередиЖдутДольше всех")
+
+    live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="support", patience=120))
+    expect(row).to_have_attribute("data-waiting", "1", timeout=5_000)
+    expect(row.locator(".q-waiting")).to_have_text("1")
+    expect(row).to_have_attribute("data-level", "warn", timeout=3_000)
+    expect(row).to_have_attribute("data-level", "alert", timeout=3_000)
+    expect(row.locator(".q-longest")).to_have_text(re.compile(r"^00:0[3-9]$"))
+
+    live.run(live.sim.answer(OP2))
+    expect(row).to_have_attribute("data-waiting", "0", timeout=5_000)
+    expect(row).to_have_attribute("data-level", "ok")
+    expect(row.locator(".q-longest")).to_have_text("—")
+    live.run(live.sim.hangup_agent(OP2))
+    desk.context.close()
+    editor.context.close()
