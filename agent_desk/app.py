@@ -26,6 +26,7 @@ from agent_desk import (
     health,
     http,
     pages,
+    pause_reasons_http,
     recordings_http,
     reviews_http,
     status_http,
@@ -138,6 +139,7 @@ def create_app(
     app.include_router(wall_http.router)
     app.include_router(wall_ws.router)
     app.include_router(supervisor_http.router)
+    app.include_router(pause_reasons_http.router)
     app.include_router(routing_http.router)
     app.include_router(inbox_http.router)
     app.include_router(ivr_http.router)

@@ -35,8 +35,7 @@ from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, transla
 from agent_desk.recordings_http import may_play, playable, recordings_root
 from agent_desk.status_http import stored_status
 from callcard.ratelimit import Attempt, RateLimit
-from crm_core import clients
-from crm_core.agents import PAUSE_REASONS
+from crm_core import clients, pause_reasons
 from crm_core.models import Department, Operator, operator_departments
 from crm_core.reviews import reviews_of
 from crm_core.visibility import queue_names
@@ -171,10 +170,13 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
             .order_by(Operator.name)
         ).all()
         status = stored_status(session, operator.id)
+        reasons = pause_reasons.load(session)
+    lang = session_language(request)
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
-                   data={"queue_names": {queue: name for _, name, queue in departments}, "status": status},
+                   data={"queue_names": {queue: name for _, name, queue in departments}, "status": status,
+                         "pause_names": {r.code: r.name(lang) for r in reasons}},
                    campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues,
-                   pause_reasons=PAUSE_REASONS, status=status)
+                   pause_reasons=[r for r in reasons if r.active], status=status)
 
 
 @router.get("/calls", response_class=HTMLResponse)

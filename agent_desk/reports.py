@@ -30,7 +30,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, aliased
 
 from ami_bridge.tracker import normalize_interface
-from crm_core.agents import LOGGED_OUT, PAUSE_REASONS, AgentPause
+from crm_core import pause_reasons
+from crm_core.agents import LOGGED_OUT, AgentPause
 from crm_core.models import Call, Client, Operator, Request, as_utc, operator_departments, utcnow
 from crm_core.reviews import CallReview
 from routing.inbox.models import RequestEvent
@@ -41,7 +42,6 @@ REPORTS = ("queues", "agents", "days", "hours", "missed", "pauses")
 FIGURE_COLUMNS = ("offered", "answered", "abandoned", "missed", "service_level", "asa", "aht", "talk_time",
                   "reviewed", "quality")
 MISSED_COLUMNS = ("started_at", "caller", "client", "queue", "outcome", "wait_seconds", "callback")
-PAUSE_COLUMNS = ("pauses", *PAUSE_REASONS, "other", "paused")  # a count, then seconds
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -122,17 +122,24 @@ class PauseFacts:
 class PauseTimes:
     key: str  # the agent's login, or "total"
     pauses: int
-    seconds: dict[str, int]  # per reason column (PAUSE_COLUMNS but the count and the sum)
+    seconds: dict[str, int]  # per reason column in order: the reasons' codes, then "other"
     paused: int  # seconds, every reason
 
     def row(self) -> list[object]:
-        return [self.key, self.pauses, *(self.seconds[c] for c in PAUSE_COLUMNS[1:-1]), self.paused]
+        return [self.key, self.pauses, *self.seconds.values(), self.paused]
 
 
-def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime) -> list[PauseTimes]:
-    """Seconds paused within [start, end) per agent and reason column, agents in order, then the
-    total (pure); a pause counts for its agent when some of it falls in the period."""
-    columns = PAUSE_COLUMNS[1:-1]
+def pause_columns(rows: list[PauseTimes]) -> tuple[str, ...]:
+    """The report's columns after the agent: a count, the seconds per reason column, their sum."""
+    return ("pauses", *rows[-1].seconds, "paused")
+
+
+def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime,
+                codes: Iterable[str]) -> list[PauseTimes]:
+    """Seconds paused within [start, end) per agent and reason column (`codes`, then "other" for
+    any other words), agents in order, then the total (pure); a pause counts for its agent when
+    some of it falls in the period."""
+    columns = (*codes, "other")
     per_agent: dict[str, dict[str, int]] = {}
     counts: dict[str, int] = {}
     for pause in pauses:
@@ -141,7 +148,7 @@ def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime) ->
         since, until = max(pause.started_at, start), min(pause.ended_at or end, end)
         if until <= since:
             continue
-        column = pause.reason if pause.reason in PAUSE_REASONS else "other"
+        column = pause.reason if pause.reason in columns else "other"
         times = per_agent.setdefault(pause.agent, dict.fromkeys(columns, 0))
         times[column] += round((until - since).total_seconds())
         counts[pause.agent] = counts.get(pause.agent, 0) + 1
@@ -163,14 +170,18 @@ def pause_facts(session: Session, start: datetime, end: datetime, logins: dict[s
 
 def pause_report(session: Session, period: Period, now: datetime,
                  departments: Collection[int] | None = None) -> list[PauseTimes]:
-    """Up to `now`, of the agents of `departments` when given (a department head's)."""
+    """Up to `now`, of the agents of `departments` when given (a department head's); a column for
+    each reason in use, and for a switched-off one that was used in the period."""
     people = select(Operator.login, Operator.interface).where(Operator.interface.is_not(None))
     if departments is not None:
         people = people.where(Operator.id.in_(select(operator_departments.c.operator_id).where(
             operator_departments.c.department_id.in_(departments))))
     logins = {normalize_interface(interface): login for login, interface in session.execute(people)}
     end = min(period.end, now)
-    return pause_times(pause_facts(session, period.start, end, logins), period.start, end)
+    facts = pause_facts(session, period.start, end, logins)
+    used = {f.reason for f in facts}
+    codes = [r.code for r in pause_reasons.load(session) if r.active or r.code in used]
+    return pause_times(facts, period.start, end, codes)
 
 
 def _mean(values: list[int]) -> float | None:
@@ -308,7 +319,8 @@ def export(session: Session, name: str, period: Period, queues: Collection[str] 
            departments: Collection[int] | None = None) -> bytes:
     """The CSV of one report; the pause report is of `departments`' agents when given."""
     if name == "pauses":
-        return to_csv(("agent", *PAUSE_COLUMNS), (p.row() for p in pause_report(session, period, utcnow(), departments)))
+        rows = pause_report(session, period, utcnow(), departments)
+        return to_csv(("agent", *pause_columns(rows)), (p.row() for p in rows))
     if name == "missed":
         return to_csv(MISSED_COLUMNS, (m.row(period.tz) for m in missed_calls(session, period, queues=queues)))
     return to_csv((name.rstrip("s"), *FIGURE_COLUMNS), (f.row() for f in report(session, name, period, queues)))

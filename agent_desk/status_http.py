@@ -1,4 +1,5 @@
-"""The agent's own status from the desk (ready, or paused for one of `PAUSE_REASONS`) and their day.
+"""The agent's own status from the desk (ready, or paused for one of the centre's pause reasons,
+`crm_core.pause_reasons`) and their day.
 
 A status change goes through the door and audit of a supervisor's pause (`SupervisorActions.pause`),
 on the agent themselves and in every queue they are in. What the desk shows afterwards comes from
@@ -9,6 +10,7 @@ call log and the stored pauses, as the reports count them.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, time
 from typing import Annotated, Any, Literal
 
@@ -23,7 +25,8 @@ from agent_desk.i18n import translate
 from agent_desk.reports import pause_facts, pause_times
 from agent_desk.supervisor import ActionProblem, SupervisorActions
 from ami_bridge.tracker import normalize_interface
-from crm_core.agents import PAUSE_REASONS, agents_overview
+from crm_core import pause_reasons
+from crm_core.agents import agents_overview
 from crm_core.audit import Actor
 from crm_core.models import Call, utcnow
 from routing.live import DeskStatus, desk_status
@@ -33,7 +36,7 @@ router = APIRouter()
 
 class StatusIn(BaseModel):
     state: Literal["ready", "paused"]
-    reason: str = ""  # one of PAUSE_REASONS when paused
+    reason: str = ""  # the code of a pause reason in use, when paused
 
 
 class StatusOut(BaseModel):
@@ -58,15 +61,20 @@ async def set_status(request: Request, operator: Annotated[CurrentOperator, Depe
     """Pause oneself in every queue (AMI QueuePause with the reason's code), or be ready again."""
     lang = session_language(request)
     paused = body.state == "paused"
-    if paused and body.reason not in PAUSE_REASONS:
-        raise HTTPException(422, translate(lang, "status.err.reason"))
     desk = request.app.state.desk
+    if paused and body.reason not in await asyncio.to_thread(_codes_in_use, desk.sessions):
+        raise HTTPException(422, translate(lang, "status.err.reason"))
     try:
         await SupervisorActions(desk.sessions, desk.supervision).pause(
             Actor(operator.id, operator.login), operator.id, paused, None, body.reason if paused else "")
     except ActionProblem as problem:
         raise HTTPException(problem.status, problem.text(lang)) from None
     return StatusOut(state=body.state, reason=body.reason if paused else "")
+
+
+def _codes_in_use(sessions: Any) -> set[str]:
+    with sessions() as session:
+        return {r.code for r in pause_reasons.in_use(session)}
 
 
 class TodayOut(BaseModel):
@@ -82,7 +90,8 @@ def my_day(session: Session, operator_id: int, interface: str | None, start: dat
         .where(Call.operator_id == operator_id, Call.started_at >= start, Call.answered_at.is_not(None))).one()
     paused = 0
     if interface:
-        paused = pause_times(pause_facts(session, start, now, {normalize_interface(interface): "me"}), start, now)[-1].paused
+        paused = pause_times(pause_facts(session, start, now, {normalize_interface(interface): "me"}), start, now,
+                             ())[-1].paused  # every reason alike: only the sum counts here
     return TodayOut(answered=answered, talk_seconds=int(talk), paused_seconds=paused)
 
 

@@ -34,7 +34,7 @@ from agent_desk.http import CallFilterQuery, call_filter, zone_of
 from agent_desk.i18n import translate
 from agent_desk.pages import _render
 from agent_desk.supervisor import ActionDone, ActionProblem, SupervisorActions
-from crm_core import agents, clients
+from crm_core import agents, clients, pause_reasons
 from crm_core.audit import OK, REFUSED, Actor, recent, record
 from crm_core.models import Department, Operator, as_utc, utcnow
 from crm_core.reviews import reviews_of
@@ -248,9 +248,13 @@ def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, di
             views = [v for v in views if codes & set(v.departments)]
             queues = [q for q in queues if q in scope]
         managed = clients.managed_counts(session, [v.id for v in views])
+        reasons = pause_reasons.load(session)
     rows = [{**asdict(v), "paused": v.paused, "live": (live or {}).get(v.login), "clients": managed.get(v.id, 0)}
             for v in views]
-    return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit}
+    lang = session_language(request)
+    return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit,
+            "pause_names": {r.code: r.name(lang) for r in reasons},
+            "pause_reasons": [r.code for r in reasons if r.active]}
 
 
 def _audit_row(entry: Any) -> dict[str, Any]:
@@ -457,8 +461,7 @@ async def agents_page(request: Request, operator: Annotated[CurrentOperator, Dep
         return refused
     live = await _live_agents(request)
     data = await asyncio.to_thread(_agents_data, request, operator, live)
-    return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data,
-                   pause_reasons=agents.PAUSE_REASONS)
+    return _render(request, "supervisor_agents.html", operator, active="supervisor", data=data)
 
 
 @router.get("/supervisor/thresholds", response_class=HTMLResponse, include_in_schema=False)
@@ -467,8 +470,12 @@ def thresholds_page(request: Request,
     refused = _page_supervisor(request, operator)
     if refused is not None:
         return refused
-    return _render(request, "supervisor_thresholds.html", operator, active="wall",
-                   data=_thresholds_data(request, operator), fields=thresholds.FIELDS)
+    data = _thresholds_data(request, operator)
+    if operator.sees_all:  # the centre's pause reasons: supervisors' and admins', not a department's
+        with request.app.state.desk.sessions() as session:
+            data["pause_reasons"] = [asdict(r) for r in pause_reasons.load(session)]
+    return _render(request, "supervisor_thresholds.html", operator, active="wall", data=data,
+                   fields=thresholds.FIELDS)
 
 
 @router.get("/supervisor/reports", response_class=HTMLResponse, include_in_schema=False)
@@ -487,6 +494,7 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
                   for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500, queues=queues)
         pauses = reports.pause_report(session, period, utcnow(), _departments(operator))
+        pause_names = pause_reasons.names(session, session_language(request))
         names = {"queues": queue_names(session),
                  "agents": {login: name for login, name in session.execute(select(Operator.login, Operator.name))}}
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
@@ -496,5 +504,5 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
                    data={"hours": hours},
                    tables=tables, names=names, missed=missed, pauses=pauses, query=query,
                    columns=reports.FIGURE_COLUMNS, missed_columns=reports.MISSED_COLUMNS,
-                   pause_columns=reports.PAUSE_COLUMNS, pause_reasons=agents.PAUSE_REASONS,
+                   pause_columns=reports.pause_columns(pauses), pause_names=pause_names,
                    sl_seconds=reports.SERVICE_LEVEL_SECONDS)

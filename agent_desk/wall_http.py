@@ -23,6 +23,7 @@ from agent_desk.auth import (
 )
 from agent_desk.i18n import translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
+from crm_core import pause_reasons
 from crm_core.visibility import queue_names
 from routing.wall import kept_wall, scoped_snapshot
 
@@ -42,7 +43,8 @@ def wall_viewer(operator: Annotated[CurrentOperator, Depends(page_operator)], re
 def wall_page(request: Request, operator: Annotated[CurrentOperator, Depends(wall_viewer)]) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
         names = queue_names(session)
-    return _render(request, "wall.html", operator, active="wall", data={"queue_names": names})
+        pauses = pause_reasons.names(session, session_language(request))
+    return _render(request, "wall.html", operator, active="wall", data={"queue_names": names, "pause_names": pauses})
 
 
 @router.get("/api/wall")

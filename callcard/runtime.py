@@ -197,10 +197,9 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     from crm_core.call_log import CallLogger
     from routing.inbox.followups import FollowUps, run_escalations
     from routing.inbox.intake import watch_eml_dir
-    from routing.wall import WallService, pause_limits
+    from routing.wall import WallService
 
     settings, bus = stack.settings, stack.bus
-    limits = pause_limits(settings.pause_limits)  # first: a bad limit stops the start before any task
     logger = CallLogger(sessions, settings.default_region)
     popper = DeskPopper(sessions, bus, settings.default_region)
     # The popper first: it subscribes first, so each call event reaches it before the other consumers.
@@ -209,8 +208,7 @@ def _start_worker(stack: Stack, sessions: sessionmaker[Session]) -> None:
     follow_ups = FollowUps(sessions, settings.default_region)
     stack.tasks.append(asyncio.create_task(follow_ups.run(bus, stack.stop), name="follow-ups"))
     stack.tasks.append(asyncio.create_task(run_escalations(sessions, bus, stack.stop), name="escalations"))
-    stack.wall = WallService(sessions, bus, region=settings.default_region,
-                             pause_limits=limits)
+    stack.wall = WallService(sessions, bus, region=settings.default_region)
     stack.tasks.append(asyncio.create_task(stack.wall.run(stack.stop), name="wall"))
     if settings.recordings_dir and settings.recording_days:
         stack.tasks.append(asyncio.create_task(

@@ -48,9 +48,6 @@ class Settings:
     # and the days they are kept (0 = until someone deletes them)
     recordings_dir: str = ""
     recording_days: int = 0
-    # How long an agent's pause may last, per desk reason, in minutes: the wall and the agent's own
-    # desk show a pause past it in red (routing.wall.pause_limits reads it)
-    pause_limits: str = "break=15,lunch=60,after_call=10"
     # PBX simulator (demo and tests)
     sim_call_interval: float = 6.0
     # Operations: Prometheus port of the processes other than web (0 = none), log lines as text or json
@@ -61,6 +58,9 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         """Build settings from `CALLCARD_<FIELD>` variables; overrides win over the environment."""
         env = os.environ if env is None else env
+        if "CALLCARD_PAUSE_LIMITS" in env:  # read until pause reasons were the centre's own
+            raise SettingsError("CALLCARD_PAUSE_LIMITS is no longer read: each pause reason's limit is set with the "
+                                "reason on /supervisor/thresholds; remove the variable")
         values: dict[str, object] = {}
         for f in fields(cls):
             raw = env.get(f"CALLCARD_{f.name.upper()}")

@@ -19,9 +19,6 @@ from sqlalchemy.orm import Mapped, Session, mapped_column, selectinload
 from crm_core.models import Base, Operator, utcnow
 
 LOGGED_OUT = "logged out"  # the pause reason of a static member a supervisor logged out
-# The desk's pause reasons: codes, so reports group them whatever the language (`pause.<code>` names
-# them); a supervisor may still type any reason.
-PAUSE_REASONS = ("break", "lunch", "training", "meeting", "after_call")
 
 
 class AgentState(Base):

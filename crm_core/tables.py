@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from crm_core import agents as _agents  # noqa: F401  (agent_states, agent_queues)
 from crm_core import audit as _audit  # noqa: F401  (audit_log)
+from crm_core import pause_reasons as _pause_reasons  # noqa: F401  (pause_reasons)
 from crm_core import reviews as _reviews  # noqa: F401  (call_reviews)
 from crm_core.models import Base
 from ivr import models as _ivr  # noqa: F401  (IVR menus and hours)

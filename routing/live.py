@@ -210,9 +210,9 @@ class LiveState:
     """Apply QueueEvents in bus order; read `figures(now)` for the wall."""
 
     def __init__(self, thresholds: dict[str, Thresholds] | None = None, *, tz: tzinfo | None = None,
-                 default: Thresholds = Thresholds(), pause_limits: dict[str, int] | None = None) -> None:
+                 default: Thresholds = Thresholds()) -> None:
         self.thresholds = dict(thresholds or {})
-        self.pause_limits = dict(pause_limits or {})  # seconds a pause may last, per desk reason
+        self.pause_limits: dict[str, int] = {}  # seconds a pause may last, per reason (set_pause_limits)
         self.default = default
         self._tz = tz
         self.operators: dict[str, OperatorRef] = {}  # normalised interface -> operator
@@ -241,6 +241,15 @@ class LiveState:
     def set_thresholds(self, thresholds: dict[str, Thresholds]) -> None:
         """New limits take effect on the next `figures`; T applies to calls counted from now."""
         self.thresholds = dict(thresholds)
+
+    def set_pause_limits(self, limits: dict[str, int]) -> None:
+        """New limits show in the next figures, and go at once to the desk of each agent paused for a
+        reason whose limit changed."""
+        before, self.pause_limits = self.pause_limits, dict(limits)
+        for agent in self._agents.values():
+            desk = agent.desk
+            if desk is not None and desk.state == "paused" and before.get(desk.reason) != limits.get(desk.reason):
+                self.desk_changes.append((agent.interface, desk.message(agent.paused_since, limits.get(desk.reason))))
 
     def service_seconds(self, queue: str) -> int:
         own = self.thresholds.get(queue, self.default).service_seconds

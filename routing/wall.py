@@ -41,8 +41,7 @@ from callcard.bus import (
     Subscription,
     desk_topic,
 )
-from callcard.settings import SettingsError
-from crm_core import agents
+from crm_core import agents, pause_reasons
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import try_normalize
@@ -61,21 +60,6 @@ OPERATORS_REFRESH_SECONDS = 60.0
 async def kept_wall(bus: Bus) -> dict[str, Any] | None:
     """The latest wall snapshot any worker kept, or None when no wall service runs."""
     return (await bus.kept(WALL_KEY)).get(SNAPSHOT_FIELD)
-
-
-def pause_limits(text: str) -> dict[str, int]:
-    """CALLCARD_PAUSE_LIMITS (`break=15,lunch=60`: desk reasons and minutes) as seconds per reason;
-    a clear SettingsError for anything else."""
-    limits: dict[str, int] = {}
-    for pair in filter(None, (p.strip() for p in text.split(","))):
-        reason, _, minutes = pair.partition("=")
-        if reason.strip() not in agents.PAUSE_REASONS or not minutes.strip().isdigit() \
-                or not 1 <= int(minutes) <= 24 * 60:
-            raise SettingsError(
-                f"CALLCARD_PAUSE_LIMITS={text!r}: {pair!r} is not reason=minutes, with a reason among "
-                f"{', '.join(agents.PAUSE_REASONS)} and 1 to 1440 minutes")
-        limits[reason.strip()] = int(minutes) * 60
-    return limits
 
 
 async def kept_board(bus: Bus) -> dict[str, Any] | None:
@@ -137,7 +121,6 @@ class WallService:
         *,
         region: str = "RU",
         thresholds: dict[str, Thresholds] | None = None,
-        pause_limits: dict[str, int] | None = None,
         min_interval: float = 0.5,
         board_interval: float = 2.0,
         heartbeat: float = 5.0,
@@ -147,7 +130,7 @@ class WallService:
         self.sessions = sessions
         self.bus = bus
         self.region = region
-        self.state = LiveState(thresholds, pause_limits=pause_limits)
+        self.state = LiveState(thresholds)
         self.min_interval = min_interval
         self.board_interval = board_interval
         self.heartbeat = heartbeat
@@ -186,6 +169,10 @@ class WallService:
             return [PauseChange(normalize_interface(p.interface), _epoch(p.started_at) or now,
                                 _epoch(p.ended_at), p.reason) for p in agents.pauses_since(session, since)]
 
+    def _pause_limits(self) -> dict[str, int]:
+        with self.sessions() as session:
+            return pause_reasons.limits(pause_reasons.in_use(session))
+
     def _thresholds(self) -> dict[str, Thresholds]:
         with self.sessions() as session:
             return stored_thresholds.load(session)
@@ -222,18 +209,20 @@ class WallService:
         """Subscribe, then seed today's figures: events arriving meanwhile wait in the subscription."""
         sub = await self.bus.subscribe(QUEUES_TOPIC)
         now = self.clock()
-        operators, today, pauses, limits = await asyncio.gather(
+        operators, today, pauses, limits, pause_limits = await asyncio.gather(
             asyncio.to_thread(self._operators), asyncio.to_thread(self._today, now),
-            asyncio.to_thread(self._pauses, now), asyncio.to_thread(self._thresholds))
+            asyncio.to_thread(self._pauses, now), asyncio.to_thread(self._thresholds),
+            asyncio.to_thread(self._pause_limits))
         self.state.set_operators(operators)
         self.state.set_thresholds(limits)
+        self.state.set_pause_limits(pause_limits)
         self._operators_at = now
         self.state.seed(today, now)
         self.state.seed_pauses(pauses, now)
         return sub
 
     async def run(self, stop: asyncio.Event) -> None:
-        changes = await self.bus.subscribe(stored_thresholds.THRESHOLDS_TOPIC)
+        changes = await self.bus.subscribe(stored_thresholds.THRESHOLDS_TOPIC, pause_reasons.PAUSES_TOPIC)
         sub = await self.start()
         try:
             async with asyncio.TaskGroup() as group:
@@ -259,12 +248,16 @@ class WallService:
             self._dirty.set()
 
     async def _reload_thresholds(self, changes: Subscription) -> None:
+        """A supervisor changed a queue's thresholds or the pause reasons: both are read again."""
         while True:
             await changes.get()
             try:
                 self.state.set_thresholds(await asyncio.to_thread(self._thresholds))
+                self.state.set_pause_limits(await asyncio.to_thread(self._pause_limits))
             except Exception:
-                log.exception("wall: could not reload the thresholds")
+                log.exception("wall: could not reload the thresholds and pause limits")
+            if self.state.desk_changes:
+                await self._tell_desks()
             self._dirty.set()
 
     async def _publish_forever(self) -> None:

@@ -20,14 +20,13 @@ from agent_desk.app import create_app
 from ami_bridge.events import QueueEvent
 from ami_bridge.events import QueueEventKind as K
 from callcard.bus import MemoryBus
-from callcard.settings import Settings, SettingsError
+from callcard.settings import Settings
 from crm_core import agents
 from crm_core.agents import AgentPause
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Department, Operator
 from crm_core.passwords import hash_password
 from routing.live import DeskStatus, LiveState, PauseChange, desk_status
-from routing.wall import pause_limits
 
 PASSWORD = "pw-status-1"
 MOSCOW = ZoneInfo("Europe/Moscow")
@@ -188,19 +187,18 @@ def test_the_day_counts_own_answered_calls_talk_and_pauses_since_local_midnight(
         {"answered": 2, "talk_seconds": 150, "paused_seconds": 30}
 
 
-def test_pause_limits_are_read_from_the_setting_with_a_clear_error() -> None:
-    assert pause_limits(Settings().pause_limits) == {"break": 900, "lunch": 3600, "after_call": 600}
-    assert pause_limits("") == {} and pause_limits(" lunch = 30 ,") == {"lunch": 1800}
-    for bad in ("nap=10", "lunch=0", "lunch=1441", "lunch=half", "lunch"):
-        with pytest.raises(SettingsError, match="reason=minutes, with a reason among break, lunch"):
-            pause_limits(bad)
-
-
 def test_a_paused_desk_and_the_wall_learn_the_reasons_limit() -> None:
     state = synced_state()
-    state.pause_limits = {"lunch": 3600}
+    state.set_pause_limits({"lunch": 3600})
     state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 60, queue="sales", interface=A, paused=True, reason="lunch"))
     state.apply(QueueEvent(K.MEMBER_PAUSED, NOON + 70, queue="support", interface=B, paused=True, reason="meeting"))
     limits = {i: m["limit"] for i, m in state.desk_changes if m["state"] == "paused"}
     assert limits == {A: 3600, B: None}
     assert state.figures(NOON + 80)["pause_limits"] == {"lunch": 3600}
+    state.desk_changes.clear()
+
+    state.set_pause_limits({"lunch": 1800, "meeting": 600})  # a supervisor changed them mid-pause
+    assert [(i, m["limit"], m["at"]) for i, m in state.desk_changes] == [(A, 1800, NOON + 60), (B, 600, NOON + 70)]
+    state.desk_changes.clear()
+    state.set_pause_limits({"lunch": 1800, "meeting": 600, "break": 900})  # no paused desk's limit moved
+    assert state.desk_changes == []

@@ -41,6 +41,9 @@ def at(day: int, hour: int, minute: int = 0) -> datetime:
     return datetime(2026, 3, day, hour, minute, tzinfo=UTC)
 
 
+CODES = ("break", "lunch", "training", "meeting", "after_call")
+
+
 def times(**seconds: int) -> dict[str, int]:
     return {"break": 0, "lunch": 0, "training": 0, "meeting": 0, "after_call": 0, "other": 0, **seconds}
 
@@ -52,12 +55,13 @@ def test_pause_times_clip_to_the_period_and_sort_reasons_into_columns() -> None:
               PauseFacts("op2", LOGGED_OUT, at(2, 13), at(2, 14)),
               PauseFacts("op1", "break", at(2, 15, 30), None),
               PauseFacts("op3", "lunch", at(2, 16, 30), None)]  # begins after the end given: not counted
-    assert reports.pause_times(pauses, at(2, 0), NOW) == [
+    assert reports.pause_times(pauses, at(2, 0), NOW, CODES) == [
         PauseTimes("op1", 3, times(lunch=2700, training=600, **{"break": 1800}), 5100),
         PauseTimes("op2", 1, times(other=300), 300),
         PauseTimes("total", 4, times(lunch=2700, training=600, other=300, **{"break": 1800}), 5400),
     ]
-    assert reports.pause_times([], at(2, 0), NOW) == [PauseTimes("total", 0, times(), 0)]
+    assert reports.pause_times([], at(2, 0), NOW, CODES) == [PauseTimes("total", 0, times(), 0)]
+    assert list(reports.pause_times(pauses, at(2, 0), NOW, ["lunch"])[0].seconds) == ["lunch", "other"]
 
 
 @pytest.fixture
@@ -109,7 +113,7 @@ def test_page_and_csv_show_a_heads_own_agents_only(http: TestClient) -> None:
     page = http.get("/supervisor/reports", params=query).text
     section = page.split('id="report-pauses"')[1].split("</section>")[0]
     assert '<th scope="row">Olga</th>' in section and "Petr" not in section
-    assert '<span class="swatch seg-lunch"></span> Lunch</th>' in section and "<th>Paused in all</th>" in section
+    assert '<span class="swatch seg-c1"></span> Lunch</th>' in section and "<th>Paused in all</th>" in section
     assert "<td>0:45:00</td>" in section  # op1's lunch; the open break runs to now, long after that day
     rows = list(csv.reader(io.StringIO(http.get("/api/supervisor/reports/pauses.csv", params=query)
                                        .content.decode("utf-8-sig"))))

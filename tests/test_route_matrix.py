@@ -109,6 +109,8 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/supervisor/audit"): LEADS,
     ("GET", "/api/supervisor/thresholds"): LEADS,
     ("PUT", "/api/supervisor/thresholds/{queue}"): LEADS,
+    ("GET", "/api/supervisor/pause-reasons"): LEADS,
+    ("PUT", "/api/supervisor/pause-reasons"): SUPERVISORS,  # the centre's, not a department's
     ("GET", "/api/supervisor/reports/{name}"): LEADS,
     ("GET", "/api/supervisor/reports/{name}.csv"): LEADS,
     ("GET", "/api/supervisor/clients.csv"): LEADS,

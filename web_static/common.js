@@ -15,6 +15,12 @@ export function label(prefix, code) {
   return page.strings[`${prefix}.${code}`] ?? code;
 }
 
+// A pause reason's name as the centre calls it (the page's `pause_names`); a supervisor's own words, or
+// Asterisk's, show as they are.
+export function pauseName(code) {
+  return page.pause_names?.[code] ?? label("pause", code);
+}
+
 // A queue's department name for people to read; the queue itself stays in data attributes and requests.
 export function queueName(queue) {
   return page.queue_names?.[queue] ?? queue;

@@ -5,7 +5,7 @@
 // queues: callers waiting and the longest wait, coloured by the queue's limits, as `board` messages
 // tell it (only when a caller joins or leaves; the waits count on here).
 
-import { api, el, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
+import { api, el, formatSeconds, page, pauseName, queueName, t, toast, typing } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const box = $("my-status-box");
@@ -61,7 +61,7 @@ export function showStatus(status) {
       select.value = status.reason;
       lastReason = status.reason;
     } else { // a supervisor's own words, or Asterisk's: shown as text, never as markup
-      other.textContent = label("pause", status.reason) || t("status.paused");
+      other.textContent = pauseName(status.reason) || t("status.paused");
       other.hidden = false;
       select.value = "other";
     }
@@ -132,7 +132,7 @@ async function change(state, reason = "") {
     // Asterisk's event follows on the socket; meanwhile show what it accepted.
     showStatus({ ...shown, state: done.state, reason: done.reason, paused_in: shown?.queues ?? [],
       at: serverNow() });
-    toast(state === "paused" ? t("status.now_paused", { reason: label("pause", reason) }) : t("status.now_ready"),
+    toast(state === "paused" ? t("status.now_paused", { reason: pauseName(reason) }) : t("status.now_ready"),
       "ok");
   } catch (error) {
     toast(t("status.failed", { error: error.message }), "error");

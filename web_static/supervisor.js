@@ -2,7 +2,7 @@
 // pauses and the wall's live state), every button calls /api/supervisor/... and shows the answer,
 // then the table is redrawn from the API. Reports: the first visit picks the browser's time zone.
 
-import { api, el, label, page, queueName, t } from "./common.js";
+import { api, el, label, page, pauseName, queueName, t } from "./common.js";
 
 const body = document.getElementById("agents-body");
 const result = document.getElementById("sup-result");
@@ -33,7 +33,7 @@ function queueCell(agent) {
   return agent.queues.map((m) => el("span", { class: `member${m.paused ? " paused" : ""}`, dataset: { queue: m.queue } },
     queueName(m.queue),
     m.penalty ? el("small", { class: "muted" }, ` ·${m.penalty}`) : null,
-    m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${label("pause", m.reason)}` : ""}`) : null,
+    m.paused ? el("small", { class: "pause-note" }, ` ${t("sup.paused")}${m.reason ? `: ${pauseName(m.reason)}` : ""}`) : null,
     el("button", {
       type: "button", class: "link-button do-remove", title: t("sup.remove", { queue: queueName(m.queue) }),
       "aria-label": t("sup.remove", { queue: queueName(m.queue) }), dataset: { queue: m.queue },
@@ -47,7 +47,7 @@ function stateCell(agent) {
   if (agent.paused) parts.push(el("span", { class: "badge state-paused" }, t("sup.paused")));
   if (agent.live) {
     parts.push(el("span", { class: "badge live", title: t("sup.live") },
-      `${t("sup.live")}: ${label("live", agent.live.state)}${agent.live.reason ? ` (${label("pause", agent.live.reason)})` : ""}`));
+      `${t("sup.live")}: ${label("live", agent.live.state)}${agent.live.reason ? ` (${pauseName(agent.live.reason)})` : ""}`));
   }
   return parts;
 }
@@ -130,6 +130,51 @@ for (const form of document.querySelectorAll(".thr-form")) {
       show(error.message, false);
     }
     button.disabled = false;
+  });
+}
+
+// The centre's pause reasons: one row each (a stored code cannot change), a blank row for a new
+// one, the whole list saved at once in its order.
+const reasonsBody = document.getElementById("pause-reasons-body");
+
+function reasonRow(reason) {
+  const input = (name, value, attrs = {}) => el("input", { name, value: value ?? "", ...attrs });
+  return el("tr", { "data-code": reason.code || null },
+    el("td", {}, input("code", reason.code, reason.code ? { readonly: true } : { pattern: "[a-z][a-z0-9_]*", maxlength: 32 })),
+    el("td", {}, input("name_ru", reason.name_ru, { maxlength: 64 })),
+    el("td", {}, input("name_en", reason.name_en, { maxlength: 64 })),
+    el("td", {}, input("limit_minutes", reason.limit_minutes, { type: "number", min: 1, max: 1440 })),
+    el("td", {}, el("input", { type: "checkbox", name: "active", checked: reason.active })));
+}
+
+function drawReasons(reasons) {
+  reasonsBody.replaceChildren(...reasons.map(reasonRow));
+}
+
+if (reasonsBody) {
+  drawReasons(page.pause_reasons);
+  document.getElementById("pause-reason-add").addEventListener("click", () => {
+    const row = reasonRow({ code: "", name_ru: "", name_en: "", limit_minutes: null, active: true });
+    reasonsBody.append(row);
+    row.querySelector("input").focus();
+  });
+  document.getElementById("pause-reasons-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const reasons = [...reasonsBody.rows]
+      .map((row) => {
+        const value = (name) => row.querySelector(`[name=${name}]`).value.trim();
+        return { code: value("code"), name_ru: value("name_ru"), name_en: value("name_en"),
+          limit_minutes: value("limit_minutes") === "" ? null : Number(value("limit_minutes")),
+          active: row.querySelector("[name=active]").checked };
+      })
+      .filter((r) => r.code || r.name_ru || r.name_en); // a blank new row is left out
+    try {
+      const saved = await api("/api/supervisor/pause-reasons", { method: "PUT", body: { reasons } });
+      drawReasons(saved.reasons);
+      show(saved.message, true);
+    } catch (error) {
+      show(error.message, false);
+    }
   });
 }
 

@@ -6,7 +6,7 @@
 // page told the server `{"view": "table"}`, so big-number screens don't pay for it.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { el, formatSeconds, label, page, queueName, t } from "/static/common.js";
+import { el, formatSeconds, page, pauseName, queueName, t } from "/static/common.js";
 
 const view = {
   big: document.getElementById("wall-big"),
@@ -64,7 +64,7 @@ function queueTile(queue, at) {
   const th = queue.thresholds;
   const longest = longestWait(queue, at);
   const reasons = Object.entries(queue.paused_reasons)
-    .map(([reason, n]) => `${reason ? label("pause", reason) : t("wall.no_reason")} ${n}`).join(", ");
+    .map(([reason, n]) => `${reason ? pauseName(reason) : t("wall.no_reason")} ${n}`).join(", ");
   return el("article", { class: "queue-tile", "data-queue": queue.name },
     el("h2", {}, queueName(queue.name)),
     el("div", { class: "figures" },
@@ -123,7 +123,7 @@ function drawTables(snap, at) {
       const over = Boolean(limit) && inState > limit; // a pause past the centre's limit for its reason
       return row([a.name,
         el("td", { class: `state-${a.state}`, "data-state": a.state },
-          t(`wall.state.${a.state}`), a.reason ? ` (${label("pause", a.reason)})` : ""),
+          t(`wall.state.${a.state}`), a.reason ? ` (${pauseName(a.reason)})` : ""),
         el("td", { class: over ? "level-alert" : null, "data-over": over ? "" : null,
           title: limit ? t("wall.pause_limit", { minutes: limit / 60 }) : null }, formatSeconds(inState)),
         call ? clientLabel(call) : "",

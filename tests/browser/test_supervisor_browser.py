@@ -136,7 +136,7 @@ def test_an_operator_pauses_from_the_desk_and_the_desk_follows_the_pbx(browser: 
     sup.goto("/supervisor/reports")  # the pauses just taken, by reason, with a bar to see them by
     row = sup.locator("#report-pauses tr[data-agent=op2]")
     expect(row.locator("th")).to_have_text("Дмитрий Козлов")
-    expect(row.locator(".seg-lunch")).to_have_attribute("title", re.compile(r"^Обед: 0:00:\d\d$"))
+    expect(row.locator(".seg[data-reason=lunch]")).to_have_attribute("title", re.compile(r"^Обед: 0:00:\d\d$"))
     bar = row.locator(".pause-bar").bounding_box()
     assert bar is not None and bar["width"] > 0
 
@@ -180,3 +180,37 @@ def test_a_pause_past_its_reasons_limit_shows_red_on_the_desk(browser: Browser, 
     expect(desk.locator("#my-status-box")).to_have_attribute("data-over", "true")
     expect(desk.locator("#status-timer")).to_have_text(re.compile(r"^20:0\d$"))
     expect(desk.locator("#status-timer")).to_have_attribute("title", "норма 15 мин")
+
+
+def test_a_supervisor_adds_a_pause_reason_and_an_operator_pauses_for_it(browser: Browser, live: LiveStack) -> None:
+    sup = live.log_in(browser, "super1", wait_socket=False)
+    sup.goto("/supervisor/thresholds")
+    rows = sup.locator("#pause-reasons-body tr")
+    expect(rows).to_have_count(5)
+    expect(rows.first.locator("[name=code]")).to_have_value("break")
+    expect(rows.first.locator("[name=code]")).to_have_attribute("readonly", "")  # a stored code stays as it is
+    sup.click("#pause-reason-add")
+    new = rows.nth(5)
+    new.locator("[name=code]").fill("coaching")
+    new.locator("[name=name_ru]").fill("Наставничество")
+    new.locator("[name=name_en]").fill(HOSTILE)
+    new.locator("[name=limit_minutes]").fill("20")
+    rows.nth(2).locator("[name=active]").uncheck()  # training: offered no more
+    sup.click("#pause-reasons-save")
+    expect(sup.locator("#sup-result")).to_have_class("sup-result ok")
+    expect(sup.locator("#pause-reasons-body tr").last.locator("[name=code]")).to_have_value("training")
+
+    desk = live.log_in(browser, "op4")
+    options = desk.locator("#my-status optgroup option:not([hidden])")
+    expect(options).to_have_text(["Перерыв", "Обед", "Совещание", "Обработка звонка", "Наставничество"])
+    desk.select_option("#my-status", "coaching")
+    pbx_pause(live, "Local/104@agents/n", True, "coaching")
+    expect(desk.locator("#my-status-box")).to_have_attribute("data-state", "paused")
+    expect(desk.locator("#status-timer")).to_have_attribute("title", "норма 20 мин")  # the new reason's limit
+
+    sup.goto("/supervisor/agents")  # named as the centre calls it, in the reader's language
+    row = sup.locator("tr[data-login=op4]")
+    expect(row.locator(".member.paused[data-queue=collections]")).to_contain_text("Наставничество")
+    desk.select_option("#my-status", "ready")
+    pbx_pause(live, "Local/104@agents/n", False, "")
+    assert desk.evaluate("window.pwned") is None and sup.evaluate("window.pwned") is None
