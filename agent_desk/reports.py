@@ -157,28 +157,44 @@ def pause_times(pauses: Iterable[PauseFacts], start: datetime, end: datetime,
     return rows + [PauseTimes("total", sum(counts.values()), total, sum(total.values()))]
 
 
-def pause_facts(session: Session, start: datetime, end: datetime, logins: dict[str, str]) -> list[PauseFacts]:
-    """The pauses overlapping [start, end) of the devices in `logins` (device -> the agent's login):
-    a pause is the agent's whose device it was."""
+@dataclass(frozen=True)
+class Person:
+    login: str
+    device: str | None  # their phone now, normalised
+
+
+def pause_facts(session: Session, start: datetime, end: datetime, people: dict[int, Person]) -> list[PauseFacts]:
+    """The pauses overlapping [start, end) of `people` (by operator id): those stored as theirs, and
+    those of their present device that no operator was stored for."""
+    devices = {p.device: op_id for op_id, p in people.items() if p.device}
     rows = session.execute(
-        select(AgentPause.interface, AgentPause.reason, AgentPause.started_at, AgentPause.ended_at)
-        .where(AgentPause.interface.in_(logins), AgentPause.started_at < end,
-               AgentPause.ended_at.is_(None) | (AgentPause.ended_at > start))
+        select(AgentPause.operator_id, AgentPause.interface, AgentPause.reason, AgentPause.started_at,
+               AgentPause.ended_at)
+        .where(AgentPause.operator_id.in_(people)
+               | (AgentPause.operator_id.is_(None) & AgentPause.interface.in_(devices)),
+               AgentPause.started_at < end, AgentPause.ended_at.is_(None) | (AgentPause.ended_at > start))
         .order_by(AgentPause.started_at))
-    return [PauseFacts(logins[r[0]], r[1], as_utc(r[2]), as_utc(r[3]) if r[3] is not None else None) for r in rows]
+    return [PauseFacts(people[op_id if op_id is not None else devices[device]].login, reason, as_utc(started),
+                       as_utc(ended) if ended is not None else None)
+            for op_id, device, reason, started, ended in rows]
+
+
+def pause_people(session: Session, departments: Collection[int] | None = None) -> dict[int, Person]:
+    """Every operator, or those of `departments` (a department head's), for `pause_facts`."""
+    people = select(Operator.id, Operator.login, Operator.interface)
+    if departments is not None:
+        people = people.where(Operator.id.in_(select(operator_departments.c.operator_id).where(
+            operator_departments.c.department_id.in_(departments))))
+    return {op_id: Person(login, normalize_interface(interface) if interface else None)
+            for op_id, login, interface in session.execute(people)}
 
 
 def pause_report(session: Session, period: Period, now: datetime,
                  departments: Collection[int] | None = None) -> list[PauseTimes]:
     """Up to `now`, of the agents of `departments` when given (a department head's); a column for
     each reason in use, and for a switched-off one that was used in the period."""
-    people = select(Operator.login, Operator.interface).where(Operator.interface.is_not(None))
-    if departments is not None:
-        people = people.where(Operator.id.in_(select(operator_departments.c.operator_id).where(
-            operator_departments.c.department_id.in_(departments))))
-    logins = {normalize_interface(interface): login for login, interface in session.execute(people)}
     end = min(period.end, now)
-    facts = pause_facts(session, period.start, end, logins)
+    facts = pause_facts(session, period.start, end, pause_people(session, departments))
     used = {f.reason for f in facts}
     codes = [r.code for r in pause_reasons.load(session) if r.active or r.code in used]
     return pause_times(facts, period.start, end, codes)

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 from agent_desk.auth import CurrentOperator, api_operator, api_writer, session_language
 from agent_desk.http import zone_of
 from agent_desk.i18n import translate
-from agent_desk.reports import pause_facts, pause_times
+from agent_desk.reports import Person, pause_facts, pause_times
 from agent_desk.supervisor import ActionProblem, SupervisorActions
 from ami_bridge.tracker import normalize_interface
 from crm_core import pause_reasons
@@ -88,10 +88,8 @@ def my_day(session: Session, operator_id: int, interface: str | None, start: dat
     answered, talk = session.execute(
         select(func.count(Call.id), func.coalesce(func.sum(Call.talk_seconds), 0))
         .where(Call.operator_id == operator_id, Call.started_at >= start, Call.answered_at.is_not(None))).one()
-    paused = 0
-    if interface:
-        paused = pause_times(pause_facts(session, start, now, {normalize_interface(interface): "me"}), start, now,
-                             ())[-1].paused  # every reason alike: only the sum counts here
+    me = {operator_id: Person("me", normalize_interface(interface) if interface else None)}
+    paused = pause_times(pause_facts(session, start, now, me), start, now, ())[-1].paused  # only the sum counts
     return TodayOut(answered=answered, talk_seconds=int(talk), paused_seconds=paused)
 
 

@@ -46,7 +46,9 @@ class AgentQueue(Base):
 
 class AgentPause(Base):
     """One pause of an agent (paused in any queue), from Asterisk's queue events; open while
-    `ended_at` is None. Today's pause time is rebuilt from these after a restart."""
+    `ended_at` is None. Today's pause time is rebuilt from these after a restart. `operator_id` is
+    whose device it was then, so an agent's pauses stay theirs when phones are swapped (None: rows
+    from before it was kept whose device no operator had, and devices no operator has)."""
 
     __tablename__ = "agent_pauses"
 
@@ -55,6 +57,8 @@ class AgentPause(Base):
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     reason: Mapped[str] = mapped_column(String(64), default="")
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("operators.id", ondelete="SET NULL"), nullable=True,
+                                                    index=True)
 
 
 @dataclass(frozen=True)
@@ -204,8 +208,8 @@ def reconcile(session: Session, operator_id: int, truth: Iterable[Membership], a
         session.delete(row)
 
 
-def pause_began(session: Session, interface: str, at: datetime, reason: str) -> None:
-    session.add(AgentPause(interface=interface, started_at=at, reason=reason[:64]))
+def pause_began(session: Session, interface: str, at: datetime, reason: str, operator_id: int | None) -> None:
+    session.add(AgentPause(interface=interface, started_at=at, reason=reason[:64], operator_id=operator_id))
 
 
 def pause_ended(session: Session, interface: str, at: datetime) -> None:

@@ -13,8 +13,8 @@ also hears the queues' board (`LiveState.board`) on BOARD_TOPIC when it changes,
 
 It also writes back what Asterisk said: agents' queue memberships and pauses once the first
 resync made them true (crm_core.agents.reconcile), and pause intervals, so today's pause time
-survives a restart. A supervisor's threshold change arrives on THRESHOLDS_TOPIC and is
-reloaded for the next snapshot.
+survives a restart. A supervisor's threshold change arrives on THRESHOLDS_TOPIC, a change of the
+pause reasons on PAUSES_TOPIC; both are reloaded for the next snapshot.
 """
 
 from __future__ import annotations
@@ -182,7 +182,9 @@ class WallService:
         with self.sessions.begin() as session:
             for p in pauses:
                 if p.ended is None:
-                    agents.pause_began(session, p.interface, datetime.fromtimestamp(p.started, UTC), p.reason)
+                    op = self.state.operators.get(p.interface)
+                    agents.pause_began(session, p.interface, datetime.fromtimestamp(p.started, UTC), p.reason,
+                                       op.id if op else None)
                 else:
                     agents.pause_ended(session, p.interface, datetime.fromtimestamp(p.ended, UTC))
             at = datetime.fromtimestamp(self.clock(), UTC)

@@ -118,6 +118,8 @@ async def test_pause_time_is_rebuilt_after_a_restart(stack: Stack, sessions: ses
         reopened = rows[1].started_at.timestamp()
         assert [(r.interface, r.reason) for r in rows] == [("Local/103@agents", "lunch"),
                                                             ("Local/103@agents", "training")]
+        op103 = s.scalar(select(Operator.id).where(Operator.login == "op103"))
+        assert [r.operator_id for r in rows] == [op103, op103]  # whose device it was, kept with the pause
     assert started == pytest.approx(rows[0].started_at.timestamp())
 
     restarted = WallService(sessions, MemoryBus())  # a new process: only the database is shared

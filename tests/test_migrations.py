@@ -59,3 +59,22 @@ def test_the_name_key_migration_keys_the_clients_already_there(db_url: str) -> N
         engine.dispose()
     assert keys == ["ооо ромашка", "артем федоров", ""]
     assert _schema_diff(db_url) == []
+
+
+def test_pauses_stored_before_0013_go_to_their_devices_present_operator(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0012")
+            conn.execute(text("INSERT INTO operators (login, name, password_hash, role, interface, language, active)"
+                              " VALUES ('op1', 'Anna', 'x', 'operator', 'Local/101@agents', 'ru', true)"))
+            conn.execute(text("INSERT INTO agent_pauses (interface, started_at, reason) VALUES (:device, "
+                              "CURRENT_TIMESTAMP, 'lunch')"), [{"device": "Local/101@agents"}, {"device": "PJSIP/9"}])
+        upgrade(db_url)
+        with engine.connect() as conn:
+            owners = conn.execute(text("SELECT o.login FROM agent_pauses p LEFT JOIN operators o"
+                                       " ON o.id = p.operator_id ORDER BY p.id")).scalars().all()
+    finally:
+        engine.dispose()
+    assert owners == ["op1", None]  # a device nobody has stays found by device
+    assert _schema_diff(db_url) == []

@@ -91,6 +91,17 @@ def ids(sessions: sessionmaker[Session]) -> dict[str, int]:
         return {p.login: p.id for p in people} | {"sales": sales.id}
 
 
+def test_a_pause_stays_its_agents_when_phones_are_swapped(sessions, ids) -> None:  # type: ignore[no-untyped-def]
+    """op2's lunch was stored as op2's on Local/101@agents, the device op1 has now: it is op2's."""
+    with sessions.begin() as s:
+        s.add(AgentPause(interface="Local/101@agents", started_at=at(2, 11), ended_at=at(2, 11, 30), reason="lunch",
+                         operator_id=ids["op2"]))
+    with sessions() as s:
+        rows = {r.key: r for r in reports.pause_report(s, PERIOD, NOW)}
+    assert rows["op2"] == PauseTimes("op2", 2, times(lunch=1800, other=1200), 3000)
+    assert rows["op1"].seconds["lunch"] == 2700  # op1's own lunch only
+
+
 def test_the_report_reads_the_stored_pauses_of_the_agents_asked_for(sessions, ids) -> None:  # type: ignore[no-untyped-def]
     with sessions() as s:
         every = reports.pause_report(s, PERIOD, NOW)

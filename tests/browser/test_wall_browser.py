@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from live_stack import LiveStack, manual_pbx
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
 
@@ -24,6 +24,16 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveStack]:
     stack.start()
     yield stack
     stack.stop()
+
+
+def set_longest_wait(editor: Page, queue: str, warn: int, alert: int) -> None:
+    """A supervisor sets a queue's longest-wait limits (seconds) on the thresholds page."""
+    editor.goto("/supervisor/thresholds")
+    form = editor.locator(f'form[data-queue="{queue}"]')
+    form.locator("input[name=longest_wait_warn]").fill(str(warn))
+    form.locator("input[name=longest_wait_alert]").fill(str(alert))
+    form.locator("button[type=submit]").click()
+    expect(editor.locator("#sup-result")).to_have_class("sup-result ok")
 
 
 def test_wall_follows_a_simulated_call(browser: Browser, live: LiveStack) -> None:
@@ -79,12 +89,7 @@ def test_a_threshold_change_turns_the_longest_wait_red(browser: Browser, live: L
     expect(legend.first.locator(".u-value")).to_have_text(re.compile(r"^([01]\d|2[0-3]):[0-5]\d$"))
 
     editor = wall.context.new_page()
-    editor.goto("/supervisor/thresholds")
-    form = editor.locator('form[data-queue="support"]')
-    form.locator("input[name=longest_wait_warn]").fill("1")
-    form.locator("input[name=longest_wait_alert]").fill("2")
-    form.locator("button[type=submit]").click()
-    expect(editor.locator("#sup-result")).to_have_class("sup-result ok")
+    set_longest_wait(editor, "support", 1, 2)
     expect(longest).to_have_class(re.compile(r"\blevel-alert\b"), timeout=5_000)
     expect(wall.locator('#wall-big [data-queue="sales"] [data-figure="longest_wait"]')).to_have_class(
         re.compile(r"\blevel-ok\b"))
@@ -117,12 +122,7 @@ def test_an_operators_desk_shows_their_queues_callers_waiting(browser: Browser, 
     """op2 is in support only: the desk's board shows support's waiting caller and the wait counting
     up, red past the queue's alert limit, and back to none once op2 answers."""
     editor = live.log_in(browser, "super1", wait_socket=False)
-    editor.goto("/supervisor/thresholds")
-    form = editor.locator('form[data-queue="support"]')
-    form.locator("input[name=longest_wait_warn]").fill("1")
-    form.locator("input[name=longest_wait_alert]").fill("3")
-    form.locator("button[type=submit]").click()
-    expect(editor.locator("#sup-result")).to_have_class("sup-result ok")
+    set_longest_wait(editor, "support", 1, 3)
 
     desk = live.log_in(browser, "op2")
     row = desk.locator('#queue-board li[data-queue="support"]')
