@@ -11,7 +11,8 @@ const $ = (id) => document.getElementById(id);
 const box = $("my-status-box");
 const select = $("my-status");
 let shown = null; // the status message shown now
-let lastReason = "break"; // what `p` pauses for: the last of the listed reasons this desk showed
+// What `p` pauses for: the last of the listed reasons this desk showed, at first the centre's first.
+let lastReason = select?.querySelector("optgroup option:not([disabled])")?.value ?? "";
 let ticker = null;
 let board = {}; // queue → {waiting, oldest, warn, alert}, the last `board` message
 let boardTicker = null;
@@ -153,6 +154,6 @@ export function wireStatus() {
     if (event.key !== "p" || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
     event.preventDefault();
     if (shown?.state === "paused") change("ready");
-    else if (shown?.state === "ready") change("paused", lastReason);
+    else if (shown?.state === "ready" && lastReason) change("paused", lastReason);
   });
 }
