@@ -174,7 +174,7 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
     lang = session_language(request)
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
                    data={"queue_names": {queue: name for _, name, queue in departments}, "status": status,
-                         "pause_names": {r.code: r.name(lang) for r in reasons}},
+                         "pause_names": pause_reasons.names(reasons, lang)},
                    campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues,
                    pause_reasons=[r for r in reasons if r.active], status=status)
 

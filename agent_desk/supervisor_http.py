@@ -253,7 +253,7 @@ def _agents_data(request: Request, operator: CurrentOperator, live: dict[str, di
             for v in views]
     lang = session_language(request)
     return {"agents": rows, "queues": queues, "queue_names": names, "live": live is not None, "audit": audit,
-            "pause_names": {r.code: r.name(lang) for r in reasons},
+            "pause_names": pause_reasons.names(reasons, lang),
             "pause_reasons": [r.code for r in reasons if r.active]}
 
 
@@ -494,7 +494,7 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
                   for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500, queues=queues)
         pauses = reports.pause_report(session, period, utcnow(), _departments(operator))
-        pause_names = pause_reasons.names(session, session_language(request))
+        pause_names = pause_reasons.names(pause_reasons.load(session), session_language(request))
         names = {"queues": queue_names(session),
                  "agents": {login: name for login, name in session.execute(select(Operator.login, Operator.name))}}
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})

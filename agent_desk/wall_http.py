@@ -43,7 +43,7 @@ def wall_viewer(operator: Annotated[CurrentOperator, Depends(page_operator)], re
 def wall_page(request: Request, operator: Annotated[CurrentOperator, Depends(wall_viewer)]) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
         names = queue_names(session)
-        pauses = pause_reasons.names(session, session_language(request))
+        pauses = pause_reasons.names(pause_reasons.load(session), session_language(request))
     return _render(request, "wall.html", operator, active="wall", data={"queue_names": names, "pause_names": pauses})
 
 

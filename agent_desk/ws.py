@@ -3,8 +3,8 @@
 The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
 filter, but for the queues' board (BOARD_TOPIC), which is the same for every desk. Right after
 `hello` (with the server's clock, for the browser's timers) it replays the agent's status and the
-board (`routing.wall`) and live calls (`live.py`), so a reload mid-call shows the same call. A ping after PING_SECONDS of silence
-keeps proxies from closing an idle desk.
+board (`routing.wall`) and live calls (`live.py`), so a reload mid-call shows the same call. A
+ping after PING_SECONDS of silence keeps proxies from closing an idle desk.
 """
 
 from __future__ import annotations

@@ -94,9 +94,9 @@ def in_use(session: Session) -> list[PauseReason]:
     return [r for r in load(session) if r.active]
 
 
-def names(session: Session, language: str) -> dict[str, str]:
-    """Every reason's name in `language` by code, switched-off ones too (old pauses still carry them)."""
-    return {r.code: r.name(language) for r in load(session)}
+def names(reasons: Sequence[PauseReason], language: str) -> dict[str, str]:
+    """Each reason's name in `language` by code; pass them all (`load`): old pauses carry switched-off ones."""
+    return {r.code: r.name(language) for r in reasons}
 
 
 def save(session: Session, reasons: Sequence[PauseReason]) -> list[dict[str, object]]:
