@@ -25,8 +25,7 @@ from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
-from crm_core.visibility import Viewer, department_ids, may_see_client, visible_calls
-from routing.models import CallTransfer
+from crm_core.visibility import Viewer, department_ids, handed_over, may_see_client, visible_calls
 
 router = APIRouter(prefix="/api", tags=["desk"])
 
@@ -258,10 +257,9 @@ def note(request: Request, operator: Writer, linkedid: str, body: schemas.NoteIn
     """The after-call note, logged against the one client the operator chose (or none)."""
     with _session(request) as session:
         handled_by = session.scalar(select(Call.operator_id).where(Call.linkedid == linkedid))
-        handed_over = session.scalar(
-            select(CallTransfer.id).where(CallTransfer.linkedid == linkedid, CallTransfer.from_operator_id == operator.id)
-        )
-        if handled_by not in (None, operator.id) and handed_over is None and not operator.sees_all:
+        if handled_by not in (None, operator.id) and not operator.sees_all and session.scalar(
+            select(Call.id).where(Call.linkedid == linkedid, handed_over(operator.id))
+        ) is None:
             raise HTTPException(403, _t(request, "api.not_your_call"))
         if body.client_id is not None and not _may_note(session, operator.viewer, linkedid, body.client_id):
             raise HTTPException(403, _t(request, "api.other_department"))
@@ -340,7 +338,7 @@ def client_page(request: Request, session: Session, client_id: int, operator: Cu
     visible = visible_calls(operator.viewer)  # a visible client's call may be another department's
     query = select(Call).where(Call.linkedid.in_(talks), *([visible] if visible is not None else []))
     calls = session.scalars(query).all() if root and talks else []
-    return {"card": card, "timeline": timeline, "recorded": sorted(playable(root, operator, calls))}
+    return {"card": card, "timeline": timeline, "recorded": sorted(playable(root, session, operator, calls))}
 
 
 def _invalid(request: Request, error: Refusal) -> str:

@@ -193,8 +193,9 @@ def calls(
                                   visible_to=operator.viewer)
         listed = rows[:CALLS_PER_PAGE]
         calls = [call_row(row) for row in listed]
-        recorded = playable(recordings_root(request), operator, listed)
-        readable = {row.id: row.linkedid for row in listed if may_play(operator, row)}  # and read its review
+        recorded = playable(recordings_root(request), session, operator, listed)
+        allowed = may_play(session, operator, listed)
+        readable = {row.id: row.linkedid for row in listed if row.linkedid in allowed}  # and read its review
         reviews = {readable[i]: r for i, r in reviews_of(session, list(readable)).items()}
         names = queue_names(session)
         people = people_in_reach(session, operator) if operator.role in SUPERVISING else [(operator.id, operator.name)]

@@ -1,7 +1,7 @@
 """Call recordings over HTTP: who may play which, and the file itself (seekable, audited).
 
 Supervisors and admins play any call, department heads their departments' calls, operators the
-calls they answered themselves. A call the asker may not play is a 404, as if it had none: the
+calls they answered themselves (and handed over to a colleague, if they did). A call the asker may not play is a 404, as if it had none: the
 answer tells nothing about other people's calls.
 """
 
@@ -11,8 +11,9 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,9 +22,14 @@ from agent_desk.i18n import translate
 from crm_core import recordings
 from crm_core.audit import OK, Actor, record
 from crm_core.models import Call
-from crm_core.visibility import visible_calls
+from crm_core.visibility import handed_over, visible_calls
 
 router = APIRouter(prefix="/api", tags=["desk"])
+MAX_ASKED = 20  # a card shows its last 10 calls and notes
+
+
+class PlayableOut(BaseModel):
+    playable: list[str]  # Linkedids
 
 
 def recordings_root(request: Request) -> Path | None:
@@ -31,17 +37,29 @@ def recordings_root(request: Request) -> Path | None:
     return Path(folder) if folder else None
 
 
-def may_play(operator: CurrentOperator, call: Call) -> bool:
-    """Beyond seeing the call (visible_calls): an operator plays only the calls they answered."""
-    return operator.role in SUPERVISING or call.operator_id == operator.id
+def may_play(session: Session, operator: CurrentOperator, calls: Iterable[Call]) -> set[str]:
+    """The Linkedids among `calls` (already within the operator's view, visible_calls) whose
+    recording they may play, had it one: any for supervisors, department heads and admins; for an
+    operator, the calls they answered, handed over to a colleague or not."""
+    calls = list(calls)
+    if operator.role in SUPERVISING:
+        return {c.linkedid for c in calls}
+    theirs = {c.linkedid for c in calls if c.operator_id == operator.id}
+    others = [c.linkedid for c in calls if c.linkedid not in theirs]
+    if others:
+        theirs.update(session.scalars(select(Call.linkedid).where(Call.linkedid.in_(others),
+                                                                  handed_over(operator.id))))
+    return theirs
 
 
-def playable(root: Path | None, operator: CurrentOperator, calls: Iterable[Call]) -> set[str]:
-    """The Linkedids among `calls` (already within the operator's view) whose recording they may play."""
+def playable(root: Path | None, session: Session, operator: CurrentOperator, calls: Iterable[Call]) -> set[str]:
+    """The Linkedids among `calls` (already within the operator's view) they may play and that have
+    a recording on disk."""
     if root is None:
         return set()
-    return {c.linkedid for c in calls if c.talk_seconds and may_play(operator, c)
-            and recordings.find(root, c.linkedid, c.started_at)}
+    talked = [c for c in calls if c.talk_seconds]
+    allowed = may_play(session, operator, talked)
+    return {c.linkedid for c in talked if c.linkedid in allowed and recordings.find(root, c.linkedid, c.started_at)}
 
 
 def playable_call(session: Session, operator: CurrentOperator, linkedid: str) -> Call | None:
@@ -51,7 +69,26 @@ def playable_call(session: Session, operator: CurrentOperator, linkedid: str) ->
     if condition is not None:
         query = query.where(condition)
     call = session.scalar(query)
-    return call if call is not None and may_play(operator, call) else None
+    return call if call is not None and may_play(session, operator, [call]) else None
+
+
+@router.get("/calls/playable", response_model=PlayableOut)
+def playable_calls(
+    request: Request, operator: Annotated[CurrentOperator, Depends(api_operator)],
+    linkedid: Annotated[list[str], Query(max_length=MAX_ASKED)] = [],  # noqa: B006 (FastAPI copies it)
+) -> PlayableOut:
+    """Which of these calls (a popped card's last calls) the asker may play: the desk adds a ▶ to
+    those after the card is on screen, so the pop itself waits for no recording lookup."""
+    root = recordings_root(request)
+    if root is None or not linkedid:
+        return PlayableOut(playable=[])
+    with request.app.state.desk.sessions() as session:
+        query = select(Call).where(Call.linkedid.in_(linkedid))
+        condition = visible_calls(operator.viewer)
+        if condition is not None:
+            query = query.where(condition)
+        calls = session.scalars(query).all()
+        return PlayableOut(playable=sorted(playable(root, session, operator, calls)))
 
 
 @router.get("/calls/{linkedid}/recording", response_class=FileResponse)

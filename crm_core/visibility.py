@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from crm_core.models import Call, Client, Debt, Department, Request, operator_departments
 from routing.campaigns.models import CampaignDebt, CampaignOperator
+from routing.models import CallTransfer
 
 COLLECTIONS = "collections"  # the department an open debt ties its debtor to
 
@@ -101,10 +102,17 @@ def may_see_client(session: Session, viewer: Viewer, client_id: int) -> bool:
     return session.scalar(query) is not None
 
 
+def handed_over(operator_id: int) -> ColumnElement[bool]:
+    """The call (correlated to `Call`) is one the operator answered and transferred to a colleague:
+    still theirs to note, find and play, though another operator and department finished it."""
+    return exists().where(CallTransfer.linkedid == Call.linkedid, CallTransfer.from_operator_id == operator_id)
+
+
 def visible_calls(viewer: Viewer) -> ColumnElement[bool] | None:
-    """A WHERE condition on `Call`: the viewer's own calls, their departments' and the calls of no
-    department (abandoned before any queue, so someone can call back); None when they see all."""
+    """A WHERE condition on `Call`: the viewer's own calls (handed over ones too), their departments'
+    and the calls of no department (abandoned before any queue, so someone can call back); None when
+    they see all."""
     if viewer.departments is None:
         return None
     return or_(Call.operator_id == viewer.operator_id, Call.department_id.in_(viewer.departments),
-               Call.department_id.is_(None))
+               Call.department_id.is_(None), handed_over(viewer.operator_id))

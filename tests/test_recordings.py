@@ -30,6 +30,7 @@ from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, Department, Operator
 from crm_core.passwords import hash_password
 from crm_core.reviews import CallReview
+from routing.models import CallTransfer
 
 PASSWORD = "recording-pass-1"
 STARTED = datetime(2026, 11, 24, 10, 30, 5, tzinfo=UTC)
@@ -270,6 +271,61 @@ def test_the_client_page_lists_the_timeline_calls_the_asker_may_play(http, world
     assert page.json()["recorded"] == recorded
     calls = [item["linkedid"] for item in page.json()["timeline"] if item["type"] == "call"]
     assert set(recorded) <= set(calls)
+
+
+ALL_THREE = ("1795394611.0", "1795394612.0", "1795394613.0")
+
+
+def asked_playable(http: TestClient, login: str, linkedids=ALL_THREE):  # type: ignore[no-untyped-def]
+    http.cookies.clear()
+    log_in(http, login, PASSWORD)
+    return http.get("/api/calls/playable", params={"linkedid": [*linkedids]})
+
+
+@pytest.mark.parametrize(("login", "playable"), [
+    ("super1", ["1795394611.0", "1795394612.0"]),  # the abandoned call has no recording
+    ("head_sales", ["1795394611.0"]),
+    ("op_a", ["1795394611.0"]),
+    ("op_b", []),
+    ("op_c", ["1795394612.0"]),                    # the sales call beyond op_c's view is not even named
+])
+def test_the_desk_asks_which_of_a_cards_calls_it_may_play(http, login, playable) -> None:
+    response = asked_playable(http, login, (*ALL_THREE, "no-such-call"))
+    assert response.status_code == 200
+    assert response.json() == {"playable": playable}
+
+
+def test_asking_about_too_many_calls_or_logged_out_is_refused(http) -> None:
+    assert asked_playable(http, "super1", [f"{n}.0" for n in range(21)]).status_code == 422
+    assert asked_playable(http, "super1", []).json() == {"playable": []}
+    http.cookies.clear()
+    assert http.get("/api/calls/playable", params={"linkedid": "1795394611.0"}).status_code == 401
+
+
+def test_with_recordings_off_no_call_is_playable(sessions, world) -> None:
+    with TestClient(create_app(Settings(secret_key="off", default_language="en"), sessions, MemoryBus())) as client:
+        assert asked_playable(client, "super1").json() == {"playable": []}
+
+
+def test_an_operator_who_handed_a_call_over_still_finds_plays_and_notes_it(http, sessions, world) -> None:
+    """op_b answered service's call first and transferred it to service, where op_c finished it:
+    the call stays op_b's to find in the log, play, and note, though its department is not op_b's."""
+    with sessions.begin() as s:
+        op_b = s.scalar(select(Operator).where(Operator.login == "op_b"))
+        service = s.scalar(select(Department).where(Department.code == "service"))
+        s.add(CallTransfer(linkedid="1795394612.0", from_operator_id=op_b.id, to_department_id=service.id,
+                           queue="support"))
+    assert asked_playable(http, "op_b").json() == {"playable": ["1795394612.0"]}
+    assert play(http, "op_b", "1795394612.0").status_code == 200
+    assert 'data-play="/api/calls/1795394612.0/recording"' in http.get("/calls").text
+    assert http.get(f"/api/clients/{world['client']}").json()["recorded"] == ["1795394612.0"]
+    csrf = log_in(http, "op_b", PASSWORD)
+    noted = http.post("/api/calls/1795394612.0/note", json={"note": "Handed to service", "disposition": "consulted",
+                                                            "client_id": world["client"]},
+                      headers={"X-CSRF-Token": csrf})
+    assert noted.status_code == 200, noted.text
+    assert asked_playable(http, "op_a").json() == {"playable": ["1795394611.0"]}  # a transfer is only its maker's
+    assert play(http, "op_a", "1795394612.0").status_code == 404
 
 
 # --- quality reviews ------------------------------------------------------------------------

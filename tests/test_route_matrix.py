@@ -81,6 +81,7 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("GET", "/api/calls"): USERS,
     ("POST", "/api/calls/{linkedid}/note"): USERS,
     ("GET", "/api/calls/{linkedid}/recording"): USERS,  # which calls: tests/test_recordings.py
+    ("GET", "/api/calls/playable"): USERS,  # which calls: tests/test_recordings.py
     ("PUT", "/api/calls/{linkedid}/review"): LEADS,
     ("POST", "/api/calls/{linkedid}/transfer"): USERS,
     ("POST", "/api/dial"): USERS,

@@ -1,6 +1,6 @@
 // The client card, as the desk pops it and the client page shows it. One renderer for both.
 
-import { el, formatSeconds, formatTime, label, page, phoneButton, t } from "./common.js";
+import { api, el, formatSeconds, formatTime, label, page, phoneButton, t } from "./common.js";
 
 export function segmentBadge(segment) {
   return el("span", { class: `badge segment segment-${segment}` }, label("segment", segment));
@@ -29,7 +29,9 @@ export function interactionItem(item, playable = new Set()) {
   }
   if (item.disposition) meta.push(label("disp", item.disposition));
   if (item.operator) meta.push(item.operator);
-  return el("li", { class: `interaction interaction-${item.type}` },
+  // A talked call carries its Linkedid, so the desk can add its ▶ later (addPlayButtons).
+  const talked = isCall && item.talk_seconds ? item.linkedid : null;
+  return el("li", { class: `interaction interaction-${item.type}`, "data-linkedid": talked },
     el("span", { class: "interaction-type" }, isCall ? t("timeline.call") : t("timeline.note")),
     el("span", { class: "muted" }, meta.filter(Boolean).join(" · ")),
     isCall && playable.has(item.linkedid) ? playButton(item.linkedid) : null,
@@ -41,6 +43,23 @@ function playButton(linkedid) {
     type: "button", class: "play", title: t("calls.play"), "aria-label": t("calls.play"),
     "data-play": `/api/calls/${encodeURIComponent(linkedid)}/recording`,
   }, "▶");
+}
+
+// The desk pops a card without waiting for the recordings: once it is on screen, the server says
+// which of its calls the operator may play, and those get their ▶.
+export async function addPlayButtons(card) {
+  const entries = [...card.querySelectorAll("li.interaction-call[data-linkedid]")]
+    .filter((entry) => !entry.querySelector(":scope > button[data-play]"));
+  if (!entries.length) return;
+  const asked = new URLSearchParams(entries.map((entry) => ["linkedid", entry.dataset.linkedid]));
+  try {
+    const { playable } = await api(`/api/calls/playable?${asked}`);
+    for (const entry of entries) {
+      if (playable.includes(entry.dataset.linkedid)) entry.children[1].after(playButton(entry.dataset.linkedid));
+    }
+  } catch (error) {
+    console.warn("the card's recordings could not be listed", error); // the card itself is complete
+  }
 }
 
 export function interactionList(items, emptyKey, playable = new Set()) {
@@ -90,7 +109,8 @@ function debtList(debts, currentId) {
   }));
 }
 
-export function renderCard(client, { link = true, debtId = null } = {}) {
+// `playable`: as for interactionItem, when the card comes with it (the client API's `recorded`).
+export function renderCard(client, { link = true, debtId = null, playable = new Set() } = {}) {
   const head = el("header", { class: "card-head" },
     el("h2", { class: "client-name", id: "client-name" }, client.name),
     el("div", { class: "card-tags" },
@@ -141,5 +161,5 @@ export function renderCard(client, { link = true, debtId = null } = {}) {
       el("div", {},
         requests,
         section(t("card.last_interactions"),
-          interactionList(client.last_interactions.slice(0, 10), "card.no_interactions")))));
+          interactionList(client.last_interactions.slice(0, 10), "card.no_interactions", playable)))));
 }

@@ -3,7 +3,7 @@
 // (for a campaign call, the disposition form of campaign_desk.js instead).
 
 import { api, el, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
-import { renderCard, segmentBadge } from "./card.js";
+import { addPlayButtons, renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
@@ -120,6 +120,7 @@ function chooseClient(client, fromChooser) {
     : null;
   const debtId = call.campaign ? call.campaign.debt_id : null;
   view.card.replaceChildren(...[change, renderCard(client, { debtId })].filter(Boolean));
+  addPlayButtons(view.card);
 }
 
 function showChooser(matches) {
@@ -311,7 +312,7 @@ wirePanel({
     if (call && ["ringing", "talking"].includes(call.state)) return; // never hide a live caller's card
     try {
       const client = await api(`/api/clients/${found.client_id}`);
-      view.card.replaceChildren(renderCard(client.card, { debtId: found.debt_id }));
+      view.card.replaceChildren(renderCard(client.card, { debtId: found.debt_id, playable: new Set(client.recorded) }));
     } catch (error) {
       toast(t("error.generic", { error: error.message }), "error");
     }

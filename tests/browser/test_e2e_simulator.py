@@ -142,6 +142,22 @@ def test_simulated_call_pops_before_answer_is_logged_and_noted(browser: Browser,
     expect(op1.locator("tr.player audio")).to_have_count(1)
     expect(op1.locator("form.review-form")).to_have_count(0)  # operators read reviews, never write them
 
+    # the caller rings again: the card pops at once, then the last call's ▶, which plays it there
+    op1.goto("/desk")
+    op1.wait_for_selector("body[data-socket=ready]")
+    again = live.run(live.sim.place_call(KNOWN_NUMBER, "Ivan Petrov", queue="sales", patience=120))
+    expect(op1.locator("#client-name")).to_have_text(KNOWN_NAME, timeout=10_000)
+    earlier = op1.locator(f'.client-card li.interaction-call[data-linkedid="{linkedid}"]')
+    earlier.locator("button.play").click()
+    heard = earlier.locator(".player audio")
+    heard.evaluate("a => a.readyState >= 1 ? null : new Promise(ok => a.addEventListener('loadedmetadata', ok))")
+    assert heard.evaluate("a => a.duration") == player_seconds
+    assert op1.locator(".client-card button.play").count() == 1, "only the call with a recording has one"
+    live.run(live.sim.answer(OP1))
+    live.run(live.sim.hangup_agent(OP1))
+    expect(op1.locator("#call-state")).to_have_text("Завершён")
+    assert again != linkedid and errors == [], errors
+
 
 def test_abandoned_simulated_call_is_logged_with_its_wait(browser: Browser, live: LiveStack) -> None:
     op3 = live.log_in(browser, "op3")
