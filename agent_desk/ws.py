@@ -1,10 +1,11 @@
 """`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
 
-The socket subscribes to exactly `desk_topic(operator.id)`; there is no shared feed to
-filter, but for the queues' board (BOARD_TOPIC), which is the same for every desk. Right after
-`hello` (with the server's clock, for the browser's timers) it replays the agent's status and the
-board (`routing.wall`) and live calls (`live.py`), so a reload mid-call shows the same call. A
-ping after PING_SECONDS of silence keeps proxies from closing an idle desk.
+The socket subscribes to exactly `desk_topic(operator.id)`, and to the queues' board (BOARD_TOPIC),
+which is one for every queue: each desk gets only its agent's queues' rows (`own_board`), by the
+queues of the last status it sent, so an operator learns nothing of other departments' queues.
+Right after `hello` (with the server's clock, for the browser's timers) it replays the agent's
+status and the board (`routing.wall`) and live calls (`live.py`), so a reload mid-call shows the
+same call. A ping after PING_SECONDS of silence keeps proxies from closing an idle desk.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent_desk import live
 from agent_desk.auth import CurrentOperator, socket_operator
+from agent_desk.status_http import stored_status
 from callcard.bus import BOARD_TOPIC, Bus, Subscription, desk_topic
 from callcard.metrics import POP_LATENCY, POPS_SENT
 from routing.campaigns.manage import clear_ready
@@ -90,17 +92,31 @@ async def desk_socket(websocket: WebSocket) -> None:
 router.add_websocket_route(DESK_PATH, desk_socket)  # served: `agent_desk.app.served` takes a shorter way here
 
 
+def own_board(board: dict[str, Any], queues: frozenset[str]) -> dict[str, Any]:
+    """The board message with only the rows of the agent's queues."""
+    rows = board.get("queues")
+    return {**board, "queues": {q: row for q, row in rows.items() if q in queues} if isinstance(rows, dict) else {}}
+
+
+def _queues_of(status: dict[str, Any] | None) -> frozenset[str]:
+    return frozenset(status.get("queues") or ()) if status else frozenset()
+
+
 async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_id: int) -> None:
     """hello (`worker`: which web process serves this desk; `now`: the server's clock), the agent's
-    status, the board and live calls read after subscribing, then every message; a ping after
-    PING_SECONDS without one. Ends quietly when the browser has gone: the reader notices that too."""
+    status, their queues' board and live calls read after subscribing, then every message; a ping
+    after PING_SECONDS without one. A status that changes the agent's queues brings their board
+    again. Ends quietly when the browser has gone: the reader notices that too."""
     with contextlib.suppress(WebSocketDisconnect):
         await websocket.send_json({"type": "hello", "operator_id": operator_id, "worker": os.getpid(),
                                    "now": time.time()})
         if (status := await kept_desk_status(bus, operator_id)) is not None:
             await websocket.send_json({**status, "replayed": True})
+        else:  # no live status kept (no wall service yet, or a day-old one): the page's stored one
+            status = await asyncio.to_thread(_stored_status, websocket.app.state.desk.sessions, operator_id)
+        queues = _queues_of(status)
         if (board := await kept_board(bus)) is not None:
-            await websocket.send_json(board)
+            await websocket.send_json(own_board(board, queues))
         for message in await live.live_messages(bus, desk_topic(operator_id)):
             await websocket.send_json(message)
         while True:
@@ -110,8 +126,16 @@ async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_i
             except TimeoutError:
                 await websocket.send_json({"type": "ping"})
                 continue
+            kind = message.get("type")
+            if kind == "board":
+                board = message
+                message = own_board(message, queues)
             await websocket.send_json(message)
-            if message.get("type") == "pop":
+            if kind == "status" and _queues_of(message) != queues:
+                queues = _queues_of(message)
+                if board is not None:
+                    await websocket.send_json(own_board(board, queues))
+            elif kind == "pop":
                 POPS_SENT.inc()
                 if isinstance(at := message.get("at"), int | float):
                     POP_LATENCY.observe(max(0.0, time.time() - at))
@@ -122,6 +146,11 @@ async def _listen(websocket: WebSocket) -> None:
     with contextlib.suppress(WebSocketDisconnect):
         while True:
             await websocket.receive_text()
+
+
+def _stored_status(sessions: Any, operator_id: int) -> dict[str, Any] | None:
+    with sessions() as session:
+        return stored_status(session, operator_id)
 
 
 def _not_ready(sessions: Any, operator_id: int) -> None:

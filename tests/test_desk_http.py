@@ -23,7 +23,7 @@ from callcard.settings import Settings
 from crm_core.audit import AuditEntry
 from crm_core.models import Call, Client, ClientPhone, Department, Interaction, Operator, Phone
 from crm_core.passwords import hash_password
-from routing.wall import BOARD_FIELD
+from routing.wall import BOARD_FIELD, STATUS_FIELD, desk_status_key
 
 HOSTILE = "<script>alert(1)</script>"
 PASSWORDS = {"op1": "op1-demo", "op2": "op2-demo", "super1": "super1-demo"}
@@ -528,17 +528,51 @@ def test_websocket_forwards_only_the_operators_own_topic(socket_client: TestClie
     assert bus.subscriber_count(desk_topic(people["op1"])) == 0, "subscription must be closed on disconnect"
 
 
-def test_every_desk_hears_the_queues_board_the_kept_one_first(socket_client: TestClient, bus: MemoryBus) -> None:
-    kept = {"type": "board", "queues": {"sales": {"waiting": 2, "oldest": 1.0, "warn": 30, "alert": 60}}}
+def test_each_desk_hears_only_its_queues_rows_of_the_board(socket_client: TestClient, bus: MemoryBus, sessions,  # type: ignore[no-untyped-def]
+                                                          people) -> None:
+    """op1 works for sales: the kept board (and each later one) reaches op1's desk cut to sales,
+    by the stored memberships until a live status says otherwise; a status that changes op1's
+    queues brings the board again for the new ones."""
+    with sessions.begin() as session:
+        session.add(Department(code="sales", name="Sales", queue="sales",
+                               operators=[session.get(Operator, people["op1"])]))
+    sales = {"waiting": 2, "oldest": 1.0, "warn": 30, "alert": 60}
+    support = {"waiting": 5, "oldest": 0.5, "warn": 10, "alert": 20}
+    kept = {"type": "board", "queues": {"sales": sales, "support": support}}
     socket_client.portal.call(bus.keep, BOARD_KEY, BOARD_FIELD, kept, 30.0)
     log_in(socket_client, "op1")
     with socket_client.websocket_connect("/ws/desk") as socket:
         assert socket.receive_json()["type"] == "hello"
-        assert socket.receive_json() == kept  # a desk opened mid-queue sees it at once
-        later = {"type": "board", "queues": {"sales": {"waiting": 0, "oldest": None, "warn": 30, "alert": 60}}}
-        socket_client.portal.call(bus.publish, BOARD_TOPIC, later)
-        assert socket.receive_json() == later
+        assert socket.receive_json() == {"type": "board", "queues": {"sales": sales}}  # at once, only op1's queue
+        quiet = {**sales, "waiting": 0, "oldest": None}
+        socket_client.portal.call(bus.publish, BOARD_TOPIC, {"type": "board", "queues": {"sales": quiet,
+                                                                                         "support": support}})
+        assert socket.receive_json() == {"type": "board", "queues": {"sales": quiet}}
+
+        status = {"type": "status", "state": "ready", "reason": "", "paused_in": [], "queues": ["sales", "support"],
+                  "at": 1.0, "limit": None}
+        socket_client.portal.call(bus.publish, desk_topic(people["op1"]), status)
+        assert socket.receive_json() == status
+        assert socket.receive_json() == {"type": "board", "queues": {"sales": quiet, "support": support}}
+        socket_client.portal.call(bus.publish, desk_topic(people["op1"]), {**status, "state": "out", "queues": []})
+        assert socket.receive_json()["state"] == "out"
+        assert socket.receive_json() == {"type": "board", "queues": {}}
     assert bus.subscriber_count(BOARD_TOPIC) == 0, "subscription must be closed on disconnect"
+
+
+def test_a_desk_with_a_kept_status_is_cut_the_board_by_its_queues(socket_client: TestClient, bus: MemoryBus,
+                                                                  people) -> None:  # type: ignore[no-untyped-def]
+    status = {"type": "status", "state": "paused", "reason": "lunch", "paused_in": ["support"],
+              "queues": ["support"], "at": 1.0, "limit": 3600}
+    socket_client.portal.call(bus.keep, desk_status_key(people["op1"]), STATUS_FIELD, status, 30.0)
+    socket_client.portal.call(bus.keep, BOARD_KEY, BOARD_FIELD, {"type": "board", "queues": {
+        "sales": {"waiting": 1, "oldest": 1.0, "warn": 30, "alert": 60},
+        "support": {"waiting": 0, "oldest": None, "warn": 30, "alert": 60}}}, 30.0)
+    log_in(socket_client, "op1")
+    with socket_client.websocket_connect("/ws/desk") as socket:
+        assert socket.receive_json()["type"] == "hello"
+        assert socket.receive_json() == {**status, "replayed": True}
+        assert socket.receive_json()["queues"] == {"support": {"waiting": 0, "oldest": None, "warn": 30, "alert": 60}}
 
 
 def test_served_app_answers_pages_and_api_as_the_app_does(socket_client: TestClient) -> None:
