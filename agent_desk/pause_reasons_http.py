@@ -74,5 +74,6 @@ async def reasons_save(request: Request, operator: Annotated[CurrentOperator, De
         raise HTTPException(422, message)
     await asyncio.to_thread(record, desk.sessions, actor, "pause_reasons", "centre",
                             {"before": before, "after": after}, OK)
-    await desk.bus.publish(pause_reasons.PAUSES_TOPIC, {"type": "pause_reasons"})
-    return {"message": translate(lang, "preason.saved"), "reasons": await asyncio.to_thread(listed, desk.sessions)}
+    stored = await asyncio.to_thread(listed, desk.sessions)
+    await desk.bus.publish(pause_reasons.PAUSES_TOPIC, {"type": "pause_reasons", "reasons": stored})  # desks, walls
+    return {"message": translate(lang, "preason.saved"), "reasons": stored}

@@ -26,6 +26,7 @@ from agent_desk.auth import supervised_queues
 from agent_desk.wall_http import WALL_ROLES
 from agent_desk.ws import accept_operator
 from callcard.bus import WALL_TOPIC, Bus
+from crm_core.pause_reasons import PAUSES_TOPIC
 from routing.wall import kept_wall, scoped_snapshot
 
 router = APIRouter()
@@ -60,6 +61,8 @@ class WallFeed:
         self.text = ""
         self.agents_text = ""
         self.version = 0
+        self.reasons_text = ""  # the last `pause_reasons` message: a change of names while walls are up
+        self.reasons_version = 0
         self.watchers: set[asyncio.Event] = set()
         self._started = asyncio.Lock()
         self._pump: asyncio.Task[None] | None = None
@@ -69,7 +72,7 @@ class WallFeed:
         async with self._started:
             if self._pump is not None:
                 return
-            sub = await self.bus.subscribe(WALL_TOPIC)
+            sub = await self.bus.subscribe(WALL_TOPIC, PAUSES_TOPIC)
             kept = await kept_wall(self.bus)
             if kept is not None:
                 self._offer(kept)
@@ -78,7 +81,11 @@ class WallFeed:
     async def _follow(self, sub: Any) -> None:
         try:
             while True:
-                self._offer(await sub.get())
+                message = await sub.get()
+                if message.get("type") == "pause_reasons":
+                    self._rename(message)
+                else:
+                    self._offer(message)
         finally:
             await sub.close()
 
@@ -88,6 +95,12 @@ class WallFeed:
             return self.text, self.agents_text
         big, detail = split_snapshot(scoped_snapshot(self.snapshot, queues))
         return json.dumps(big, ensure_ascii=False), json.dumps(detail, ensure_ascii=False)
+
+    def _rename(self, message: dict[str, Any]) -> None:
+        self.reasons_text = json.dumps(message, ensure_ascii=False)
+        self.reasons_version += 1
+        for watcher in self.watchers:
+            watcher.set()
 
     def _offer(self, snapshot: dict[str, Any]) -> None:
         self.snapshot = snapshot
@@ -122,11 +135,15 @@ async def wall_socket(websocket: WebSocket) -> None:
     wake.set()
 
     async def send() -> None:
-        """The newest queues text; the newest agents text too while the wall shows the table."""
-        seen = 0
+        """The newest queues text; the newest agents text too while the wall shows the table; the
+        pause reasons when a supervisor changed them after the wall opened."""
+        seen, reasons_seen = 0, feed.reasons_version
         while True:
             await wake.wait()
             wake.clear()
+            if feed.reasons_version > reasons_seen:
+                reasons_seen = feed.reasons_version
+                await websocket.send_text(feed.reasons_text)
             version = feed.version
             if version == 0:
                 continue

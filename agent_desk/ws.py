@@ -1,6 +1,7 @@
 """`/ws/desk`: forwards the logged-in operator's own bus topic to their browser.
 
-The socket subscribes to exactly `desk_topic(operator.id)`, and to the queues' board (BOARD_TOPIC),
+The socket subscribes to exactly `desk_topic(operator.id)`, to the centre's pause reasons
+(PAUSES_TOPIC: a supervisor's change shows without a reload) and to the queues' board (BOARD_TOPIC),
 which is one for every queue: each desk gets only its agent's queues' rows (`own_board`), by the
 queues of the last status it sent, so an operator learns nothing of other departments' queues.
 Right after `hello` (with the server's clock, for the browser's timers) it replays the agent's
@@ -26,6 +27,7 @@ from agent_desk.auth import CurrentOperator, socket_operator
 from agent_desk.status_http import stored_status
 from callcard.bus import BOARD_TOPIC, Bus, Subscription, desk_topic
 from callcard.metrics import POP_LATENCY, POPS_SENT
+from crm_core.pause_reasons import PAUSES_TOPIC
 from routing.campaigns.manage import clear_ready
 from routing.wall import kept_board, kept_desk_status
 
@@ -73,7 +75,7 @@ async def desk_socket(websocket: WebSocket) -> None:
     if operator is None:
         return
     bus = websocket.app.state.desk.bus
-    sub = await bus.subscribe(desk_topic(operator.id), BOARD_TOPIC)
+    sub = await bus.subscribe(desk_topic(operator.id), BOARD_TOPIC, PAUSES_TOPIC)
     _open_desks[operator.id] += 1
     try:
         async with asyncio.TaskGroup() as group:  # the writer failing ends the reader, and the socket

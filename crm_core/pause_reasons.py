@@ -17,7 +17,9 @@ from sqlalchemy.orm import Mapped, Session, mapped_column
 
 from crm_core.models import Base
 
-PAUSES_TOPIC = "pauses"  # bus topic: a supervisor changed the reasons, the wall service reloads the limits
+# Bus topic: a supervisor changed the reasons. The wall service reloads the limits; desks and walls
+# take the message's list (`reasons`: every reason, as the supervisor API lists them) for their names.
+PAUSES_TOPIC = "pauses"
 CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 RESERVED = frozenset({"other", "ready", "out"})  # the report's column for free text; the desk's states
 MAX_LIMIT_MINUTES = 24 * 60

@@ -98,6 +98,25 @@ def test_a_supervisor_adds_a_reason_and_switches_one_off_and_the_desk_follows(
     assert desk.put("/api/me/status", json={"state": "paused", "reason": "coaching"}, headers=headers).status_code == 503
 
 
+def test_open_desks_and_walls_hear_the_new_reasons_at_once(http: TestClient) -> None:
+    """The PUT tells every open desk and wall the whole list, both names: they rename without a reload."""
+    desk, wall = TestClient(http.app), TestClient(http.app)
+    log_in(desk, "op1", PASSWORD)
+    log_in(wall, "super1", PASSWORD)
+    csrf = log_in(http, "super1", PASSWORD)
+    reasons = listed(http)
+    reasons[0]["name_ru"] = "Короткий перерыв"
+    with desk.websocket_connect("/ws/desk") as desk_socket, wall.websocket_connect("/ws/wall") as wall_socket:
+        assert desk_socket.receive_json()["type"] == "hello"
+        saved = http.put("/api/supervisor/pause-reasons", json={"reasons": reasons}, headers={"X-CSRF-Token": csrf})
+        assert saved.status_code == 200
+        told = {"type": "pause_reasons", "reasons": saved.json()["reasons"]}
+        assert told["reasons"][0] == {"code": "break", "name_ru": "Короткий перерыв", "name_en": "Break",
+                                      "limit_minutes": 15, "active": True}
+        assert desk_socket.receive_json() == told
+        assert wall_socket.receive_json() == told
+
+
 def test_only_supervisors_and_admins_change_them_and_a_stored_code_stays(
         http: TestClient, sessions: sessionmaker[Session]) -> None:
     csrf = log_in(http, "head1", PASSWORD)

@@ -21,6 +21,12 @@ export function pauseName(code) {
   return page.pause_names?.[code] ?? label("pause", code);
 }
 
+// A supervisor changed the pause reasons (a socket's `pause_reasons` message: every reason, with
+// both names): names show as renamed from now on, without a reload.
+export function takePauseReasons(reasons) {
+  page.pause_names = Object.fromEntries(reasons.map((r) => [r.code, page.lang === "en" ? r.name_en : r.name_ru]));
+}
+
 // A queue's department name for people to read; the queue itself stays in data attributes and requests.
 export function queueName(queue) {
   return page.queue_names?.[queue] ?? queue;

@@ -7,7 +7,7 @@ import { addPlayButtons, renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
-import { callEnded, setServerClock, showBoard, showStatus, wireStatus } from "./status_desk.js";
+import { callEnded, setServerClock, showBoard, showReasons, showStatus, wireStatus } from "./status_desk.js";
 
 const $ = (id) => document.getElementById(id);
 const view = {
@@ -288,6 +288,8 @@ function connect() {
       showStatus(message);
     } else if (message.type === "board") {
       showBoard(message);
+    } else if (message.type === "pause_reasons") {
+      showReasons(message.reasons);
     } else if (message.type === "escalation") {
       toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
     }

@@ -5,7 +5,7 @@
 // queues: callers waiting and the longest wait, coloured by the queue's limits, as `board` messages
 // tell it (only when a caller joins or leaves; the waits count on here).
 
-import { api, el, formatSeconds, page, pauseName, queueName, t, toast, typing } from "./common.js";
+import { api, el, formatSeconds, page, pauseName, queueName, t, takePauseReasons, toast, typing } from "./common.js";
 
 const $ = (id) => document.getElementById(id);
 const box = $("my-status-box");
@@ -88,6 +88,20 @@ export function showStatus(status) {
     ticker = setInterval(tick, 1000);
   }
   drawBoard();
+}
+
+// The centre's reasons changed: the select offers those in use now, by their new names; `p` keeps
+// its reason while it is in use, else takes the first.
+export function showReasons(reasons) {
+  if (!Array.isArray(reasons)) return;
+  takePauseReasons(reasons);
+  if (!select) return;
+  const other = $("my-status-other");
+  const active = reasons.filter((r) => r.active);
+  other.parentElement.replaceChildren(...active.map((r) => el("option", { value: r.code }, pauseName(r.code))), other);
+  if (!active.some((r) => r.code === lastReason)) lastReason = active[0]?.code ?? "";
+  if (shown) showStatus(shown);
+  else select.value = "ready";
 }
 
 export function showBoard(message) {

@@ -6,7 +6,7 @@
 // page told the server `{"view": "table"}`, so big-number screens don't pay for it.
 
 import uPlot from "/static/vendor/uplot/uPlot.esm.js";
-import { el, formatSeconds, page, pauseName, queueName, t } from "/static/common.js";
+import { el, formatSeconds, page, pauseName, queueName, t, takePauseReasons } from "/static/common.js";
 
 const view = {
   big: document.getElementById("wall-big"),
@@ -236,6 +236,11 @@ function connect() {
     if (message.type === "wall_agents") {
       agents = message;
       if (tableView) draw();
+      return;
+    }
+    if (message.type === "pause_reasons") { // renamed or new reasons, named at once
+      takePauseReasons(message.reasons);
+      if (snapshot) draw();
       return;
     }
     if (message.type !== "wall") return;

@@ -183,6 +183,10 @@ def test_a_pause_past_its_reasons_limit_shows_red_on_the_desk(browser: Browser, 
 
 
 def test_a_supervisor_adds_a_pause_reason_and_an_operator_pauses_for_it(browser: Browser, live: LiveStack) -> None:
+    """op4's desk is open all along: the new reason and its name reach it without a reload."""
+    desk = live.log_in(browser, "op4")
+    options = desk.locator("#my-status optgroup option:not([hidden])")
+    expect(options).to_have_text(["Перерыв", "Обед", "Обучение", "Совещание", "Обработка звонка"])
     sup = live.log_in(browser, "super1", wait_socket=False)
     sup.goto("/supervisor/thresholds")
     rows = sup.locator("#pause-reasons-body tr")
@@ -200,8 +204,6 @@ def test_a_supervisor_adds_a_pause_reason_and_an_operator_pauses_for_it(browser:
     expect(sup.locator("#sup-result")).to_have_class("sup-result ok")
     expect(sup.locator("#pause-reasons-body tr").last.locator("[name=code]")).to_have_value("training")
 
-    desk = live.log_in(browser, "op4")
-    options = desk.locator("#my-status optgroup option:not([hidden])")
     expect(options).to_have_text(["Перерыв", "Обед", "Совещание", "Обработка звонка", "Наставничество"])
     desk.select_option("#my-status", "coaching")
     pbx_pause(live, "Local/104@agents/n", True, "coaching")
