@@ -494,7 +494,8 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
                   for name in ("queues", "agents", "days", "hours")}
         missed = reports.missed_calls(session, period, limit=500, queues=queues)
         pauses = reports.pause_report(session, period, utcnow(), _departments(operator))
-        pause_names = pause_reasons.names(pause_reasons.load(session), session_language(request))
+        reasons = pause_reasons.load(session)
+        pause_names = pause_reasons.names(reasons, session_language(request))
         names = {"queues": queue_names(session),
                  "agents": {login: name for login, name in session.execute(select(Operator.login, Operator.name))}}
     query = urlencode({"from": period.first.isoformat(), "to": period.last.isoformat(), "tz": tz})
@@ -505,4 +506,4 @@ def reports_page(request: Request, operator: Annotated[CurrentOperator, Depends(
                    tables=tables, names=names, missed=missed, pauses=pauses, query=query,
                    columns=reports.FIGURE_COLUMNS, missed_columns=reports.MISSED_COLUMNS,
                    pause_columns=reports.pause_columns(pauses), pause_names=pause_names,
-                   sl_seconds=reports.SERVICE_LEVEL_SECONDS)
+                   pause_colours=pause_reasons.colours(reasons), sl_seconds=reports.SERVICE_LEVEL_SECONDS)

@@ -24,6 +24,7 @@ CODE = re.compile(r"[a-z][a-z0-9_]{0,31}")
 RESERVED = frozenset({"other", "ready", "out"})  # the report's column for free text; the desk's states
 MAX_LIMIT_MINUTES = 24 * 60
 MAX_NAME = 64
+COLOURS = 8  # the pause report's colours (`seg-c0`..`seg-c7`); a reason keeps the one it was made with
 # What a new centre starts with (migration 0012 inserts the same): code, Russian, English, minutes.
 DEFAULTS = (("break", "Перерыв", "Break", 15), ("lunch", "Обед", "Lunch", 60), ("training", "Обучение", "Training", None),
             ("meeting", "Совещание", "Meeting", None), ("after_call", "Обработка звонка", "After-call work", 10))
@@ -38,13 +39,14 @@ class PauseReasonRow(Base):
     limit_minutes: Mapped[int | None] = mapped_column(Integer, nullable=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(default=True)
+    colour: Mapped[int] = mapped_column(Integer, default=0)  # fixed when made: a report's colours never shift
 
 
 @event.listens_for(PauseReasonRow.__table__, "after_create")
 def _seed(table: Table, connection: Connection, **_: object) -> None:
     """A schema made by `create_all` (tests, a throwaway database) starts as a migrated one does."""
     connection.execute(insert(table), [{"code": c, "name_ru": ru, "name_en": en, "limit_minutes": m, "position": i,
-                                         "active": True} for i, (c, ru, en, m) in enumerate(DEFAULTS)])
+                                         "active": True, "colour": i} for i, (c, ru, en, m) in enumerate(DEFAULTS)])
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,7 @@ class PauseReason:
     name_en: str
     limit_minutes: int | None = None  # None: no limit
     active: bool = True
+    colour: int | None = None  # the report's colour; None until stored (`save` gives a new reason the next one)
 
     def name(self, language: str) -> str:
         return self.name_en if language == "en" else self.name_ru
@@ -89,11 +92,15 @@ def load(session: Session) -> list[PauseReason]:
     """Every reason, those in use first, each group in the supervisor's order."""
     rows = session.scalars(select(PauseReasonRow).order_by(PauseReasonRow.active.desc(), PauseReasonRow.position,
                                                            PauseReasonRow.code))
-    return [PauseReason(r.code, r.name_ru, r.name_en, r.limit_minutes, r.active) for r in rows]
+    return [PauseReason(r.code, r.name_ru, r.name_en, r.limit_minutes, r.active, r.colour) for r in rows]
 
 
 def in_use(session: Session) -> list[PauseReason]:
     return [r for r in load(session) if r.active]
+
+
+def colours(reasons: Sequence[PauseReason]) -> dict[str, int]:
+    return {r.code: r.colour or 0 for r in reasons}
 
 
 def names(reasons: Sequence[PauseReason], language: str) -> dict[str, str]:
@@ -102,11 +109,15 @@ def names(reasons: Sequence[PauseReason], language: str) -> dict[str, str]:
 
 
 def save(session: Session, reasons: Sequence[PauseReason]) -> list[dict[str, object]]:
-    """Store the list in its order (check `problems` first); returns what was stored before, for the audit."""
+    """Store the list in its order (check `problems` first); returns what was stored before, for the audit.
+    A new reason takes the colour after the last one made, so no stored reason's colour changes."""
     rows = {r.code: r for r in session.scalars(select(PauseReasonRow))}
     before = [_as_dict(r) for r in sorted(rows.values(), key=lambda r: r.position)]
+    made = len(rows)
     for position, reason in enumerate(reasons):
-        row = rows.get(reason.code) or PauseReasonRow(code=reason.code)
+        row = rows.get(reason.code)
+        if row is None:
+            row, made = PauseReasonRow(code=reason.code, colour=made % COLOURS), made + 1
         row.name_ru, row.name_en = reason.name_ru.strip(), reason.name_en.strip()
         row.limit_minutes, row.active, row.position = reason.limit_minutes, reason.active, position
         session.add(row)

@@ -78,3 +78,19 @@ def test_pauses_stored_before_0013_go_to_their_devices_present_operator(db_url: 
         engine.dispose()
     assert owners == ["op1", None]  # a device nobody has stays found by device
     assert _schema_diff(db_url) == []
+
+
+def test_pause_reasons_keep_the_colours_the_report_gave_them_before_0014(db_url: str) -> None:
+    engine = make_engine(db_url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), "0013")
+            conn.execute(text("UPDATE pause_reasons SET active = false WHERE code = 'training'"))
+            conn.execute(text("UPDATE pause_reasons SET position = 9 WHERE code = 'break'"))
+        upgrade(db_url)
+        with engine.connect() as conn:
+            colours = dict(conn.execute(text("SELECT code, colour FROM pause_reasons")).all())
+    finally:
+        engine.dispose()
+    assert colours == {"lunch": 0, "meeting": 1, "after_call": 2, "break": 3, "training": 4}
+    assert _schema_diff(db_url) == []

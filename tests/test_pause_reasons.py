@@ -112,7 +112,7 @@ def test_open_desks_and_walls_hear_the_new_reasons_at_once(http: TestClient) -> 
         assert saved.status_code == 200
         told = {"type": "pause_reasons", "reasons": saved.json()["reasons"]}
         assert told["reasons"][0] == {"code": "break", "name_ru": "Короткий перерыв", "name_en": "Break",
-                                      "limit_minutes": 15, "active": True}
+                                      "limit_minutes": 15, "active": True, "colour": 0}
         assert desk_socket.receive_json() == told
         assert wall_socket.receive_json() == told
 

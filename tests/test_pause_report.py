@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from web_login import log_in
 
@@ -28,9 +29,11 @@ from agent_desk.app import create_app
 from agent_desk.reports import PauseFacts, PauseTimes, Period
 from callcard.bus import MemoryBus
 from callcard.settings import Settings
+from crm_core import pause_reasons
 from crm_core.agents import LOGGED_OUT, AgentPause
 from crm_core.models import Department, Operator
 from crm_core.passwords import hash_password
+from crm_core.pause_reasons import PauseReason
 
 PASSWORD = "pw-pauses-1"
 NOW = datetime(2026, 3, 2, 16, 0, tzinfo=UTC)
@@ -133,6 +136,24 @@ def test_page_and_csv_show_a_heads_own_agents_only(http: TestClient) -> None:
     assert rows[1][3] == "2700"
     data = http.get("/api/supervisor/reports/pauses", params=query).json()
     assert [r["key"] for r in data["rows"]] == ["op1", "total"]
+
+
+def test_a_reason_keeps_its_colour_when_one_is_added_before_it(http: TestClient, sessions) -> None:  # type: ignore[no-untyped-def]
+    """Coaching goes first in the list: lunch stays seg-c1, and coaching takes the next colour made."""
+    with sessions.begin() as s:
+        reasons = pause_reasons.load(s)
+        pause_reasons.save(s, [PauseReason("coaching", "Наставничество", "Coaching", 20), *reasons])
+        s.add(AgentPause(interface="Local/101@agents", started_at=at(2, 15), ended_at=at(2, 15, 20),
+                         reason="coaching", operator_id=s.scalar(select(Operator.id).where(Operator.login == "op1"))))
+    with sessions() as s:
+        assert pause_reasons.colours(pause_reasons.load(s)) == {
+            "coaching": 5, "break": 0, "lunch": 1, "training": 2, "meeting": 3, "after_call": 4}
+    log_in(http, "super1", PASSWORD)
+    page = http.get("/supervisor/reports", params={"from": "2026-03-02", "to": "2026-03-02", "tz": "UTC"}).text
+    section = page.split('id="report-pauses"')[1].split("</section>")[0]
+    assert '<span class="swatch seg-c5"></span> Coaching</th>' in section
+    assert '<span class="swatch seg-c1"></span> Lunch</th>' in section
+    assert 'class="seg seg-c5"\n          data-reason="coaching"' in section
 
 
 def test_a_supervisor_sees_everyones_pauses(http: TestClient) -> None:
