@@ -1,8 +1,8 @@
 """Call recordings over HTTP: who may play which, and the file itself (seekable, audited).
 
 Supervisors and admins play any call, department heads their departments' calls, operators the
-calls they answered themselves (and handed over to a colleague, if they did). A call the asker may not play is a 404, as if it had none: the
-answer tells nothing about other people's calls.
+calls they answered themselves (handed over to a colleague or not). A call the asker may not play
+is a 404, as if it had none: the answer tells nothing about other people's calls.
 """
 
 from __future__ import annotations
