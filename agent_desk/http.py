@@ -18,14 +18,14 @@ from sqlalchemy.orm import Session
 from agent_desk import schemas
 from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_role, api_writer, session_language
 from agent_desk.i18n import OUTCOMES, explain, translate
-from agent_desk.recordings_http import playable, recordings_root
+from agent_desk.recordings_http import calls_in_view, playable, recordings_root
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.refusal import Refusal
 from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
-from crm_core.visibility import Viewer, department_ids, handed_over, may_see_client, visible_calls
+from crm_core.visibility import Viewer, department_ids, handed_over, may_see_client
 
 router = APIRouter(prefix="/api", tags=["desk"])
 
@@ -335,9 +335,8 @@ def client_page(request: Request, session: Session, client_id: int, operator: Cu
     timeline = clients.timeline(session, client_id, 200)
     root = recordings_root(request)
     talks = [item["linkedid"] for item in timeline if item["type"] == "call" and item["talk_seconds"]]
-    visible = visible_calls(operator.viewer)  # a visible client's call may be another department's
-    query = select(Call).where(Call.linkedid.in_(talks), *([visible] if visible is not None else []))
-    calls = session.scalars(query).all() if root and talks else []
+    # a visible client's call may be another department's
+    calls = session.scalars(calls_in_view(operator, Call.linkedid.in_(talks))).all() if root and talks else []
     return {"card": card, "timeline": timeline, "recorded": sorted(playable(root, session, operator, calls))}
 
 

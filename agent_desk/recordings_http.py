@@ -14,7 +14,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, session_language
@@ -35,6 +35,12 @@ class PlayableOut(BaseModel):
 def recordings_root(request: Request) -> Path | None:
     folder = request.app.state.desk.settings.recordings_dir
     return Path(folder) if folder else None
+
+
+def calls_in_view(operator: CurrentOperator, *where: ColumnElement[bool]) -> Select[tuple[Call]]:
+    """The calls matching `where` that the operator may see (visible_calls)."""
+    condition = visible_calls(operator.viewer)
+    return select(Call).where(*where, *([condition] if condition is not None else []))
 
 
 def may_play(session: Session, operator: CurrentOperator, calls: Iterable[Call]) -> set[str]:
@@ -64,11 +70,7 @@ def playable(root: Path | None, session: Session, operator: CurrentOperator, cal
 
 def playable_call(session: Session, operator: CurrentOperator, linkedid: str) -> Call | None:
     """The call, if the operator may play it (and so read or give its quality review)."""
-    query = select(Call).where(Call.linkedid == linkedid)
-    condition = visible_calls(operator.viewer)
-    if condition is not None:
-        query = query.where(condition)
-    call = session.scalar(query)
+    call = session.scalar(calls_in_view(operator, Call.linkedid == linkedid))
     return call if call is not None and may_play(session, operator, [call]) else None
 
 
@@ -83,11 +85,7 @@ def playable_calls(
     if root is None or not linkedid:
         return PlayableOut(playable=[])
     with request.app.state.desk.sessions() as session:
-        query = select(Call).where(Call.linkedid.in_(linkedid))
-        condition = visible_calls(operator.viewer)
-        if condition is not None:
-            query = query.where(condition)
-        calls = session.scalars(query).all()
+        calls = session.scalars(calls_in_view(operator, Call.linkedid.in_(linkedid))).all()
         return PlayableOut(playable=sorted(playable(root, session, operator, calls)))
 
 
