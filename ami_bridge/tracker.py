@@ -135,6 +135,7 @@ class CallTracker:
         self._spies: OrderedDict[str, None] = OrderedDict()  # ChannelIds (= Linkedids) of our ChanSpy legs
         self._handlers: dict[str, Callable[[AmiMessage], list[CallEvent]]] = {
             "newchannel": self._on_newchannel,
+            "newcallerid": self._on_new_caller_id,
             "queuecallerjoin": self._on_queue_join,
             "agentcalled": self._on_agent_called,
             "agentringnoanswer": self._on_agent_ring_no_answer,
@@ -378,6 +379,16 @@ class CallTracker:
         if call.did:  # `Local/<number>@outbound`: the customer is the first leg
             call.caller_num, call.caller_name = call.did, ""
         return [self._offer(call)]
+
+    def _on_new_caller_id(self, msg: AmiMessage) -> list[CallEvent]:
+        """The dialplan set the caller ID after the channel appeared (Asterisk's Newchannel then says
+        <unknown>): the first number an inbound call gets is its caller's, so a call that ends in
+        the IVR, before any queue, is logged with its number too."""
+        call = self._call_of(msg)
+        if call is not None and call.direction == "inbound" and not call.caller_num:
+            call.caller_num = _clean_id(msg.get("CallerIDNum"))
+            call.caller_name = _clean_id(msg.get("CallerIDName"))
+        return []
 
     def _start_click_to_call(self, call: _Call, channel: str, interface: str, number: str) -> list[CallEvent]:
         """The operator's phone rings with the customer's card; the customer is the caller of record."""

@@ -94,6 +94,22 @@ def test_ivr_call_lands_in_collections_and_is_answered(traces_dir: Path) -> None
     assert (end.wait_seconds, end.talk_seconds) == (0, 7)
 
 
+def test_a_call_ending_in_the_ivr_keeps_the_caller_id_the_dialplan_set(traces_dir: Path) -> None:
+    """The real IVR call up to its queue join, then the caller hangs up instead (a callback chosen,
+    a hang-up mid-menu): its Newchannel said <unknown>, NewCallerid gave the number."""
+    messages = list(FrameParser().feed((traces_dir / "ivr_fastagi.ami").read_bytes()))
+    before_queue = messages[:next(i for i, m in enumerate(messages) if m.event == "QueueCallerJoin")]
+    assert {m.get("CallerIDNum") for m in before_queue if m.event == "Newchannel"} == {"<unknown>"}
+    tracker = CallTracker(clock=lambda: 1000.0)
+    events = [e for m in before_queue for e in tracker.feed(m)]
+    call = "1795394630.8"
+    hangups = [chan("Hangup", "1795394630.9", call, "Local/s@inbound-00000004;2", num="+73511234567"),
+               chan("Hangup", call, call, "Local/s@inbound-00000004;1", num="+73511234567")]
+    events += feed_all(tracker, hangups)
+    assert kinds(events) == [("offered", call), ("ended", call)]
+    assert (events[-1].caller_num, events[-1].outcome, events[-1].queue) == ("+73511234567", Outcome.MISSED, "")
+
+
 def test_login_failure_trace_has_no_calls(traces_dir: Path) -> None:
     tracker = CallTracker()
     assert replay((traces_dir / "login_failure.ami").read_bytes(), tracker) == []
