@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 
 from agent_desk import schemas
 from agent_desk.auth import SUPERVISING, CurrentOperator, api_operator, api_role, api_writer, session_language
-from agent_desk.i18n import OUTCOMES, explain, translate
+from agent_desk.i18n import explain, translate
 from agent_desk.recordings_http import calls_in_view, playable, recordings_root
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.refusal import Refusal
 from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
+from crm_core.call_log import OUTCOMES
 from crm_core.models import Call, Client, Operator, as_utc
 from crm_core.phones import PhoneError, format_phone, normalize_phone
 from crm_core.visibility import Viewer, department_ids, handed_over, may_see_client

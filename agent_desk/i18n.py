@@ -154,6 +154,7 @@ CATALOGS: dict[str, dict[str, str]] = {
         "outcome.missed": "missed",
         "outcome.busy": "busy",
         "outcome.failed": "failed",
+        "outcome.ivr": "ended in IVR",
         "outcome.in_progress": "in progress",
         "status.open": "open",
         "status.in_progress": "in progress",
@@ -296,7 +297,7 @@ CATALOGS: dict[str, dict[str, str]] = {
         "requests.event.assigned": "assigned",
         "requests.event.comment": "comment",
         "requests.event.escalated": "escalated: overdue",
-        "requests.event.again": "called again, missed",
+        "requests.event.again": "called again",
         "requests.saved": "Saved.",
         "requests.failed": "Not saved: {error}",
         "requests.kind.question": "Question",
@@ -556,9 +557,10 @@ CATALOGS: dict[str, dict[str, str]] = {
         "rep.total": "Total",
         "rep.empty": "No calls in this period.",
         "rep.bad_period": "Check the period: dates as YYYY-MM-DD, at most 366 days, and a known time zone.",
-        "rep.definitions": "Inbound calls only. SL: answered within {t} s of waiting, of the answered and "
-                           "those abandoned after {t} s. ASA: mean wait of answered calls. AHT: mean talk time "
-                           "(no wrap-up is recorded).",
+        "rep.definitions": "Inbound calls only, without those the IVR ended itself (a callback promised, "
+                           "a closed department, a blocked number). SL: answered within {t} s of waiting, of "
+                           "the answered and those abandoned after {t} s. ASA: mean wait of answered calls. "
+                           "AHT: mean talk time (no wrap-up is recorded).",
         "rep.col.offered": "Offered",
         "rep.col.answered": "Answered",
         "rep.col.abandoned": "Abandoned",
@@ -943,6 +945,7 @@ CATALOGS: dict[str, dict[str, str]] = {
         "outcome.missed": "пропущен",
         "outcome.busy": "занято",
         "outcome.failed": "сбой",
+        "outcome.ivr": "завершён в IVR",
         "outcome.in_progress": "идёт",
         "status.open": "открыта",
         "status.in_progress": "в работе",
@@ -1085,7 +1088,7 @@ CATALOGS: dict[str, dict[str, str]] = {
         "requests.event.assigned": "назначено",
         "requests.event.comment": "комментарий",
         "requests.event.escalated": "эскалировано: просрочено",
-        "requests.event.again": "снова звонил, не дозвонился",
+        "requests.event.again": "снова звонил",
         "requests.saved": "Сохранено.",
         "requests.failed": "Не сохранено: {error}",
         "requests.kind.question": "Вопрос",
@@ -1347,7 +1350,8 @@ CATALOGS: dict[str, dict[str, str]] = {
         "rep.total": "Итого",
         "rep.empty": "За этот период звонков нет.",
         "rep.bad_period": "Проверьте период: даты в виде ГГГГ-ММ-ДД, не больше 366 дней, известный часовой пояс.",
-        "rep.definitions": "Только входящие. SL — отвечено за {t} с ожидания из отвеченных и брошенных "
+        "rep.definitions": "Только входящие, кроме завершённых в IVR (обещан перезвон, отдел закрыт, номер "
+                           "заблокирован). SL — отвечено за {t} с ожидания из отвеченных и брошенных "
                            "позже {t} с. ASA — среднее ожидание отвеченных. AHT — среднее время разговора "
                            "(постобработка не учитывается).",
         "rep.col.offered": "Поступило",
@@ -1594,7 +1598,6 @@ CATALOGS: dict[str, dict[str, str]] = {
 }
 
 DISPOSITIONS = ("consulted", "sale", "complaint", "callback", "promise_to_pay", "wrong_number", "other")
-OUTCOMES = ("answered", "abandoned", "missed", "busy", "failed")
 
 
 def pick_language(wanted: str | None, default: str) -> str:

@@ -31,11 +31,12 @@ from agent_desk.auth import (
     start_session,
 )
 from agent_desk.http import CallFilterQuery, call_filter, call_row, client_page, client_summary
-from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, OUTCOMES, translate
+from agent_desk.i18n import CATALOGS, DISPOSITIONS, LANGUAGES, translate
 from agent_desk.recordings_http import may_play, playable, recordings_root
 from agent_desk.status_http import stored_status
 from callcard.ratelimit import Attempt, RateLimit
 from crm_core import clients, pause_reasons
+from crm_core.call_log import OUTCOMES
 from crm_core.models import Department, Operator, operator_departments
 from crm_core.reviews import reviews_of
 from crm_core.visibility import queue_names

@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, aliased
 from ami_bridge.tracker import normalize_interface
 from crm_core import pause_reasons
 from crm_core.agents import LOGGED_OUT, AgentPause
+from crm_core.call_log import ENDED_IN_IVR
 from crm_core.models import Call, Client, Operator, Request, as_utc, operator_departments, utcnow
 from crm_core.reviews import CallReview
 from routing.inbox.models import RequestEvent
@@ -238,14 +239,15 @@ def grouped(calls: Sequence[CallFacts], key: Callable[[CallFacts], str]) -> list
 
 
 def call_facts(session: Session, period: Period, queues: Collection[str] | None = None) -> list[CallFacts]:
-    """The period's ended inbound calls; only those of `queues` when given (a department head's)."""
+    """The period's ended inbound calls, but those the IVR served (no call for an agent); only
+    those of `queues` when given (a department head's)."""
     query = (
         select(Call.started_at, Call.queue, Operator.login, Call.outcome, Call.wait_seconds, Call.talk_seconds,
                CallReview.score)
         .outerjoin(Operator, Operator.id == Call.operator_id)
         .outerjoin(CallReview, CallReview.call_id == Call.id)
-        .where(Call.direction == "inbound", Call.status == "ended", Call.started_at >= period.start,
-               Call.started_at < period.end)
+        .where(Call.direction == "inbound", Call.status == "ended", Call.outcome != ENDED_IN_IVR,
+               Call.started_at >= period.start, Call.started_at < period.end)
         .order_by(Call.started_at)
     )
     if queues is not None:

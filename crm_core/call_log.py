@@ -36,6 +36,13 @@ MAX_BATCH = 200  # events per transaction: bounds how long one batch holds its r
 BATCH_INTERVAL = 0.03
 
 
+# Call.outcome of a call the IVR ended itself (a callback promised, a closed department's message,
+# a blocked number turned away: ivr.menu.IVR_ENDINGS). The IVR sets it; the call's end, which
+# Asterisk reports as missed, never turns it back.
+ENDED_IN_IVR = "ivr"
+OUTCOMES = (*(o.value for o in Outcome), ENDED_IN_IVR)  # every Call.outcome of an ended call
+
+
 class CallLogUnavailable(RuntimeError):
     """The database cannot be reached: nothing of the batch was stored, and it may be retried as is."""
 
@@ -343,8 +350,10 @@ def merge(call: LoggedCall, event: CallEvent, facts: _Facts) -> None:
         _end(call, at)
     elif event.kind is CallEventKind.ENDED:
         _end(call, at)
-        if event.outcome is not None and not (event.outcome is Outcome.MISSED and call.answered_at):
-            # missed is "nobody answered": from a bridge that adopted the call after its answer
+        if event.outcome is not None and not (
+                event.outcome is Outcome.MISSED and (call.answered_at or call.outcome == ENDED_IN_IVR)):
+            # missed is "nobody answered": from a bridge that adopted the call after its answer,
+            # or of a caller the IVR served
             call.outcome = event.outcome.value
         if event.talk_seconds is not None:
             call.talk_seconds = event.talk_seconds

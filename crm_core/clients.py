@@ -15,9 +15,8 @@ from datetime import datetime
 from sqlalchemy import and_, func, or_, select, union, update
 from sqlalchemy.orm import Session, joinedload, selectinload
 
-from ami_bridge.events import Outcome
 from callcard.refusal import Refusal
-from crm_core.call_log import LINKEDID_MAX, ensure_call
+from crm_core.call_log import LINKEDID_MAX, OUTCOMES, ensure_call
 from crm_core.cards import ClientNotFound, last_interactions
 from crm_core.db import insert_or_ignore
 from crm_core.models import (
@@ -413,7 +412,7 @@ def list_calls(
     if visible is not None:
         query = query.where(visible)
     if outcome is not None:
-        if outcome not in {o.value for o in Outcome}:
+        if outcome not in OUTCOMES:
             raise InvalidInput(f"unknown outcome {outcome!r}")
         query = query.where(Call.outcome == outcome)
     if operator_id is not None:

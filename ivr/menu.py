@@ -14,6 +14,10 @@ from ivr.agi import AgiResult
 
 DIGITS = "0123456789*#"
 CALLBACK_PROMPT = "callcard/ivr-callback"  # "we will call you back"
+# The last step of a stored path when the IVR ended the call itself, with a goodbye: the caller was
+# answered (a callback promised, the closed department's message, a blocked number turned away), so
+# the call is no missed call for the follow-up rules to ring back.
+IVR_ENDINGS = ("callback", "voicemail", "rejected")
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,21 @@ class Outcome:
 
 
 Step = Say | Ask | Outcome
+
+
+def without_callback(outcome: Outcome, department: DepartmentSpec | None) -> Outcome:
+    """A callback for a caller whose number is withheld, which nobody could ring: the caller goes
+    to the department's queue while it is open, else hears its closed message."""
+    path = f"{outcome.path}>withheld"
+    if department is not None and department.open:
+        return Outcome("queue", path, queue=department.queue, department=department.code)
+    prompt = department.voicemail_prompt if department is not None else DepartmentSpec.voicemail_prompt
+    return Outcome("voicemail", f"{path}>voicemail", department=outcome.department, prompt=prompt)
+
+
+def ended_by_ivr(path: str) -> bool:
+    """Whether a stored path (`Call.ivr_path`) is one the IVR ended itself (IVR_ENDINGS)."""
+    return path.rpartition(">")[2] in IVR_ENDINGS
 
 
 def after_hours(path: str, department: DepartmentSpec) -> Outcome:

@@ -31,7 +31,15 @@ from sqlalchemy.orm import Session, sessionmaker
 from crm_core.phones import try_normalize
 from ivr import service
 from ivr.agi import AgiChannel, AgiEnvironmentError, AgiError, AgiHangup, read_environment
-from ivr.menu import CALLBACK_PROMPT, DepartmentSpec, IvrPlan, MenuEngine, Outcome, after_hours
+from ivr.menu import (
+    CALLBACK_PROMPT,
+    DepartmentSpec,
+    IvrPlan,
+    MenuEngine,
+    Outcome,
+    after_hours,
+    without_callback,
+)
 from routing.rules import QueueLoad, Route
 from routing.service import route_call
 
@@ -143,6 +151,7 @@ class IvrApplication:
         plan, client_id, departments = await asyncio.to_thread(self._prepare, env.dnid, e164, started)
         caller = _Caller(linkedid, raw, e164, env.dnid, client_id, departments)
         outcome: Outcome | None = None
+        recorded = False
         engine = MenuEngine(plan) if plan is not None else None
         try:
             gate = await asyncio.to_thread(self._route, caller, "", {})
@@ -157,14 +166,22 @@ class IvrApplication:
                 while not isinstance(step, Outcome):
                     step = engine.feed(await agi.command(step.command()))
                 outcome = step
-            outcome = await self._carry_out(agi, outcome, caller)
+            outcome, route = await self._routed(outcome, caller)
+            if outcome.kind == "callback" and caller.e164 is None:
+                outcome = without_callback(outcome, caller.departments.get(outcome.department))
+            if outcome.kind != "queue" and outcome.prompt:
+                # stored before the goodbye, so the call's end finds it: no follow-up callback
+                await asyncio.to_thread(self._record, linkedid, outcome.path, started, client_id, outcome.department)
+                recorded = True
+            await self._carry_out(agi, outcome, route, caller)
         except AgiHangup:
             outcome = outcome or (engine.hangup() if engine is not None else Outcome("hangup", "hangup"))
         finally:
             path = outcome.path if outcome else f"{engine.path if engine else ''}>error"
             log.info("IVR: call %s from %r: %s", linkedid, raw, path)
-            await asyncio.to_thread(self._record, linkedid, path, started, client_id,
-                                    outcome.department if outcome else "")
+            if not recorded:
+                await asyncio.to_thread(self._record, linkedid, path, started, client_id,
+                                        outcome.department if outcome else "")
 
     def _prepare(self, did: str, e164: str | None,
                  at: datetime) -> tuple[IvrPlan | None, int | None, dict[str, DepartmentSpec]]:
@@ -206,10 +223,9 @@ class IvrApplication:
         return replace(outcome, queue=route.queue or outcome.queue, department=route.department or "",
                        priority=max(route.priority, outcome.priority)), route
 
-    async def _carry_out(self, agi: AgiChannel, outcome: Outcome, caller: _Caller) -> Outcome:
+    async def _carry_out(self, agi: AgiChannel, outcome: Outcome, route: Route | None, caller: _Caller) -> None:
         """Queue: set the variables the dialplan's Dial()/Queue() read. Callback/voicemail/rejected:
-        say so, hang up. Returns the outcome as carried out (routing may have changed it)."""
-        outcome, route = await self._routed(outcome, caller)
+        say so, hang up."""
         if outcome.kind == "queue":
             await agi.set_variable("QUEUE", outcome.queue)
             await agi.set_variable("IVR_PRIORITY", str(outcome.priority))
@@ -225,4 +241,3 @@ class IvrApplication:
         if outcome.kind != "queue" and outcome.prompt:  # the caller hung up already when there is none
             await agi.command(f'STREAM FILE {outcome.prompt} ""')
             await agi.hangup()
-        return outcome

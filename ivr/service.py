@@ -15,12 +15,13 @@ from zoneinfo import available_timezones
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from ami_bridge.events import Outcome
 from callcard.refusal import Refusal
-from crm_core.call_log import ensure_call
+from crm_core.call_log import ENDED_IN_IVR, ensure_call
 from crm_core.cards import clients_for_number
 from crm_core.models import Department, Request
 from ivr.hours import HolidayCalendar, is_open_at
-from ivr.menu import DIGITS, DepartmentSpec, IvrPlan, MenuSpec, OptionSpec
+from ivr.menu import DIGITS, DepartmentSpec, IvrPlan, MenuSpec, OptionSpec, ended_by_ivr
 from ivr.models import (
     AFTER_HOURS,
     DAY_KINDS,
@@ -31,7 +32,7 @@ from ivr.models import (
     IvrMenu,
     IvrOption,
 )
-from routing.inbox.service import create_request
+from routing.inbox.service import create_request, join_open_callback
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +112,14 @@ def create_callback_request(session: Session, client_id: int | None, department_
                             now: datetime, linkedid: str = "") -> Request:
     """A "call me back" request for the department, with the SLA and history every request has;
     an unknown caller's number is its contact. Keyed by the call's Linkedid, so the follow-up
-    rule does not file a second callback when the IVR hangs up."""
-    department_id = session.scalar(select(Department.id).where(Department.code == department_code))
+    rule does not file a second callback when the IVR hangs up. A number whose callback is still
+    open gets no second one: the wish goes into that one's history."""
+    department = session.scalar(select(Department).where(Department.code == department_code))
+    waiting = join_open_callback(session, caller, linkedid, now,
+                                 f"просил перезвонить ({department.name if department else 'IVR'})")
+    if waiting is not None:
+        return session.get_one(Request, waiting)
+    department_id = department.id if department is not None else None
     request = create_request(session, "callback", CALLBACK_SUBJECT, now, source="call", client_id=client_id,
                              contact=caller, department_id=department_id)
     request.linkedid = linkedid or None
@@ -122,9 +129,13 @@ def create_callback_request(session: Session, client_id: int | None, department_
 
 def record_path(session: Session, linkedid: str, path: str, started_at: datetime, client_id: int | None,
                 department_code: str) -> None:
-    """Store the path on the Call row, made here when the call logger has not seen the call yet."""
+    """Store the path on the Call row, made here when the call logger has not seen the call yet;
+    a path the IVR ended itself makes the call's outcome ENDED_IN_IVR, whether or not its end
+    (missed) was logged first."""
     call = ensure_call(session, linkedid, started_at)
     call.ivr_path = path[:256]
+    if ended_by_ivr(path) and call.outcome in (None, Outcome.MISSED.value):
+        call.outcome = ENDED_IN_IVR
     if call.client_id is None and client_id is not None:
         call.client_id = client_id
     if call.department_id is None and department_code:

@@ -19,6 +19,7 @@ from callcard.bus import CALLS_TOPIC, Bus
 from crm_core.call_log import CallLogger
 from crm_core.clients import NewContact, create_client
 from crm_core.models import Call, Department, Operator, as_utc
+from ivr import service as ivr_service
 
 T0 = 1_795_394_611.0
 IVAN = "+73511234567"
@@ -143,6 +144,28 @@ def test_ended_for_a_call_never_offered_still_creates_the_row(sessions, crm) -> 
     call = the_call(sessions, "lonely.1")
     assert (call.status, call.outcome, call.client_id, call.wait_seconds) == ("ended", "missed", crm["ivan"], 20)
     assert as_utc(call.started_at) == at(0)
+
+
+@pytest.mark.parametrize("ivr_first", [True, False])
+@pytest.mark.parametrize(("path", "outcome"), [
+    ("main>1>sales>callback", "ivr"), ("main>2>service>voicemail", "ivr"), ("rejected", "ivr"),
+    ("main>hangup", "missed"),  # hung up in the menu: nobody served them
+])
+def test_a_call_the_ivr_ended_itself_is_no_missed_call_whichever_is_stored_first(
+        sessions, crm, ivr_first: bool, path: str, outcome: str) -> None:  # type: ignore[no-untyped-def]
+    end = [ev(K.OFFERED, 0, "ivr.1", queue=""), ev(K.ENDED, 6, "ivr.1", queue="", outcome=Outcome.MISSED)]
+    if ivr_first:
+        _record(sessions, "ivr.1", path)
+    CallLogger(sessions).apply_batch(end)
+    if not ivr_first:
+        _record(sessions, "ivr.1", path)
+    call = the_call(sessions, "ivr.1")
+    assert (call.status, call.outcome, call.ivr_path, call.caller_e164) == ("ended", outcome, path, IVAN)
+
+
+def _record(sessions: sessionmaker[Session], linkedid: str, path: str) -> None:
+    with sessions.begin() as s:
+        ivr_service.record_path(s, linkedid, path, at(1), None, "")
 
 
 def test_replayed_events_never_duplicate_or_change_the_row(sessions, crm) -> None:

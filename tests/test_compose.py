@@ -14,6 +14,9 @@ import yaml
 
 from callcard.settings import Settings
 from crm_core import recordings
+from ivr.menu import CALLBACK_PROMPT, DepartmentSpec
+from ivr.models import IvrMenu
+from ivr.server import REJECTED_PROMPT
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_SERVICES = {"migrate", "bridge", "worker", "web", "ivr", "dialler"}
@@ -162,3 +165,14 @@ def test_recordings_are_one_volume_that_asterisk_writes_and_the_app_reads(compos
     entrypoint = (ROOT / "deploy/asterisk/entrypoint.sh").read_text()
     assert "10001" in entrypoint and "umask 007" in entrypoint
     assert "--uid 10001" in (ROOT / "Dockerfile").read_text()
+
+
+def test_every_prompt_the_ivr_and_the_dialplan_play_is_in_the_readme_table() -> None:
+    """The centre records these files before going live: the README's list is the one they read."""
+    menus = re.findall(r'greeting="(callcard/[\w-]+)"', (ROOT / "ivr" / "service.py").read_text())
+    dialplan = re.findall(r"Playback\(([\w/-]+)\)", (ROOT / "deploy" / "asterisk" / "extensions.conf").read_text())
+    played = {CALLBACK_PROMPT, REJECTED_PROMPT, DepartmentSpec.voicemail_prompt,
+              IvrMenu.__table__.c.invalid_prompt.default.arg, *menus, *dialplan}
+    assert len(played) >= 7 and menus and dialplan
+    table = (ROOT / "README.md").read_text().split("## IVR (`/admin/ivr`)")[1].split("\n## ")[0]
+    assert sorted(p for p in played if f"`{p}`" not in table) == []

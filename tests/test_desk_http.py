@@ -16,11 +16,12 @@ from sqlalchemy import select
 from starlette.websockets import WebSocketDisconnect
 
 from agent_desk.app import create_app, served
-from agent_desk.i18n import CATALOGS, DISPOSITIONS, OUTCOMES
+from agent_desk.i18n import CATALOGS, DISPOSITIONS
 from ami_bridge.client import AmiDisconnected, AmiError, AmiTimeout
 from callcard.bus import BOARD_KEY, BOARD_TOPIC, MemoryBus, desk_topic
 from callcard.settings import Settings
 from crm_core.audit import AuditEntry
+from crm_core.call_log import OUTCOMES
 from crm_core.models import Call, Client, ClientPhone, Department, Interaction, Operator, Phone
 from crm_core.passwords import hash_password
 from routing.wall import BOARD_FIELD, STATUS_FIELD, desk_status_key
@@ -250,8 +251,12 @@ def test_calls_list_filters_by_outcome_and_shows_wait_time(client: TestClient, s
              client_id=people["client"], started_at=now - timedelta(minutes=5))
     add_call(sessions, "903.2", outcome="abandoned", wait_seconds=37, started_at=now)
     add_call(sessions, "903.3", outcome="missed", started_at=now - timedelta(minutes=1))
+    add_call(sessions, "903.4", outcome="ivr", queue="", ivr_path="main>1>sales>callback",
+             started_at=now - timedelta(minutes=2))
     log_in(client, "op1")
-    assert [c["linkedid"] for c in client.get("/api/calls").json()] == ["903.2", "903.3", "903.1"]
+    assert [c["linkedid"] for c in client.get("/api/calls").json()] == ["903.2", "903.3", "903.4", "903.1"]
+    assert [c["linkedid"] for c in client.get("/api/calls", params={"outcome": "ivr"}).json()] == ["903.4"]
+    assert "завершён в IVR" in client.get("/calls", params={"outcome": "ivr"}).text
     [abandoned] = client.get("/api/calls", params={"outcome": "abandoned"}).json()
     assert (abandoned["linkedid"], abandoned["wait_seconds"]) == ("903.2", 37)
     assert client.get("/api/calls", params={"outcome": "nonsense"}).status_code == 422

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 from test_pbx_sim import Client, event_name, first
 
-from ami_bridge.events import CallEvent, CallEventKind
+from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from ami_bridge.service import Bridge
 from callcard.bus import MemoryBus
 from callcard.pbx_sim import PbxSimulator
@@ -31,6 +31,7 @@ from ivr import service as ivr_service
 from ivr.server import FastAgiServer, IvrApplication
 from ivr.service import seed_default_menu
 from routing import service as routing
+from routing.inbox.followups import FollowUps
 from routing.load import LiveQueueLoad
 from routing.models import RoutingSetting
 
@@ -180,6 +181,11 @@ async def test_a_blocked_number_is_hung_up_before_the_menu(rig: Rig) -> None:
     assert not any(c.startswith("GET DATA") for c in commands)
     assert "HANGUP" in commands and "QueueCallerJoin" not in [event_name(x) for x in messages]
     assert await rig.ivr_path(linkedid) == "rejected"
+    end = await rig.call_events(linkedid, CallEventKind.ENDED)
+    assert [(e.caller_num, e.outcome) for e in end] == [(BLOCKED, Outcome.MISSED)]
+    assert not FollowUps(rig.sessions).apply(end[0])  # turned away: nobody rings a spammer back
+    with rig.sessions() as session:
+        assert session.scalars(select(Request)).all() == []
 
 
 async def test_overflow_on_callers_waiting_offers_an_unknown_caller_a_callback(rig: Rig) -> None:
@@ -201,6 +207,7 @@ async def test_overflow_on_callers_waiting_offers_an_unknown_caller_a_callback(r
         "callback", None, STRANGER, "open")
     assert request.due_at is not None
     assert await rig.ivr_path(linkedid) == "main>1>sales>overflow>callback"
+    assert [e.caller_num for e in await rig.call_events(linkedid, CallEventKind.ENDED)] == [STRANGER]
 
 
 @pytest.mark.parametrize("after_hours", ["callback", "voicemail"])

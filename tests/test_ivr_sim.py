@@ -38,9 +38,9 @@ class Rig:
     client_id: int
 
     async def call(self, dtmf: str | Sequence[tuple[float, str]], patience: float = 120.0,
-                   did: str = "") -> tuple[str, list[Msg]]:
+                   did: str = "", caller: str = CALLER) -> tuple[str, list[Msg]]:
         """Place an IVR call; AMI messages of that call up to its queue join or its hangup."""
-        linkedid = await self.sim.place_call(CALLER, "Ivan Petrov", patience=patience, did=did, ivr=True,
+        linkedid = await self.sim.place_call(caller, "Ivan Petrov", patience=patience, did=did, ivr=True,
                                              dtmf=dtmf)
 
         def done(msg: Msg) -> bool:
@@ -129,6 +129,23 @@ async def test_callback_from_the_sub_menu_creates_a_request_and_hangs_up(rig: Ri
     assert (request.subject, request.client_id, request.department_id) == ("Перезвонить", rig.client_id, sales)
 
 
+@pytest.mark.parametrize(("now", "queue", "path"), [
+    (WEDNESDAY_NOON, "sales", "main>4>more>1>callback>withheld"),  # sales open: put through instead
+    (SUNDAY_NOON, "", "main>4>more>1>callback>withheld>voicemail"),  # closed: its message, then goodbye
+])
+async def test_a_withheld_number_asking_for_a_callback_is_not_promised_one(
+        rig: Rig, now: datetime, queue: str, path: str) -> None:
+    rig.clock[0] = now
+    linkedid, messages = await rig.call("41", caller="anonymous")
+    assert joined(messages) == queue
+    streamed = [first(x, "Command") for x in messages if event_name(x) == "AGIExecStart"
+                and first(x, "Command").startswith("STREAM FILE")]
+    assert streamed == ([] if queue else ['STREAM FILE callcard/ivr-closed-sales ""'])
+    assert (await rig.call_row(linkedid)).ivr_path == path
+    with rig.sessions() as session:
+        assert session.scalars(select(Request)).all() == []
+
+
 async def test_no_input_repeats_the_greeting_then_falls_back_to_the_operator_queue(rig: Rig) -> None:
     linkedid, messages = await rig.call("")
     asks = [first(x, "Command") for x in messages if event_name(x) == "AGIExecStart"
@@ -169,6 +186,8 @@ async def test_out_of_hours_gives_a_callback_request_or_voicemail(
     rig.clock[0] = SUNDAY_NOON
     linkedid, messages = await rig.call(dtmf)
     assert joined(messages) == ""
+    with rig.sessions() as session:  # stored before the goodbye: the call's end finds it
+        assert session.scalar(select(Call.ivr_path).where(Call.linkedid == linkedid)) == path
     assert (await rig.call_row(linkedid)).ivr_path == path
     with rig.sessions() as session:
         assert len(session.scalars(select(Request)).all()) == requests

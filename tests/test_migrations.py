@@ -92,3 +92,22 @@ def test_pause_reasons_keep_the_colours_the_report_gave_them_before_0014(db_url:
     colours = dict(rows)
     assert colours == {"lunch": 0, "meeting": 1, "after_call": 2, "break": 3, "training": 4}
     assert _schema_diff(db_url) == []
+
+
+def test_calls_the_ivr_ended_itself_leave_missed_at_0015(db_url: str) -> None:
+    rows = _rows_after_upgrade(db_url, "0014", [(
+        "INSERT INTO calls (linkedid, direction, caller_raw, caller_name, did, queue, agent_interface, started_at,"
+        " status, outcome, disposition, ivr_path) VALUES (:linkedid, 'inbound', '', '', '', :queue, '',"
+        " CURRENT_TIMESTAMP, 'ended', :outcome, '', :path)", [
+            {"linkedid": "1", "queue": "", "outcome": "missed", "path": "main>1>sales>callback"},
+            {"linkedid": "2", "queue": "", "outcome": "missed", "path": "main>2>service>voicemail"},
+            {"linkedid": "3", "queue": "", "outcome": "missed", "path": "rejected"},
+            {"linkedid": "4", "queue": "", "outcome": "missed", "path": "main>hangup"},  # hung up in the menu
+            {"linkedid": "5", "queue": "sales", "outcome": "missed", "path": "main>1>sales"},
+            {"linkedid": "6", "queue": "sales", "outcome": "abandoned", "path": "main>1>sales"},
+            {"linkedid": "7", "queue": "sales", "outcome": "missed", "path": ""},
+        ])],
+        "SELECT linkedid, outcome FROM calls")
+    assert dict(rows) == {"1": "ivr", "2": "ivr", "3": "ivr", "4": "missed", "5": "missed", "6": "abandoned",
+                          "7": "missed"}
+    assert _schema_diff(db_url) == []

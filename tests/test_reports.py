@@ -64,6 +64,7 @@ def _seed(sessions: sessionmaker[Session]) -> None:
         c12 = call("c12", _at(2, 11, 30), "sales", None, "abandoned", 3)
         c12.caller_raw, c12.caller_e164 = FORMULA, None
         call("c7", _at(2, 9, 10), "", "op1", "answered", 5, 50, direction="outbound")
+        call("c13", _at(2, 10, 0), "", None, "ivr", 8, ivr_path="main>1>sales>callback")  # served by the IVR
         call("c9", _at(2, 9, 20), "sales", None, "answered", 5).status = "ringing"
         call("c10", _at(1, 22, 30), "sales", "op2", "answered", 8, 40)
         call("c8", _at(3, 8, 0), "sales", "op2", "answered", 5, 50)

@@ -21,6 +21,7 @@ from crm_core.call_log import CallLogger
 from crm_core.models import Call, Client, ClientPhone, Department, Operator, Phone, Request
 from crm_core.passwords import hash_password
 from crm_core.phones import format_phone
+from ivr import service as ivr_service
 from routing import service as routing
 from routing.inbox import service
 from routing.inbox.followups import FollowUps, escalate_once
@@ -134,6 +135,42 @@ def test_a_caller_missed_again_joins_their_open_callback_until_it_is_closed(sess
     with sessions() as session:
         assert session.scalars(select(Request.linkedid).where(Request.kind == "callback")
                                .order_by(Request.id)).all() == ["2.1", "2.4"]
+
+
+@pytest.mark.parametrize(("path", "callback"), [
+    ("rejected", False),  # a blocked number turned away before the menu
+    ("main>1>sales>rejected", False),
+    ("main>2>service>voicemail", False),  # the closed department's message
+    ("main>1>sales>overflow>callback", False),  # the IVR filed its own callback
+    ("main>hangup", True),  # the caller hung up in the menu: nobody answered them
+    ("main>1>sales", True),  # through the menu into the queue, then missed there
+])
+def test_a_call_the_ivr_ended_itself_gets_no_follow_up_callback(sessions, world, path, callback) -> None:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        ivr_service.record_path(session, "3.1", path, NOW, None, "")
+    assert FollowUps(sessions).apply(ended("3.1", KNOWN, Outcome.MISSED, queue="")) is callback
+    with sessions() as session:
+        assert len(session.scalars(select(Request)).all()) == int(callback)
+
+
+def test_the_ivr_callback_of_a_number_with_one_open_joins_it(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    """A caller who missed service, then asks the IVR for a sales callback: one task, two lines."""
+    follow_ups = FollowUps(sessions)
+    assert follow_ups.apply(ended("4.1", KNOWN, Outcome.ABANDONED))
+    with sessions.begin() as session:
+        joined = ivr_service.create_callback_request(session, world["known"], "sales", KNOWN, NOW, "4.2")
+        assert joined.linkedid == "4.1"
+    with sessions.begin() as session:
+        task = session.scalars(select(Request)).one()
+        history = session.execute(select(RequestEvent.kind, RequestEvent.value, RequestEvent.text)
+                                  .where(RequestEvent.request_id == task.id).order_by(RequestEvent.id)).all()
+        assert [tuple(h) for h in history] == [("created", "callback", "брошенный звонок"),
+                                              ("again", "4.2", "просил перезвонить (Sales)")]
+        service.change_status(session, task.id, "closed", None, NOW)
+    assert not follow_ups.apply(ended("4.2", KNOWN, Outcome.MISSED))  # the IVR's wish is in that history
+    with sessions.begin() as session:
+        fresh = ivr_service.create_callback_request(session, world["known"], "sales", KNOWN, NOW, "4.3")
+        assert (fresh.linkedid, fresh.department_id, fresh.status) == ("4.3", world["dept_sales"], "open")
 
 
 async def test_overdue_request_is_pushed_once_to_the_department_heads_desk(sessions, world) -> None:  # type: ignore[no-untyped-def]

@@ -1,7 +1,7 @@
 """Follow-up rules: a missed or abandoned call from a number becomes a callback task (the client's
 when one client has the number; without a client for a caller the CRM does not know or a shared
-number; none for a withheld number), and overdue requests are escalated to the head of their
-department's desk.
+number; none for a withheld number, nor for a call that ended in the IVR), and overdue requests
+are escalated to the head of their department's desk.
 
 The follow-up consumer reads CALLS_TOPIC like the call logger and is idempotent by Linkedid
 (one callback per call however often ENDED is replayed). The escalator wakes up every
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
+from crm_core.call_log import ENDED_IN_IVR
 from crm_core.cards import clients_for_number
-from crm_core.models import Department
+from crm_core.models import Call, Department
 from crm_core.phones import try_normalize
 from routing.inbox import service
 
@@ -52,6 +53,8 @@ class FollowUps:
         if e164 is None:
             return False  # withheld or not a number: nobody to call back
         with self._sessions.begin() as session:
+            if session.scalar(select(Call.outcome).where(Call.linkedid == event.linkedid)) == ENDED_IN_IVR:
+                return False  # a callback promised, a closed department's message, a blocked number
             matches = clients_for_number(session, e164)
             client_id = matches[0].client_id if len(matches) == 1 else None  # else the callback asks who
             dept_id = session.scalar(select(Department.id).where(Department.queue == event.queue)) \

@@ -96,10 +96,7 @@ def create_callback_for_call(
         return False
     if session.scalar(select(RequestEvent.id).where(RequestEvent.kind == AGAIN, RequestEvent.value == linkedid)):
         return False
-    waiting = session.scalar(select(Request.id).where(
-        Request.kind == "callback", Request.contact == caller, Request.status != "closed").order_by(Request.id).limit(1))
-    if waiting is not None:
-        session.add(RequestEvent(request_id=waiting, at=now, kind=AGAIN, value=linkedid, text=why))
+    if join_open_callback(session, caller, linkedid, now, why) is not None:
         return False
     sla = REQUEST_TYPES["callback"].sla
     if department_id is None:
@@ -114,6 +111,17 @@ def create_callback_for_call(
     request_id = session.scalar(select(Request.id).where(Request.linkedid == linkedid))
     session.add(RequestEvent(request_id=request_id, at=now, kind="created", value="callback", text=why))
     return True
+
+
+def join_open_callback(session: Session, contact: str, linkedid: str, now: datetime, why: str) -> int | None:
+    """The number's callback still open, with this call added to its history (`again`); None when
+    it has none. Whatever asks for a callback (a missed call, the IVR) asks here first, so two
+    operators never ring the same caller."""
+    waiting = session.scalar(select(Request.id).where(
+        Request.kind == "callback", Request.contact == contact, Request.status != "closed").order_by(Request.id).limit(1))
+    if waiting is not None:
+        session.add(RequestEvent(request_id=waiting, at=now, kind=AGAIN, value=linkedid, text=why))
+    return waiting
 
 
 def change_status(

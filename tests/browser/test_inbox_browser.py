@@ -50,7 +50,7 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     expect(page.locator("#request-title")).to_have_text(f"#{request_id} Перезвонить незнакомцу")
     expect(page.locator("#request-history li")).to_have_count(2)
     expect(page.locator('#request-history li[data-kind="again"]')).to_contain_text(
-        "снова звонил, не дозвонился: брошенный звонок")
+        "снова звонил: брошенный звонок")
 
     page.select_option("#request-status", "in_progress")
     page.click("#status-go")
