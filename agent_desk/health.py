@@ -42,7 +42,8 @@ async def readyz(request: Request) -> JSONResponse:
     failed: dict[str, str] = {}
     for name, check in checks.items():
         try:
-            await asyncio.wait_for(check, READY_TIMEOUT)
+            async with asyncio.timeout(READY_TIMEOUT):
+                await check
         except Exception as exc:
             failed[name] = type(exc).__name__
     if failed:

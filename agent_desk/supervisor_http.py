@@ -223,7 +223,8 @@ def _hand_over(request: Request, operator: CurrentOperator, agent_id: int, to_id
 async def _live_agents(request: Request) -> dict[str, dict[str, Any]] | None:
     """The wall's live agents by login, when a wall service keeps a snapshot; never waits long."""
     try:
-        snapshot = await asyncio.wait_for(kept_wall(request.app.state.desk.bus), LIVE_WAIT_SECONDS)
+        async with asyncio.timeout(LIVE_WAIT_SECONDS):
+            snapshot = await kept_wall(request.app.state.desk.bus)
     except Exception:  # the wall is optional: its absence or failure must not block the page
         log.warning("supervisor: live wall snapshot unavailable", exc_info=True)
         return None

@@ -36,6 +36,7 @@ from panoramisk.manager import Manager
 
 from ami_bridge.frames import AmiMessage, FrameParser
 from callcard.settings import Settings
+from callcard.waits import wait_any
 
 log = logging.getLogger(__name__)
 
@@ -300,20 +301,15 @@ class AmiClient:
                 self._disconnect()
             if stop.is_set():
                 break
-            try:
-                await asyncio.wait_for(stop.wait(), delay)
-            except TimeoutError:
-                pass
+            await wait_any(delay, stop)
             delay = min(delay * 2, self.settings.ami_reconnect_max)
 
     async def _session(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
-        _, protocol = await asyncio.wait_for(
-            loop.create_connection(
+        async with asyncio.timeout(self.settings.ami_action_timeout):
+            _, protocol = await loop.create_connection(
                 lambda: _Protocol(self._manager), self.settings.ami_host, self.settings.ami_port
-            ),
-            self.settings.ami_action_timeout,
-        )
+            )
         self._protocol = protocol
         reply = await self.send_action(
             {
@@ -404,7 +400,8 @@ class AmiClient:
         act = _Action(dict(action))
         future = protocol.send(act, as_list=None)
         try:
-            return await asyncio.wait_for(future, self.settings.ami_action_timeout)
+            async with asyncio.timeout(self.settings.ami_action_timeout):
+                return await future
         except TimeoutError:
             protocol.forget(act.action_id)
             raise AmiTimeout(

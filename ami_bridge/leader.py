@@ -28,6 +28,7 @@ from redis.exceptions import RedisError
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.streams import CallStreamWriter, WriteGate, redis_client, stream_key
+from callcard.waits import wait_any
 
 if TYPE_CHECKING:
     from ami_bridge.service import Bridge
@@ -177,7 +178,8 @@ class LeaderLock:
         failing = False
         while not stop.is_set():
             try:
-                term = await asyncio.wait_for(self.try_acquire(), self.policy.hold_for)
+                async with asyncio.timeout(self.policy.hold_for):
+                    term = await self.try_acquire()
                 if term is not None:
                     return term
                 failing = False
@@ -185,7 +187,7 @@ class LeaderLock:
                 if not failing:
                     log.warning("leader lock %s: Redis unavailable (%s); retrying", self.keys.pbx, exc)
                 failing = True
-            await _wait(self.policy.poll_every, stop)
+            await wait_any(self.policy.poll_every, stop)
         return None
 
     async def renew(self, term: Term) -> bool:
@@ -195,13 +197,13 @@ class LeaderLock:
         """Renew until `stop` (True) or until the term is lost (False; `term.over` is then set)."""
         policy = self.policy
         while True:
-            if await _wait(policy.renew_at(term.renewed_at) - self._clock(), stop, term.over):
+            if await wait_any(policy.renew_at(term.renewed_at) - self._clock(), stop, term.over):
                 break
             sent = self._clock()
             answer: bool | None
             try:
-                answer = await asyncio.wait_for(self.renew(term),
-                                                max(0.01, policy.time_left(term.renewed_at, sent)))
+                async with asyncio.timeout(max(0.01, policy.time_left(term.renewed_at, sent))):
+                    answer = await self.renew(term)
             except (OSError, TimeoutError, RedisError) as exc:
                 log.warning("leader lock %s: renewal got no answer (%s)", self.keys.pbx, exc)
                 answer = None
@@ -210,8 +212,8 @@ class LeaderLock:
                 term.renewed_at = sent
             elif verdict is Verdict.STEP_DOWN:
                 term.over.set()
-            elif await _wait(min(policy.poll_every, policy.time_left(term.renewed_at, self._clock())),
-                             stop, term.over):
+            elif await wait_any(min(policy.poll_every, policy.time_left(term.renewed_at, self._clock())),
+                                stop, term.over):
                 break
         if term.over.is_set():
             log.error("leader lock %s: lease lost (fence %d); stepping down", self.keys.pbx, term.fence)
@@ -231,16 +233,6 @@ class LeaderLock:
         return max(1, round(self.policy.ttl * 1000))
 
 
-async def _wait(seconds: float, *events: asyncio.Event) -> bool:
-    """Sleep up to `seconds`; True as soon as one of `events` is set."""
-    if seconds > 0 and not any(e.is_set() for e in events):
-        waiters = [asyncio.ensure_future(e.wait()) for e in events]
-        try:
-            await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-    return any(e.is_set() for e in events)
 
 
 def term_journal(writer: CallStreamWriter, lock: LeaderLock, term: Term,
@@ -322,7 +314,7 @@ async def _lead(bridge: Bridge, lock: LeaderLock, writer: CallStreamWriter, term
     if still_ours:
         await lock.release(term)
     if faulted:
-        await _wait(lock.policy.ttl, stop)
+        await wait_any(lock.policy.ttl, stop)
 
 
 async def _keep_running(part: Callable[[asyncio.Event], Awaitable[None]], stop: asyncio.Event) -> None:
@@ -333,7 +325,7 @@ async def _keep_running(part: Callable[[asyncio.Event], Awaitable[None]], stop: 
             await part(stop)
         except (OSError, RedisError) as exc:
             log.warning("bridge: command door lost Redis (%s); reopening it", exc)
-            await _wait(1.0, stop)
+            await wait_any(1.0, stop)
         except Exception:
             log.exception("bridge: command door failed; reopening it")
-            await _wait(1.0, stop)
+            await wait_any(1.0, stop)

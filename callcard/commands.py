@@ -97,7 +97,8 @@ class CommandClient:
         try:
             await self._bus.publish(self._topic, {"id": request_id, "reply_to": self._reply_to, "method": method,
                                                   "args": list(args), "kwargs": kwargs})
-            reply = await asyncio.wait_for(future, self._timeout)
+            async with asyncio.timeout(self._timeout):
+                reply = await future
         except TimeoutError:
             raise self._timeout_error(
                 f"{method}: no answer on {self._topic} within {self._timeout:g} s (is its process running?)"

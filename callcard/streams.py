@@ -26,6 +26,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from ami_bridge.events import CallEvent
 from callcard.metrics import STREAM_LAG
+from callcard.waits import wait_any
 
 if TYPE_CHECKING:
     from callcard.bus import Bus
@@ -186,10 +187,7 @@ class StreamCallLog:
                 await self._follow(stop)
             except (OSError, RedisError) as exc:
                 log.warning("call stream: Redis unavailable (%s); retrying in %.1f s", exc, delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
-                except TimeoutError:
-                    pass
+                await wait_any(delay, stop)
                 delay = min(delay * 2, MAX_RETRY_DELAY)
             else:
                 delay = 0.1
@@ -266,11 +264,9 @@ class StreamCallLog:
                 self.retries += 1
                 log.warning("call stream: database unavailable (%s); %d events kept, retrying in %.1f s",
                             exc.__cause__ or exc, len(events), delay)
-                try:
-                    await asyncio.wait_for(stop.wait(), delay)
+                if await wait_any(delay, stop):
                     return False
-                except TimeoutError:
-                    delay = min(delay * 2, MAX_RETRY_DELAY)
+                delay = min(delay * 2, MAX_RETRY_DELAY)
         await self._redis.xack(self.key, self.group, *(entry.id for entry in entries))
         return True
 

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path, PurePosixPath
 
+from callcard.waits import wait_any
+
 log = logging.getLogger(__name__)
 
 # Asterisk's uniqueids ("1795394611.0", "host-1795394611.0") and the dialler's ChannelIds
@@ -87,7 +89,4 @@ async def keep_for(root: Path, days: int, stop: asyncio.Event, every: float = 36
                 log.info("recordings: deleted %d older than %d days", removed, days)
         except OSError as exc:
             log.warning("recordings: %s unreadable: %s", root, exc)
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+        await wait_any(every, stop)

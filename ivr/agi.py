@@ -144,7 +144,8 @@ class AgiChannel:
 
     async def _readline(self, command: str) -> str:
         try:
-            raw = await asyncio.wait_for(self._reader.readline(), self._reply_timeout)
+            async with asyncio.timeout(self._reply_timeout):
+                raw = await self._reader.readline()
         except TimeoutError:
             raise AgiError(f"no reply to {command!r} within {self._reply_timeout:g} s") from None
         except ValueError:  # asyncio's line limit was exceeded; the rest of the reply is unusable

@@ -264,8 +264,9 @@ class WallService:
 
     async def _publish_forever(self) -> None:
         while True:
-            try:
-                await asyncio.wait_for(self._dirty.wait(), self.heartbeat)
+            try:  # not wait_for: in 3.11 it loses a cancel that comes as the event is set
+                async with asyncio.timeout(self.heartbeat):
+                    await self._dirty.wait()
             except TimeoutError:
                 pass
             self._dirty.clear()

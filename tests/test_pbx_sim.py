@@ -186,6 +186,16 @@ async def test_login_replies_and_events_have_recorded_layout(sim: PbxSimulator) 
     client.close()
 
 
+async def test_stop_ends_the_clock_even_when_a_command_wakes_it_in_the_same_turn() -> None:
+    """In Python 3.11 wait_for lost that cancel, and the simulator's clock ticked on after stop."""
+    simulator = PbxSimulator(default_config(time_scale=SCALE))
+    await simulator.start("127.0.0.1", 0)
+    await simulator.place_call("+79990000001", patience=600)
+    await asyncio.sleep(0.05)  # the clock waits for the call's next deadline or a command
+    simulator.snapshot()  # a command: it wakes the clock
+    await asyncio.wait_for(simulator.stop(), 5)
+
+
 async def test_wrong_secret_fails_after_delay_and_closes_without_goodbye() -> None:
     simulator = PbxSimulator(default_config(time_scale=1.0))
     await simulator.start("127.0.0.1", 0)

@@ -106,11 +106,10 @@ class PbxSimulator:
         self._ticker = asyncio.create_task(self._tick(), name="pbx-sim-clock")
 
     async def stop(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-        for task in list(self._agi_sessions):
+        tasks = [*self._agi_sessions, *([self._ticker] if self._ticker is not None else [])]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._agi_sessions, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         if self._server is not None:
             self._server.close()
             self.drop_connections()
@@ -130,8 +129,9 @@ class PbxSimulator:
             self._broadcast(self.pbx.advance(self.now()))
             deadline = self.pbx.next_deadline()
             timeout = None if deadline is None else max(0.0, (deadline - self.now()) / self.time_scale)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            try:  # not wait_for, which in 3.11 can lose the cancel that stops the simulator
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass
 

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ami_bridge.client import AmiCommands
 from ami_bridge.events import CallEvent
 from callcard.bus import CALLS_TOPIC, Bus
+from callcard.waits import wait_any
 from crm_core.agents import AgentQueue
 from crm_core.models import Call, ClientPhone, Debt, DebtContact, Department, Operator, Phone, as_utc
 from routing import compliance
@@ -227,10 +228,7 @@ class DiallerService:
                     await self.tick()
                 except Exception:
                     log.exception("dialler: tick failed")
-                try:
-                    await asyncio.wait_for(stop.wait(), self._tick)
-                except TimeoutError:
-                    pass
+                await wait_any(self._tick, stop)
         finally:
             events.cancel()
             await subscription.close()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
 from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
+from callcard.waits import wait_any
 from crm_core.call_log import ENDED_IN_IVR
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Department
@@ -109,7 +110,4 @@ async def run_escalations(
             await escalate_once(sessions, bus, clock())
         except Exception:
             log.exception("escalations: this round failed; retrying in %.0f s", every)
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+        await wait_any(every, stop)

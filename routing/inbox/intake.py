@@ -22,6 +22,7 @@ from pathlib import Path
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from callcard.waits import wait_any
 from crm_core.cards import clients_for_number
 from crm_core.models import Client, Request
 from crm_core.phones import try_normalize
@@ -127,7 +128,4 @@ async def watch_eml_dir(sessions: sessionmaker[Session], directory: Path, stop: 
                 log.info("e-mail drop folder %s: filed requests %s", directory, created)
         except Exception:
             log.exception("e-mail drop folder %s: this round failed; retrying in %.0f s", directory, every)
-        try:
-            await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass
+        await wait_any(every, stop)
