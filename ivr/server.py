@@ -202,8 +202,9 @@ class IvrApplication:
             service.record_path(session, linkedid, path, started, client_id, department)
 
     def _callback(self, caller: _Caller, department: str) -> None:
+        assert caller.e164 is not None, "a withheld number is offered no callback (menu.without_callback)"
         with self._sessions.begin() as session:
-            service.create_callback_request(session, caller.client_id, department, caller.e164 or caller.raw,
+            service.create_callback_request(session, caller.client_id, department, caller.e164,
                                             self._clock(), caller.linkedid)
 
     async def _routed(self, outcome: Outcome, caller: _Caller) -> tuple[Outcome, Route | None]:
