@@ -41,6 +41,7 @@ from crm_core.models import Department, Operator, operator_departments
 from crm_core.reviews import reviews_of
 from crm_core.visibility import queue_names
 from routing.campaigns.dispositions import DISPOSITIONS as CAMPAIGN_DISPOSITIONS
+from routing.inbox import service as inbox
 
 router = APIRouter(include_in_schema=False)
 PageOperator = Annotated[CurrentOperator, Depends(page_operator)]
@@ -172,12 +173,14 @@ def desk(request: Request, operator: PageOperator) -> HTMLResponse:
         ).all()
         status = stored_status(session, operator.id)
         reasons = pause_reasons.load(session)
+        overdue = [(d.code, d.name, n) for d, n in inbox.overdue_counts(
+            session, inbox.departments_of(session, operator.id, operator.role))]
     lang = session_language(request)
     return _render(request, "desk.html", operator, active="desk", dispositions=DISPOSITIONS,
                    data={"queue_names": {queue: name for _, name, queue in departments}, "status": status,
                          "pause_names": pause_reasons.names(reasons, lang)},
                    campaign_dispositions=CAMPAIGN_DISPOSITIONS, departments=departments, colleagues=colleagues,
-                   pause_reasons=[r for r in reasons if r.active], status=status)
+                   pause_reasons=[r for r in reasons if r.active], status=status, overdue=overdue)
 
 
 @router.get("/calls", response_class=HTMLResponse)

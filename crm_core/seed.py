@@ -28,12 +28,12 @@ from crm_core.models import (
     Interaction,
     Operator,
     Phone,
-    Request,
     utcnow,
 )
 from crm_core.passwords import hash_password
 from crm_core.phones import normalize_phone, phone_kind
 from ivr.service import seed_default_menu
+from routing.inbox.service import assign, change_status, colleagues, create_request
 
 KNOWN_NUMBER = "+73511234567"  # the caller of the inbound recordings: a known client
 KNOWN_NAME = "Иван Петров"
@@ -211,6 +211,7 @@ POSITIONS = [
     "офис-менеджер",
 ]
 CITIES = ["Челябинск"] * 6 + ["Магнитогорск", "Златоуст", "Миасс", "Копейск", "Екатеринбург"]
+SEEDED_KINDS = ("question", "question", "complaint", "service", "order")
 SUBJECTS = [
     "Подключение тарифа",
     "Не пришёл счёт",
@@ -561,26 +562,22 @@ def _client_base(
     summary.clients = len(clients)
     summary.companies = COMPANIES
 
-    requests = [
-        Request(
-            client_id=known.id,
-            department=departments["service"],
-            subject="Замена оборудования",
-            created_at=now - timedelta(days=2),
-        )
-    ]
-    for client in rng.sample(clients, 60):
-        requests.append(
-            Request(
-                client_id=client.id,
-                department=rng.choice(list(departments.values())),
-                subject=rng.choice(SUBJECTS),
-                status=rng.choice(["open", "open", "in_progress", "closed"]),
-                created_at=now - ago(90),
-            )
-        )
-    session.add_all(requests)
-    summary.requests = len(requests)
+    # as the desk files them: a deadline by type, the client's manager as assignee, a history;
+    # the open ones are hours old, so some are overdue and most are not
+    create_request(session, "service", "Замена оборудования", now - timedelta(hours=3), client_id=known.id,
+                   department_id=departments["service"].id)
+    picked = rng.sample(clients, 60)
+    for client in picked:
+        status = rng.choice(["open", "open", "in_progress", "closed"])
+        filed = now - (ago(90) if status == "closed" else timedelta(minutes=rng.randrange(10, 600)))
+        request = create_request(session, rng.choice(SEEDED_KINDS), rng.choice(SUBJECTS), filed, client_id=client.id)
+        taken = filed + timedelta(minutes=rng.randrange(5, 30))
+        if status != "open" and request.assignee_id is None:  # somebody of the department took it
+            someone = rng.choice(colleagues(session, request.department_id)).id
+            assign(session, request.id, someone, someone, taken)
+        if status != "open":
+            change_status(session, request.id, status, request.assignee_id, taken)
+    summary.requests = 1 + len(picked)
 
     calls = []
     for n in range(CALLS):

@@ -88,6 +88,33 @@ def test_status_history_comments_and_a_follow_up_call_on_close(sessions, world) 
                      ("assigned", str(world["head"]), ""), ("status", "closed", "")]
 
 
+def test_the_inbox_shows_the_most_urgent_first_with_client_and_assignee(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    with sessions.begin() as session:
+        session.add(Request(subject="Без срока", department_id=world["dept_service"]))  # as old rows may be
+        session.flush()
+        hostile = Client(name='<img src=x onerror="alert(1)">')
+        session.add(hostile)
+        session.flush()
+        later = service.create_request(session, "service", "Ремонт", NOW, client_id=world["plain"])  # 24 h
+        sooner = service.create_request(session, "complaint", "Шумит", NOW, client_id=hostile.id)  # 4 h
+        service.assign(session, later.id, world["head"], world["head"], NOW)
+        done = service.create_request(session, "complaint", "Решено", NOW - timedelta(days=1),
+                                      client_id=world["plain"])
+        service.change_status(session, done.id, "closed", world["head"], NOW)
+        order = [r.subject for r in service.inbox(session, world["dept_service"])]
+        ids = (sooner.id, later.id)
+    assert order == ["Шумит", "Ремонт", "Без срока"]  # SQLite sorts a missing deadline first unless told
+
+    supervisor, _ = _logged_in(sessions, "sup", "supervisor")
+    page = supervisor.get("/requests?department=service").text
+    rows = {m.group(1): m.group(0) for m in re.finditer(r'<tr data-request-id="(\d+)".*?</tr>', page, re.S)}
+    assert len(rows) == 3 and list(rows)[:2] == [str(i) for i in ids]
+    assert f'<a href="/clients/{world["plain"]}">Обычный</a>' in rows[str(ids[1])]
+    assert '<td class="request-assignee">Head of Service</td>' in rows[str(ids[1])]
+    assert '<td class="request-assignee">—</td>' in rows[str(ids[0])]
+    assert "&lt;img src=x onerror=&#34;alert(1)&#34;&gt;" in rows[str(ids[0])] and "<img src" not in page
+
+
 def ended(linkedid: str, caller: str, outcome: Outcome, queue: str = "support") -> CallEvent:
     return CallEvent(kind=CallEventKind.ENDED, linkedid=linkedid, at=NOW.timestamp(), caller_num=caller,
                      queue=queue, outcome=outcome)
@@ -179,14 +206,25 @@ async def test_overdue_request_is_pushed_once_to_the_department_heads_desk(sessi
         service.create_request(session, "complaint", "Ещё в срок", NOW + timedelta(hours=3))
     bus = MemoryBus()
     head_desk = await bus.subscribe(desk_topic(world["head"]))
+
+    def counted() -> list[tuple[str, int]]:  # what a desk opened now shows
+        with sessions() as session:
+            every = list(session.scalars(select(Department)))
+            return [(d.code, n) for d, n in service.overdue_counts(session, every)]
+
+    assert counted() == []  # not escalated yet: the push will count it
     assert await escalate_once(sessions, bus, NOW + timedelta(hours=5)) == 1
     message = await head_desk.get()
-    assert (message["type"], message["request_id"], message["subject"]) == (
-        "escalation", late.id, "Никто не перезвонил")
+    assert (message["type"], message["request_id"], message["subject"], message["department_code"]) == (
+        "escalation", late.id, "Никто не перезвонил", "service")
     assert await escalate_once(sessions, bus, NOW + timedelta(hours=6)) == 0
+    assert counted() == [("service", 1)]
+    with sessions.begin() as session:
+        service.change_status(session, late.id, "closed", world["head"], NOW + timedelta(hours=7))
+    assert counted() == []
     with sessions() as session:
         assert session.scalars(select(RequestEvent.kind).where(RequestEvent.request_id == late.id)).all() == [
-            "created", "escalated"]
+            "created", "escalated", "status"]
 
 
 def test_unknown_did_is_logged_routed_by_default_and_the_call_still_logged(

@@ -17,10 +17,13 @@ from crm_core.models import (
     Operator,
     Phone,
     Request,
+    as_utc,
+    utcnow,
 )
 from crm_core.passwords import verify_password
 from crm_core.phones import normalize_phone, phone_kind
 from crm_core.seed import demo_callers, seed_demo
+from routing.inbox.models import RequestEvent
 
 COUNTED = (Department, Operator, Client, ContactPerson, Phone, ClientPhone, Request, Interaction, Call, Debt)
 
@@ -74,6 +77,21 @@ def test_client_base_is_realistic_with_the_recorded_callers(sessions: sessionmak
     _check_demo_callers(sessions)
 
 
+def _check_requests(s: Session) -> None:
+    """Filed as the desk files them: a deadline, a history; some open ones overdue, not most."""
+    now = utcnow()
+    requests = s.scalars(select(Request)).all()
+    assert all(r.due_at is not None and r.department_id is not None for r in requests)
+    with_history = set(s.scalars(select(RequestEvent.request_id).where(RequestEvent.kind == "created")))
+    assert with_history == {r.id for r in requests}
+    unfinished = [r for r in requests if r.status != "closed"]
+    overdue = [r for r in unfinished if as_utc(r.due_at) < now]
+    assert 0 < len(overdue) < len(unfinished) / 2
+    assert all(r.closed_at is not None for r in requests if r.status == "closed")
+    assert all(r.assignee_id is not None for r in requests if r.status == "in_progress")
+    assert {r.kind for r in requests} >= {"question", "complaint", "service", "order"}
+
+
 def _check_client_base(sessions: sessionmaker[Session]) -> None:
     with sessions() as s:
         clients = s.scalars(select(Client)).all()
@@ -90,6 +108,7 @@ def _check_client_base(sessions: sessionmaker[Session]) -> None:
         assert {c.segment for c in clients} == {"standard", "vip"}
         assert sum(c.manager_id is not None for c in clients) >= 10
         assert s.scalar(select(func.count()).select_from(Request).where(Request.status == "open")) >= 10
+        _check_requests(s)
         shared = s.execute(select(ClientPhone.phone_id).group_by(ClientPhone.phone_id).having(func.count() > 1))
         assert len(shared.all()) >= 3
         debts = s.scalars(select(Debt)).all()

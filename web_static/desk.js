@@ -269,6 +269,21 @@ view.transferTo.addEventListener("keydown", (event) => {
 
 let backoff = 500;
 
+// One more overdue request of a department: the line under the status says how many, and leads
+// to that department's requests.
+function countOverdue(code, name) {
+  const list = document.getElementById("overdue-requests");
+  let item = [...list.children].find((li) => li.dataset.department === code);
+  if (!item) {
+    item = el("li", { dataset: { department: code, count: 0 } },
+      el("a", { href: `/requests?department=${encodeURIComponent(code)}` }));
+    list.append(item);
+  }
+  item.dataset.count = Number(item.dataset.count) + 1;
+  item.firstElementChild.textContent = t("desk.overdue", { department: name, count: item.dataset.count });
+  list.hidden = false;
+}
+
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
   const socket = new WebSocket(`${scheme}://${window.location.host}/ws/desk`);
@@ -292,6 +307,7 @@ function connect() {
       showReasons(message.reasons);
     } else if (message.type === "escalation") {
       toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
+      countOverdue(message.department_code, message.department);
     }
   });
   socket.addEventListener("close", (event) => {

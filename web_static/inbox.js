@@ -30,8 +30,11 @@ function show(request) {
   $("assign-to").replaceChildren(...request.colleagues.map((person) =>
     el("option", { value: person.id, selected: person.id === request.assignee_id }, person.name)));
   $("request-history").replaceChildren(...request.history.map(historyLine));
-  const row = document.querySelector(`tr[data-request-id="${request.id}"] .request-status`);
-  if (row) row.textContent = label("requests.status", request.status);
+  const row = document.querySelector(`tr[data-request-id="${request.id}"]`);
+  if (row) {
+    row.querySelector(".request-status").textContent = label("requests.status", request.status);
+    row.querySelector(".request-assignee").textContent = request.assignee || "—";
+  }
 }
 
 // Only the moves the request can take: a closed request offers none, so its control is disabled.

@@ -83,6 +83,7 @@ def escalation_message(item: service.Escalation) -> dict[str, object]:
         "type": "escalation",
         "request_id": item.request_id,
         "department": item.department,
+        "department_code": item.department_code,
         "subject": item.subject,
         "due_at": item.due_at.isoformat(),
     }

@@ -69,7 +69,9 @@ def _row(request: RequestRow, now: datetime, region: str) -> dict[str, Any]:
     return {
         "id": request.id, "kind": request.kind, "subject": request.subject, "status": request.status,
         "source": request.source, "client_id": request.client_id, "contact": request.contact,
+        "client": request.client.name if request.client else "",
         "department_id": request.department_id, "assignee_id": request.assignee_id,
+        "assignee": request.assignee.name if request.assignee else "",
         "due_at": due.isoformat() if due else None,
         "overdue": bool(due and due < now and request.status != "closed"),
         "phone": {"e164": e164, "display": format_phone(e164)} if e164 else None,  # the contact, to call back
@@ -120,7 +122,6 @@ def show(request: Request, operator: Reader, request_id: int) -> dict[str, Any]:
                   for e in service.history(session, request_id)]
         people = [{"id": o.id, "name": o.name} for o in service.colleagues(session, row.department_id)]
         return {**_row(row, _now(), _region(request)), "body": row.body, "history": events, "colleagues": people,
-                "assignee": row.assignee.name if row.assignee else "",
                 "next_statuses": list(service.NEXT_STATUSES.get(row.status, ()))}
 
     return _call(request, work, operator, request_id)

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, joinedload
 
 from crm_core.db import insert_or_ignore
 from crm_core.models import Client, Department, Operator, Request, as_utc
@@ -210,11 +210,25 @@ def comment(session: Session, request_id: int, author_id: int | None, text: str,
 
 
 def inbox(session: Session, department_id: int, include_closed: bool = False) -> list[Request]:
-    """The department's requests, the most urgent first."""
-    query = select(Request).where(Request.department_id == department_id)
+    """The department's requests, the most urgent first, those without a deadline last (SQLite
+    would sort them first), with their clients and assignees."""
+    query = (select(Request).where(Request.department_id == department_id)
+             .options(joinedload(Request.client), joinedload(Request.assignee)))
     if not include_closed:
         query = query.where(Request.status != "closed")
-    return list(session.scalars(query.order_by(Request.due_at, Request.id)))
+    return list(session.scalars(query.order_by(Request.due_at.is_(None), Request.due_at, Request.id)))
+
+
+def overdue_counts(session: Session, departments: list[Department]) -> list[tuple[Department, int]]:
+    """The departments with unfinished requests the escalator found overdue, and how many: the desk
+    shows them, since an escalation's push reaches only a desk open at that moment. Escalated
+    ones only, so a push that comes after the page is read adds a request not counted yet."""
+    counts = dict(session.execute(
+        select(Request.department_id, func.count())
+        .where(Request.department_id.in_([d.id for d in departments]), Request.status != "closed",
+               Request.escalated_at.is_not(None))
+        .group_by(Request.department_id)).all())
+    return [(d, counts[d.id]) for d in departments if d.id in counts]
 
 
 def history(session: Session, request_id: int) -> list[RequestEvent]:
@@ -229,6 +243,7 @@ class Escalation:
     request_id: int
     head_id: int
     department: str
+    department_code: str
     subject: str
     due_at: datetime
 
@@ -247,7 +262,8 @@ def escalate_overdue(session: Session, now: datetime) -> list[Escalation]:
         session.add(RequestEvent(request_id=request.id, at=now, kind="escalated",
                                  value=str(dept.head_id or "")))
         if dept.head_id is not None:
-            found.append(Escalation(request.id, dept.head_id, dept.name, request.subject, as_utc(request.due_at)))
+            found.append(Escalation(request.id, dept.head_id, dept.name, dept.code, request.subject,
+                                    as_utc(request.due_at)))
     return found
 
 

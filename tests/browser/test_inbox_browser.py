@@ -4,8 +4,9 @@ in the database. op3 (service) does not see it at all."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from live_desk import LiveDesk
 from playwright.sync_api import Page, expect
@@ -13,6 +14,7 @@ from sqlalchemy import select
 
 from crm_core.models import Department, Operator, Request
 from routing.inbox import service
+from routing.inbox.followups import escalate_once
 from routing.inbox.models import RequestEvent
 
 
@@ -38,6 +40,7 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     page.goto("/requests?department=sales")
     row = page.locator(f'tr[data-request-id="{request_id}"]')
     expect(row.locator(".request-status")).to_have_text("Открыто")
+    expect(row.locator(".request-assignee")).to_have_text("—")
     call_back = row.locator("button[data-dial]")  # the contact is a click-to-call button
     expect(call_back).to_have_text("☎ +7 351 765-43-21")
     with page.expect_request("**/api/dial") as dialled:
@@ -60,6 +63,7 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     page.select_option("#assign-to", str(op2_id))
     page.click("#assign-go")
     expect(page.locator("#request-assignee")).to_have_text("Дмитрий Козлов")
+    expect(row.locator(".request-assignee")).to_have_text("Дмитрий Козлов")  # the list says so too
     page.fill("#request-comment", "Звонил, не дозвонился")
     page.click("#comment-go")
     expect(page.locator("#request-history li")).to_have_count(6)
@@ -82,3 +86,29 @@ def test_inbox_actions_change_status_assign_comment_with_history(
     assert [tuple(s) for s in steps] == [
         ("created", "callback", None), ("again", "again.1", None), ("status", "in_progress", op1_id), ("assigned", str(op1_id), op1_id),
         ("assigned", str(op2_id), op1_id), ("comment", "", op1_id), ("status", "closed", op1_id)]
+
+
+def test_a_heads_desk_counts_the_overdue_requests_and_each_new_escalation(
+    new_desk_page: Callable[[str], Page], live_desk: LiveDesk
+) -> None:
+    """An escalation's push reaches only a desk open at that moment: the desk shows the ones made
+    before, and counts each new one as it comes."""
+
+    def file_overdue(subject: str) -> None:
+        with live_desk.sessions.begin() as session:
+            service.create_request(session, "complaint", subject, datetime.now(UTC) - timedelta(days=1),
+                                   department_id=session.scalar(select(Department.id).where(Department.code == "service")))
+        asyncio.run_coroutine_threadsafe(escalate_once(live_desk.sessions, live_desk.bus, datetime.now(UTC)),
+                                         live_desk.loop).result(5)
+
+    file_overdue("Ждёт со вчера")
+    with live_desk.sessions() as session:
+        counts = dict(service.overdue_counts(session, list(session.scalars(select(Department)))))
+        before = next(n for d, n in counts.items() if d.code == "service")
+    page = new_desk_page("head_service")
+    line = page.locator('#overdue-requests li[data-department="service"]')
+    expect(line).to_have_text(f"Сервис: просрочено обращений {before}")
+    expect(line.locator("a")).to_have_attribute("href", "/requests?department=service")
+    file_overdue("Тоже ждёт")  # pushed to the open desk
+    expect(line).to_have_text(f"Сервис: просрочено обращений {before + 1}")
+    expect(page.locator("#overdue-requests li")).to_have_count(1)  # the head of service hears of service only
