@@ -265,10 +265,6 @@ view.transferTo.addEventListener("keydown", (event) => {
   }
 });
 
-// ---- the socket, reconnecting with backoff ----------------------------------------------
-
-let backoff = 500;
-
 // One more overdue request of a department: the line under the status says how many, and leads
 // to that department's requests.
 function countOverdue(code, name) {
@@ -283,6 +279,10 @@ function countOverdue(code, name) {
   item.firstElementChild.textContent = t("desk.overdue", { department: name, count: item.dataset.count });
   list.hidden = false;
 }
+
+// ---- the socket, reconnecting with backoff ----------------------------------------------
+
+let backoff = 500;
 
 function connect() {
   const scheme = window.location.protocol === "https:" ? "wss" : "ws";
