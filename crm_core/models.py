@@ -240,6 +240,8 @@ class Request(Base):
     """
 
     __tablename__ = "requests"
+    # a department's unfinished requests: its inbox, and the overdue count every desk reads on load
+    __table_args__ = (Index("ix_requests_department_status", "department_id", "status"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     client_id: Mapped[int | None] = mapped_column(ForeignKey("clients.id", ondelete="CASCADE"), index=True)
