@@ -31,6 +31,7 @@ from agent_desk import (
     reviews_http,
     status_http,
     supervisor_http,
+    users_http,
     wall_http,
     wall_ws,
     ws,
@@ -143,6 +144,7 @@ def create_app(
     app.include_router(routing_http.router)
     app.include_router(inbox_http.router)
     app.include_router(ivr_http.router)
+    app.include_router(users_http.router)
     app.include_router(debt_import_http.router)  # before campaigns: /campaigns/import is not a campaign id
     app.include_router(campaigns_http.router)
     app.include_router(health.router)

@@ -8,10 +8,12 @@ What each role may do is the table in README, "Security".
 
 from __future__ import annotations
 
+import hashlib
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from fastapi import HTTPException, Request, WebSocket
 from sqlalchemy import select
@@ -23,7 +25,6 @@ from crm_core.models import Operator
 from crm_core.passwords import hash_password, verify_password
 from crm_core.visibility import Viewer, department_ids, department_queues
 
-ROLES = ("operator", "department_head", "supervisor", "admin")
 SEES_ALL = ("supervisor", "admin")  # every department, client and call
 SUPERVISING = ("department_head", "supervisor", "admin")  # supervisor pages; a head's limited to their departments
 CSRF_HEADER = "X-CSRF-Token"
@@ -40,10 +41,12 @@ class CurrentOperator:
     interface: str | None
     language: str
     departments: frozenset[int] = frozenset()  # belonged to or headed; empty for SEES_ALL roles
+    stamp: str = ""  # password_stamp of the password in use
 
     @classmethod
     def of(cls, row: Operator, departments: frozenset[int] = frozenset()) -> CurrentOperator:
-        return cls(row.id, row.login, row.name, row.role, row.interface, row.language, departments)
+        return cls(row.id, row.login, row.name, row.role, row.interface, row.language, departments,
+                   password_stamp(row.password_hash))
 
     @property
     def sees_all(self) -> bool:
@@ -57,6 +60,13 @@ class CurrentOperator:
 
 class LoginRequired(Exception):
     """A page was asked for without a session; the app answers with a redirect to /login."""
+
+
+def password_stamp(password_hash: str) -> str:
+    """What a session keeps of the password it was opened with: a new password (the user's own or
+    an admin's reset) signs every other session out at its next request. A digest of the argon2
+    hash, whose salt is secret, so the signed (not encrypted) cookie tells nothing of the password."""
+    return hashlib.sha256(password_hash.encode()).hexdigest()[:16]
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +93,7 @@ def start_session(request: Request, operator: CurrentOperator) -> None:
     """A fresh session for the operator: nothing from before login survives (no fixation)."""
     request.session.clear()
     request.session["operator_id"] = operator.id
+    request.session["stamp"] = operator.stamp
     request.session["lang"] = operator.language
     request.session["csrf"] = secrets.token_urlsafe(32)
 
@@ -111,19 +122,21 @@ def session_language(request: Request | WebSocket) -> str:
     return pick_language(request.session.get("lang"), request.app.state.desk.settings.default_language)
 
 
-def load_operator(sessions: sessionmaker[Session], operator_id: object) -> CurrentOperator | None:
-    """The active operator behind a session's id, with their departments, or None."""
+def load_operator(sessions: sessionmaker[Session], cookie: Mapping[str, Any]) -> CurrentOperator | None:
+    """The active operator behind a session, with their departments; None when there is none, they
+    left, or their password changed since the session was opened."""
+    operator_id = cookie.get("operator_id")
     if not isinstance(operator_id, int):
         return None
     with sessions() as session:
         row = session.get(Operator, operator_id)
-        if row is None or not row.active:
+        if row is None or not row.active or cookie.get("stamp") != password_stamp(row.password_hash):
             return None
         return CurrentOperator.of(row, frozenset() if row.role in SEES_ALL else department_ids(session, row.id))
 
 
 def _from_session(request: Request | WebSocket) -> CurrentOperator | None:
-    return load_operator(request.app.state.desk.sessions, request.session.get("operator_id"))
+    return load_operator(request.app.state.desk.sessions, request.session)
 
 
 def api_operator(request: Request) -> CurrentOperator:
@@ -154,6 +167,14 @@ def page_operator(request: Request) -> CurrentOperator:
     operator = _from_session(request)
     if operator is None:
         raise LoginRequired()
+    return operator
+
+
+def admin_page(request: Request) -> CurrentOperator:
+    """Dependency for the admin's pages and forms (/admin/...): an admin, else 403."""
+    operator = page_operator(request)
+    if operator.role != "admin":
+        raise HTTPException(403, translate(session_language(request), "api.forbidden"))
     return operator
 
 

@@ -82,7 +82,7 @@ def root() -> RedirectResponse:
 def login_form(request: Request, lang: str | None = None) -> Response:
     if lang in LANGUAGES:
         request.session["lang"] = lang
-    if load_operator(request.app.state.desk.sessions, request.session.get("operator_id")):
+    if load_operator(request.app.state.desk.sessions, request.session):
         return RedirectResponse("/desk", status_code=303)
     return _render(request, "login.html", None, login_value="", error=None)
 

@@ -3,9 +3,10 @@
 Same role check as the page: an operator's socket is closed with 4403 before any data; a
 department head's socket gets their departments' queues and agents only (`scoped_snapshot`,
 made per socket: heads are few, the room's big screens share the one encoding).
-One `WallFeed` per web worker holds the only bus subscription: each snapshot is decoded and
-encoded once, however many walls watch, and a slow browser skips to the newest snapshot
-instead of queueing old ones.
+One `WallFeed` per web worker holds the only subscription to the wall's topic: each snapshot is
+decoded and encoded once, however many walls watch, and a slow browser skips to the newest
+snapshot instead of queueing old ones. Each wall also hears its account's desk topic, where a new
+password or a deactivation closes it (4401).
 
 The snapshot is split (`split_snapshot`): every wall gets the per-queue figures with the
 waiting callers (`wall`, a few KB), and only a wall that said `{"view": "table"}` over the
@@ -24,8 +25,8 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from agent_desk.auth import supervised_queues
 from agent_desk.wall_http import WALL_ROLES
-from agent_desk.ws import accept_operator
-from callcard.bus import WALL_TOPIC, Bus
+from agent_desk.ws import CLOSE_UNAUTHENTICATED, accept_operator
+from callcard.bus import WALL_TOPIC, Bus, desk_topic
 from crm_core.pause_reasons import PAUSES_TOPIC
 from routing.wall import kept_wall, scoped_snapshot
 
@@ -163,15 +164,26 @@ async def wall_socket(websocket: WebSocket) -> None:
                 view["name"], view["agents_sent"] = asked, 0  # back to the table: send its agents again
                 wake.set()
 
+    async def signed_out() -> None:
+        """A new password or a deactivation (pushed to the account's desk topic, as for its desks)
+        ends a wall opened with the session before it."""
+        async for message in account:
+            if message.get("type") == "account" and message.get("stamp") != websocket.session.get("stamp"):
+                await websocket.close(code=CLOSE_UNAUTHENTICATED)
+                raise WebSocketDisconnect(CLOSE_UNAUTHENTICATED)
+
     async def until_gone(job: Any, scope: anyio.CancelScope) -> None:
         try:
             await job()
         except WebSocketDisconnect:
             scope.cancel()
 
+    account = await websocket.app.state.desk.bus.subscribe(desk_topic(operator.id))
     try:
         async with anyio.create_task_group() as group:
-            for job in (send, listen):
+            for job in (send, listen, signed_out):
                 group.start_soon(until_gone, job, group.cancel_scope)
     finally:
         feed.watchers.discard(wake)
+        with anyio.CancelScope(shield=True):
+            await account.close()

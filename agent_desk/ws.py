@@ -129,6 +129,11 @@ async def _forward(websocket: WebSocket, bus: Bus, sub: Subscription, operator_i
                 await websocket.send_json({"type": "ping"})
                 continue
             kind = message.get("type")
+            if kind == "account":  # a new password, or the account left: a session opened before ends here
+                if message.get("stamp") != websocket.session.get("stamp"):
+                    await websocket.close(code=CLOSE_UNAUTHENTICATED)
+                    return
+                continue
             if kind == "board":
                 board = message
                 message = own_board(message, queues)

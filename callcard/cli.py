@@ -66,67 +66,53 @@ def cmd_seed(settings: Settings, _args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(settings: Settings, args: argparse.Namespace) -> None:
-    """A user in the given departments; a department head also becomes their head (Department.head_id)."""
+    """A user in the given departments, by the rules of `crm_core.users` (the admin's page uses them too)."""
+    from crm_core import users
     from crm_core.db import make_engine, make_sessionmaker
-    from crm_core.models import Department, Operator
-    from crm_core.passwords import hash_password
 
-    codes = list(dict.fromkeys(args.department))
-    if args.role == "department_head" and not codes:
-        raise CliError("a department head needs --department CODE (one or more)")
+    codes = tuple(dict.fromkeys(args.department))
+    account = users.Account(name=args.name or args.login, role=args.role, departments=codes,
+                            interface=args.interface or "")
     password = os.environ.get("CALLCARD_NEW_PASSWORD") or getpass.getpass(f"password for {args.login}: ")
-    if len(password) < 8:
-        raise CliError("password must be at least 8 characters")
     engine = make_engine(settings.database_url)
-    with make_sessionmaker(engine)() as session:
-        if session.query(Operator).filter_by(login=args.login).first() is not None:
-            raise CliError(f"user {args.login!r} already exists")
-        departments = session.query(Department).filter(Department.code.in_(codes)).all()
-        unknown = sorted(set(codes) - {d.code for d in departments})
-        if unknown:
-            raise CliError(f"no department {', '.join(unknown)} (run `callcard seed` or check the code)")
-        user = Operator(login=args.login, name=args.name or args.login, role=args.role,
-                        interface=args.interface or None, password_hash=hash_password(password),
-                        language=settings.default_language, departments=departments)
-        session.add(user)
-        if args.role == "department_head":
-            for department in departments:
-                department.head = user
-        session.commit()
-    engine.dispose()
+    try:
+        with make_sessionmaker(engine).begin() as session:
+            users.create_user(session, args.login, account, password, settings.default_language)
+    except users.UserError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
     print(f"created {args.role} {args.login}" + (f" on {args.interface}" if args.interface else "")
           + (f" in {', '.join(codes)}" if codes else ""))
 
 
 def cmd_deactivate_user(settings: Settings, args: argparse.Namespace) -> None:
-    """An employee leaves: the account stops working at once (every request re-reads it) and their
+    """An employee leaves: the account stops working at once, their phone is free, and their
     personal clients go to the colleague named, so the clients stay with the company."""
-    from crm_core.clients import reassign_clients
+    from sqlalchemy import select
+
+    from crm_core import users
     from crm_core.db import make_engine, make_sessionmaker
-    from crm_core.models import Client, Department, Operator
+    from crm_core.models import Operator
 
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine).begin() as session:
-            user = session.query(Operator).filter_by(login=args.login).first()
-            if user is None:
+            user_id = session.scalar(select(Operator.id).where(Operator.login == args.login))
+            if user_id is None:
                 raise CliError(f"no user {args.login!r}")
-            managed = session.query(Client).filter_by(manager_id=user.id).count()
-            heir = None
+            heir_id = None
             if args.clients_to not in ("", "none"):
-                heir = session.query(Operator).filter_by(login=args.clients_to, active=True).first()
-                if heir is None or heir.id == user.id:
+                heir_id = session.scalar(select(Operator.id).where(Operator.login == args.clients_to, Operator.active))
+                if heir_id is None or heir_id == user_id:
                     raise CliError(f"no other active user {args.clients_to!r} to take the clients")
-            elif managed and args.clients_to != "none":
-                raise CliError(f"{args.login} is personal manager of {managed} clients: name who takes them "
-                               "with --clients-to LOGIN (or --clients-to none)")
-            moved = reassign_clients(session, user.id, heir.id if heir else None)
-            user.active = False
-            for department in session.query(Department).filter_by(head_id=user.id):
-                department.head = None
+            moved = users.deactivate_user(session, user_id, heir_id, clients_to_nobody=args.clients_to == "none")
+    except users.UserError as exc:
+        raise CliError(f"{exc} (--clients-to LOGIN, or --clients-to none)"
+                       if exc.key == "users.err.clients_left" else str(exc)) from None
     finally:
         engine.dispose()
-    print(f"deactivated {args.login}" + (f"; {moved} clients now with {args.clients_to}" if heir
+    print(f"deactivated {args.login}" + (f"; {moved} clients now with {args.clients_to}" if heir_id
                                          else f"; {moved} clients left without a personal manager" if moved else ""))
 
 

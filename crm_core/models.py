@@ -82,7 +82,7 @@ class Department(Base):
 
 
 class Operator(Base):
-    """A person who logs in: operator, department head, supervisor or admin (agent_desk.auth.ROLES)."""
+    """A person who logs in: operator, department head, supervisor or admin (crm_core.users.ROLES)."""
 
     __tablename__ = "operators"
 
@@ -90,7 +90,7 @@ class Operator(Base):
     login: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(128))
     password_hash: Mapped[str] = mapped_column(String(256))
-    role: Mapped[str] = mapped_column(String(16), default="operator")  # agent_desk.auth.ROLES
+    role: Mapped[str] = mapped_column(String(16), default="operator")  # crm_core.users.ROLES
     interface: Mapped[str | None] = mapped_column(String(128), unique=True)  # Local/101@agents
     language: Mapped[str] = mapped_column(String(8), default="ru")
     active: Mapped[bool] = mapped_column(default=True)

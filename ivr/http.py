@@ -16,7 +16,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
-from agent_desk.auth import CurrentOperator, csrf_ok, page_operator, session_language
+from agent_desk.auth import CurrentOperator, admin_page, csrf_ok, session_language
 from agent_desk.i18n import explain, translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
 from callcard.refusal import Refusal
@@ -27,13 +27,7 @@ from ivr.models import AFTER_HOURS, DAY_KINDS, OPTION_ACTIONS, DepartmentSchedul
 router = APIRouter(include_in_schema=False)
 
 
-def _admin(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)]) -> CurrentOperator:
-    if operator.role != "admin":
-        raise HTTPException(403, translate(session_language(request), "api.forbidden"))
-    return operator
-
-
-Admin = Annotated[CurrentOperator, Depends(_admin)]
+Admin = Annotated[CurrentOperator, Depends(admin_page)]
 Csrf = Annotated[str, Form(max_length=128)]
 
 

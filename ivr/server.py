@@ -199,7 +199,7 @@ class IvrApplication:
             log.error("IVR: the channel has no Uniqueid/Linkedid; path %r is not stored", path)
             return
         with self._sessions.begin() as session:
-            service.record_path(session, linkedid, path, started, client_id, department)
+            service.record_path(session, linkedid, path, started, client_id, department, self._clock())
 
     def _callback(self, caller: _Caller, department: str) -> None:
         assert caller.e164 is not None, "a withheld number is offered no callback (menu.without_callback)"

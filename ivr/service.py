@@ -32,11 +32,12 @@ from ivr.models import (
     IvrMenu,
     IvrOption,
 )
-from routing.inbox.service import create_request, join_open_callback
+from routing.inbox.service import create_request, join_open_callback, withdraw_callback
 
 log = logging.getLogger(__name__)
 
 CALLBACK_SUBJECT = "Перезвонить"
+FOLLOW_UP_WITHDRAWN = "звонок завершён в IVR: перезванивать не нужно"
 
 
 def holiday_calendar(session: Session) -> HolidayCalendar:
@@ -128,13 +129,17 @@ def create_callback_request(session: Session, client_id: int | None, department_
 
 
 def record_path(session: Session, linkedid: str, path: str, started_at: datetime, client_id: int | None,
-                department_code: str) -> None:
+                department_code: str, now: datetime) -> None:
     """Store the path on the Call row, made here when the call logger has not seen the call yet;
     a path the IVR ended itself makes the call's outcome ENDED_IN_IVR, whether or not its end
-    (missed) was logged first."""
+    (missed) was logged first. The follow-up rule, which reads the call's end off the bus, may have
+    filed a callback before this: a blocked number or a closed department's message wants none, so
+    it is withdrawn (a callback the IVR promised is that same request, which the IVR joined)."""
     call = ensure_call(session, linkedid, started_at)
     call.ivr_path = path[:256]
     if ended_by_ivr(path) and call.outcome in (None, Outcome.MISSED.value):
+        if not path.endswith(">callback"):
+            withdraw_callback(session, linkedid, now, FOLLOW_UP_WITHDRAWN)
         call.outcome = ENDED_IN_IVR
     if call.client_id is None and client_id is not None:
         call.client_id = client_id

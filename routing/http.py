@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from agent_desk.auth import CurrentOperator, api_writer, csrf_ok, page_operator, session_language
+from agent_desk.auth import CurrentOperator, admin_page, api_writer, csrf_ok, session_language
 from agent_desk.i18n import explain, translate
 from agent_desk.pages import _render  # the desk's page shell: same header, language and CSRF blob
 from ami_bridge.client import AmiDisconnected, AmiError
@@ -129,13 +129,7 @@ def _colleague(request: Request, session: Session, operator_id: int, me: int) ->
 # --- /admin/routing ------------------------------------------------------------------------
 
 
-def _admin(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)]) -> CurrentOperator:
-    if operator.role != "admin":
-        raise HTTPException(403, _t(request, "api.forbidden"))
-    return operator
-
-
-Admin = Annotated[CurrentOperator, Depends(_admin)]
+Admin = Annotated[CurrentOperator, Depends(admin_page)]
 
 
 def _page_data(request: Request) -> dict[str, Any]:

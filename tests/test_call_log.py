@@ -165,7 +165,7 @@ def test_a_call_the_ivr_ended_itself_is_no_missed_call_whichever_is_stored_first
 
 def _record(sessions: sessionmaker[Session], linkedid: str, path: str) -> None:
     with sessions.begin() as s:
-        ivr_service.record_path(s, linkedid, path, at(1), None, "")
+        ivr_service.record_path(s, linkedid, path, at(1), None, "", at(1))
 
 
 def test_replayed_events_never_duplicate_or_change_the_row(sessions, crm) -> None:

@@ -43,7 +43,7 @@ def test_create_user_makes_a_department_head_of_the_named_departments(
     capsys.readouterr()
     monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "head-of-it-1")
     assert main(["create-user", "chief", "--role", "department_head"]) == 2
-    assert "a department head needs --department CODE" in capsys.readouterr().err
+    assert "a department head needs a department" in capsys.readouterr().err
     assert main(["create-user", "chief", "--role", "department_head", "--department", "nope"]) == 2
     assert "no department nope" in capsys.readouterr().err
     assert main(["create-user", "chief", "--role", "department_head", "--department", "service"]) == 0
@@ -78,7 +78,8 @@ def test_deactivate_user_locks_the_account_and_hands_over_their_clients(
     assert main(["deactivate-user", "head_sales", "--clients-to", "none"]) == 0
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op1"])) == 0
-        assert not session.get(Operator, ids["op1"]).active
+        left = session.get(Operator, ids["op1"])
+        assert (left.active, left.interface) == (False, None)  # the phone is free for a successor
         assert session.scalar(select(Department.head_id).where(Department.code == "sales")) is None
     engine.dispose()
 
@@ -89,7 +90,7 @@ def test_duplicate_user_and_short_password_are_clear_errors(
     assert main(["migrate"]) == 0
     monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "short")
     assert main(["create-user", "petrov"]) == 2
-    assert "password must be at least 8 characters" in capsys.readouterr().err
+    assert "a password needs at least 8 characters" in capsys.readouterr().err
     monkeypatch.setenv("CALLCARD_NEW_PASSWORD", "long-enough-1")
     assert main(["create-user", "petrov"]) == 0
     assert main(["create-user", "petrov"]) == 2

@@ -3,6 +3,7 @@ heads theirs, supervisors and admins all; assignment only to people of the reque
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
 
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from agent_desk.app import create_app
 from callcard.bus import MemoryBus
 from callcard.settings import Settings
-from crm_core.models import Department, Operator
+from crm_core.models import Client, Department, Operator
 from crm_core.passwords import hash_password
 from routing.inbox import service
 
@@ -98,3 +99,51 @@ def test_assignment_is_to_the_request_departments_people(sessions: sessionmaker[
     assert [p["name"] for p in shown["colleagues"]] == ["Seller", "Seller 2"]
     assert shown["assignee"] == "Seller 2"
     assert http.get("/api/requests/99999").status_code == 404
+
+
+def page_data(html: str) -> dict[str, object]:
+    blob = re.search(r'<script type="application/json" id="page-data">(.*?)</script>', html, re.S)
+    return json.loads(blob.group(1))
+
+
+def test_a_cards_link_opens_the_request_in_its_departments_inbox_only_for_those_who_may_see_it(
+    sessions: sessionmaker[Session], world: dict[str, int]
+) -> None:
+    head, _ = login(sessions, "head")  # heads service, belongs to no department
+    shown = head.get(f"/requests?request={world['complaint']}").text
+    assert page_data(shown)["open_request"] == world["complaint"]
+    assert 'href="/requests?department=service&amp;view=open" aria-current="page"' in shown
+    boss, _ = login(sessions, "boss")  # sees every department: the request's tab is chosen, not the first
+    shown = boss.get(f"/requests?request={world['complaint']}").text
+    assert 'href="/requests?department=service&amp;view=open" aria-current="page"' in shown
+    assert page_data(shown)["open_request"] == world["complaint"]
+    seller, _ = login(sessions, "seller")
+    for other in (world["complaint"], 99999):  # another department's, and none at all: the own inbox, nothing opened
+        page = seller.get(f"/requests?request={other}")
+        assert page.status_code == 200 and page_data(page.text)["open_request"] is None
+        assert f'data-request-id="{world["order"]}"' in page.text
+    assert seller.get("/requests?request=abc").status_code == 422
+
+
+def test_a_request_filed_from_a_card_says_which_department_it_went_to(
+    sessions: sessionmaker[Session], world: dict[str, int]
+) -> None:
+    http, csrf = login(sessions, "fixer")
+    with sessions.begin() as session:
+        client = Client(name="Клиент без менеджера", kind="person")
+        session.add(client)
+        session.flush()
+        client_id = client.id
+    filed = http.post("/api/requests", json={"kind": "order", "subject": "Новый тариф", "body": "С 1-го числа",
+                                             "client_id": client_id}, headers=csrf)
+    assert filed.status_code == 201, filed.text
+    assert (filed.json()["department"], filed.json()["client_id"], filed.json()["status"]) == \
+        ("Продажи", client_id, "open")  # an order goes to sales, though a service operator filed it
+    assert http.post("/api/requests", json={"kind": "order", "subject": "x"}).status_code == 403  # no CSRF token
+    assert http.post("/api/requests", json={"kind": "gossip", "subject": "x"}, headers=csrf).status_code == 422
+    stranger = http.post("/api/requests", json={"kind": "callback", "subject": "Перезвонить", "contact": "8 916 123-00-03"},
+                         headers=csrf)
+    assert (stranger.status_code, stranger.json()["contact"], stranger.json()["client_id"]) == (201, "+79161230003", None)
+    refused = http.post("/api/requests", json={"kind": "callback", "subject": "x", "contact": "<b>call me</b>"},
+                        headers=csrf)
+    assert refused.status_code == 422 and "is not a phone number" in refused.json()["detail"]

@@ -3,6 +3,7 @@ and route_call() against the real databases."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -24,7 +25,7 @@ from crm_core.phones import format_phone
 from ivr import service as ivr_service
 from routing import service as routing
 from routing.inbox import service
-from routing.inbox.followups import FollowUps, escalate_once
+from routing.inbox.followups import FollowUps, escalate_once, publish_overdue
 from routing.inbox.intake import import_eml_dir, parse_eml
 from routing.inbox.models import RequestEvent
 from routing.rules import RULE_CODES, QueueLoad
@@ -101,8 +102,18 @@ def test_the_inbox_shows_the_most_urgent_first_with_client_and_assignee(sessions
         done = service.create_request(session, "complaint", "Решено", NOW - timedelta(days=1),
                                       client_id=world["plain"])
         service.change_status(session, done.id, "closed", world["head"], NOW)
-        order = [r.subject for r in service.inbox(session, world["dept_service"])]
+        def view(name: str, now: datetime = NOW) -> list[str]:
+            return [r.subject for r in service.inbox(session, world["dept_service"], name, world["head"], now)]
+
+        order = view("open")
         ids = (sooner.id, later.id)
+        assert view("mine") == ["Ремонт"]  # assigned to the head
+        assert view("overdue", NOW + timedelta(hours=5)) == ["Шумит"]  # 4 h complaint; no deadline is never late
+        assert view("closed") == ["Решено"]
+        assert service.inbox_counts(session, world["dept_service"], world["head"], NOW + timedelta(hours=5)) == {
+            "open": 3, "mine": 1, "overdue": 1}
+        with pytest.raises(service.RequestError):
+            view("everything")
     assert order == ["Шумит", "Ремонт", "Без срока"]  # SQLite sorts a missing deadline first unless told
 
     supervisor, _ = _logged_in(sessions, "sup", "supervisor")
@@ -174,10 +185,29 @@ def test_a_caller_missed_again_joins_their_open_callback_until_it_is_closed(sess
 ])
 def test_a_call_the_ivr_ended_itself_gets_no_follow_up_callback(sessions, world, path, callback) -> None:  # type: ignore[no-untyped-def]
     with sessions.begin() as session:
-        ivr_service.record_path(session, "3.1", path, NOW, None, "")
+        ivr_service.record_path(session, "3.1", path, NOW, None, "", NOW)
     assert FollowUps(sessions).apply(ended("3.1", KNOWN, Outcome.MISSED, queue="")) is callback
     with sessions() as session:
         assert len(session.scalars(select(Request)).all()) == int(callback)
+
+
+@pytest.mark.parametrize(("path", "kept"), [
+    ("rejected", False), ("main>2>service>voicemail", False),  # wanted no callback: withdrawn
+    ("main>1>sales>overflow>callback", True),  # the IVR's promise: the same request, which it joins
+    ("main>hangup", True), ("main>1>sales", True),  # nobody answered them: it stays
+])
+def test_a_follow_up_filed_before_the_ivr_stored_its_path_is_withdrawn_when_unwanted(
+        sessions, world, path, kept) -> None:  # type: ignore[no-untyped-def]
+    """The call's end can reach the follow-up rule before the IVR has written its path."""
+    assert FollowUps(sessions).apply(ended("3.2", KNOWN, Outcome.MISSED, queue=""))
+    with sessions.begin() as session:
+        ivr_service.record_path(session, "3.2", path, NOW, None, "", NOW + timedelta(seconds=1))
+    with sessions() as session:
+        task = session.scalars(select(Request)).one()
+        history = session.scalars(select(RequestEvent.text).where(RequestEvent.request_id == task.id)
+                                  .order_by(RequestEvent.id)).all()
+    assert task.status == ("open" if kept else "closed")
+    assert (ivr_service.FOLLOW_UP_WITHDRAWN in history) is not kept
 
 
 def test_the_ivr_callback_of_a_number_with_one_open_joins_it(sessions, world) -> None:  # type: ignore[no-untyped-def]
@@ -201,11 +231,19 @@ def test_the_ivr_callback_of_a_number_with_one_open_joins_it(sessions, world) ->
 
 
 async def test_overdue_request_is_pushed_once_to_the_department_heads_desk(sessions, world) -> None:  # type: ignore[no-untyped-def]
+    """The head hears of the request; the head and supervisors (not another department's people)
+    get the department's new count, and a lower one when it is closed."""
     with sessions.begin() as session:
         late = service.create_request(session, "complaint", "Никто не перезвонил", NOW, client_id=world["plain"])
         service.create_request(session, "complaint", "Ещё в срок", NOW + timedelta(hours=3))
+        boss = Operator(login="boss", name="Boss", role="supervisor", password_hash="x")
+        session.add(boss)
+        session.flush()
+        boss_id = boss.id
     bus = MemoryBus()
     head_desk = await bus.subscribe(desk_topic(world["head"]))
+    boss_desk = await bus.subscribe(desk_topic(boss_id))
+    seller_desk = await bus.subscribe(desk_topic(world["manager"]))
 
     def counted() -> list[tuple[str, int]]:  # what a desk opened now shows
         with sessions() as session:
@@ -215,13 +253,23 @@ async def test_overdue_request_is_pushed_once_to_the_department_heads_desk(sessi
     assert counted() == []  # not escalated yet: the push will count it
     assert await escalate_once(sessions, bus, NOW + timedelta(hours=5)) == 1
     message = await head_desk.get()
-    assert (message["type"], message["request_id"], message["subject"], message["department_code"]) == (
-        "escalation", late.id, "Никто не перезвонил", "service")
+    assert (message["type"], message["request_id"], message["subject"], message["department"]) == (
+        "escalation", late.id, "Никто не перезвонил", "Service")
+    count = {"type": "overdue", "department": "Service", "department_code": "service", "count": 1}
+    assert await head_desk.get() == count
+    assert await boss_desk.get() == count
     assert await escalate_once(sessions, bus, NOW + timedelta(hours=6)) == 0
     assert counted() == [("service", 1)]
     with sessions.begin() as session:
         service.change_status(session, late.id, "closed", world["head"], NOW + timedelta(hours=7))
+        closed = service.overdue_count(session, world["dept_service"])
     assert counted() == []
+    assert (closed.count, closed.desks) == (0, tuple(sorted((world["head"], boss_id))))
+    await publish_overdue(bus, closed)
+    assert (await head_desk.get())["count"] == 0
+    with pytest.raises(TimeoutError):  # sales' people never heard of service's requests
+        async with asyncio.timeout(0.05):
+            await seller_desk.get()
     with sessions() as session:
         assert session.scalars(select(RequestEvent.kind).where(RequestEvent.request_id == late.id)).all() == [
             "created", "escalated", "status"]

@@ -144,6 +144,15 @@ MATRIX: dict[tuple[str, str], frozenset[str]] = {
     ("POST", "/admin/routing/settings"): ADMIN,
     ("POST", "/admin/routing/numbers"): ADMIN,
     ("POST", "/admin/routing/blocked"): ADMIN,
+    ("GET", "/account"): USERS,
+    ("POST", "/account/password"): USERS,
+    ("GET", "/admin/users"): ADMIN,
+    ("POST", "/admin/users"): ADMIN,
+    ("GET", "/admin/users/{user_id}"): ADMIN,
+    ("POST", "/admin/users/{user_id}"): ADMIN,
+    ("POST", "/admin/users/{user_id}/password"): ADMIN,
+    ("POST", "/admin/users/{user_id}/deactivate"): ADMIN,
+    ("POST", "/admin/users/{user_id}/reactivate"): ADMIN,
     ("GET", "/admin/ivr"): ADMIN,
     ("POST", "/admin/ivr/menus"): ADMIN,
     ("POST", "/admin/ivr/menus/{name}/delete"): ADMIN,
@@ -238,6 +247,7 @@ def concrete(path: str, ids: dict[str, int]) -> str:
         "campaign_id": ids["campaign"], "debt_id": ids["debt"], "channel_id": "no-such-channel",
         "job_id": "j" * 20, "request_id": ids["request"], "digit": "1", "department": "sales",
         "day": "2030-01-01", "name": "queues" if "/reports/" in path else "main", "e164": "+73517654321",
+        "user_id": ids["op_sales"],
     }
     return re.sub(r"{(\w+)}", lambda m: str(values[m.group(1)]), path)
 

@@ -1,6 +1,6 @@
 // The client card, as the desk pops it and the client page shows it. One renderer for both.
 
-import { api, el, formatSeconds, formatTime, label, page, phoneButton, t } from "./common.js";
+import { api, el, formatSeconds, formatTime, label, page, phoneButton, t, toast, typing } from "./common.js";
 
 export function segmentBadge(segment) {
   return el("span", { class: `badge segment segment-${segment}` }, label("segment", segment));
@@ -109,6 +109,102 @@ function debtList(debts, currentId) {
   }));
 }
 
+// The types an operator files by hand (a promise to pay is the campaign form's).
+const FILED_KINDS = ["question", "complaint", "order", "service", "callback"];
+
+function requestItem(request) {
+  return el("li", { dataset: { requestId: request.id } },
+    el("a", { class: "request-subject", href: `/requests?request=${request.id}` }, request.subject),
+    el("span", { class: "muted" }, ` · ${[request.department, label("status", request.status),
+      formatTime(request.created_at)].filter(Boolean).join(" · ")}`));
+}
+
+// Open requests, and the form that files a new one for this client while they are on the line:
+// the server routes it (debtor → collections, a managed client → the manager's department) and
+// says where it went.
+function requestsSection(client) {
+  const list = el("ul", { class: "requests", id: "card-requests" }, client.open_requests.map(requestItem));
+  const empty = el("p", { class: "muted", hidden: client.open_requests.length > 0 }, t("card.no_requests"));
+  return section(t("card.open_requests"), [list, empty, newRequest({ client_id: client.id }, (filed) => {
+    list.prepend(requestItem(filed));
+    empty.hidden = true;
+  })]);
+}
+
+// The "New request" button (`r`) and the form it opens, for `about`: {client_id} or, for a caller
+// the CRM does not know, {contact: their number}; `filed` gets the request the server made.
+export function newRequest(about, filed = () => {}) {
+  const open = el("button", { type: "button", class: "link-button", id: "new-request" },
+    t("card.new_request"), " ", el("kbd", {}, "r"));
+  const box = el("div", {});
+  open.addEventListener("click", () => {
+    open.hidden = true;
+    box.replaceChildren(requestForm(about, filed, () => {
+      box.replaceChildren();
+      open.hidden = false;
+      open.focus();
+    }));
+    box.querySelector("input").focus();
+  });
+  return el("div", { class: "new-request" }, open, box);
+}
+
+function requestForm(about, filed, close) {
+  const kind = el("select", { name: "kind" }, FILED_KINDS.map((code) =>
+    el("option", { value: code }, label("requests.kind", code))));
+  const subject = el("input", { name: "subject", required: true, maxlength: 256, autocomplete: "off" });
+  const body = el("textarea", { name: "body", rows: 3, maxlength: 10000 });
+  const save = el("button", { type: "submit", class: "primary" }, t("card.file_request"), " ",
+    el("kbd", {}, "Ctrl+Enter"));
+  const form = el("form", { class: "request-form", id: "request-form" },
+    el("label", {}, t("requests.kind"), kind),
+    el("label", {}, t("requests.subject"), subject),
+    el("label", { class: "wide" }, t("card.request_body"), body),
+    el("div", { class: "wide form-buttons" }, save,
+      el("button", { type: "button", onclick: close }, t("card.request_cancel"), " ", el("kbd", {}, "Esc"))));
+  form.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") {
+      event.stopPropagation();
+      close();
+    } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+      event.preventDefault();
+      event.stopPropagation(); // the desk's Ctrl+Enter saves the call's note: this one files the request
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    if (save.disabled) return;
+    if (!subject.value.trim()) {
+      subject.focus();
+      return;
+    }
+    save.disabled = true;
+    try {
+      const request = await api("/api/requests", { method: "POST", body: {
+        kind: kind.value, subject: subject.value.trim(), body: body.value, ...about,
+      } });
+      filed(request);
+      toast(t("card.request_filed", { id: request.id, department: request.department || "—" }), "ok");
+      close();
+    } catch (error) {
+      toast(t("requests.failed", { error: error.message }), "error");
+      save.disabled = false;
+    }
+  });
+  return form;
+}
+
+// `r` opens the card's request form, on the desk and on the client's page alike.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "r" || typing(event) || event.ctrlKey || event.metaKey || event.altKey) return;
+  const button = document.getElementById("new-request");
+  if (button && !button.hidden) {
+    event.preventDefault();
+    button.click();
+  }
+});
+
 // `playable`: as for interactionItem, when the card comes with it (the client API's `recorded`).
 export function renderCard(client, { link = true, debtId = null, playable = new Set() } = {}) {
   const head = el("header", { class: "card-head" },
@@ -138,11 +234,7 @@ export function renderCard(client, { link = true, debtId = null, playable = new 
         contact.phones.length ? phoneList(contact.phones) : null))))
     : null;
 
-  const requests = section(t("card.open_requests"), client.open_requests.length
-    ? el("ul", { class: "requests" }, client.open_requests.map((request) =>
-      el("li", {}, el("span", { class: "request-subject" }, request.subject),
-        el("span", { class: "muted" }, ` · ${[request.department, label("status", request.status), formatTime(request.created_at)].filter(Boolean).join(" · ")}`))))
-    : el("p", { class: "muted" }, t("card.no_requests")));
+  const requests = requestsSection(client);
 
   const debts = client.debts && client.debts.length
     ? section(t("card.debts"), debtList(client.debts, debtId), "card-debts")

@@ -3,7 +3,7 @@
 // (for a campaign call, the disposition form of campaign_desk.js instead).
 
 import { api, el, formatSeconds, label, page, queueName, t, toast, typing } from "./common.js";
-import { addPlayButtons, renderCard, segmentBadge } from "./card.js";
+import { addPlayButtons, newRequest, renderCard, segmentBadge } from "./card.js";
 import {
   dispositionOpen, loadCampaigns, pickDisposition, saveDisposition, showCampaignCall, wirePanel,
 } from "./campaign_desk.js";
@@ -167,11 +167,15 @@ function showNewCaller(caller) {
       toast(t("error.generic", { error: error.message }), "error");
     }
   });
+  // Not every caller becomes a client: a request can carry just their number (none when withheld).
+  const request = caller.e164
+    ? el("section", { class: "card-section" }, el("h3", {}, t("unknown.request")), newRequest({ contact: caller.e164 }))
+    : null;
   view.card.replaceChildren(el("section", { class: "new-caller", id: "new-caller" },
     el("h2", {}, t("unknown.title")),
     el("p", { class: "big-number", id: "new-caller-number" }, caller.display || caller.raw || t("unknown.hidden")),
     el("p", { class: "muted" }, hint),
-    form));
+    form, request));
 }
 
 // ---- after-call note --------------------------------------------------------------------
@@ -265,19 +269,23 @@ view.transferTo.addEventListener("keydown", (event) => {
   }
 });
 
-// One more overdue request of a department: the line under the status says how many, and leads
-// to that department's requests.
-function countOverdue(code, name) {
+// A department's overdue requests now (the escalator found more, or one was closed): the line under
+// the status says how many, leads to that department's requests, and goes when none are left.
+function showOverdue({ department_code: code, department: name, count }) {
   const list = document.getElementById("overdue-requests");
   let item = [...list.children].find((li) => li.dataset.department === code);
-  if (!item) {
-    item = el("li", { dataset: { department: code, count: 0 } },
-      el("a", { href: `/requests?department=${encodeURIComponent(code)}` }));
-    list.append(item);
+  if (!count) {
+    item?.remove();
+  } else {
+    if (!item) {
+      item = el("li", { dataset: { department: code } },
+        el("a", { href: `/requests?department=${encodeURIComponent(code)}&view=overdue` }));
+      list.append(item);
+    }
+    item.dataset.count = count;
+    item.firstElementChild.textContent = t("desk.overdue", { department: name, count });
   }
-  item.dataset.count = Number(item.dataset.count) + 1;
-  item.firstElementChild.textContent = t("desk.overdue", { department: name, count: item.dataset.count });
-  list.hidden = false;
+  list.hidden = list.children.length === 0;
 }
 
 // ---- the socket, reconnecting with backoff ----------------------------------------------
@@ -307,7 +315,8 @@ function connect() {
       showReasons(message.reasons);
     } else if (message.type === "escalation") {
       toast(t("escalation.notice", { id: message.request_id, subject: message.subject }), "warn");
-      countOverdue(message.department_code, message.department);
+    } else if (message.type === "overdue") {
+      showOverdue(message);
     }
   });
   socket.addEventListener("close", (event) => {

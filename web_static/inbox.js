@@ -24,7 +24,9 @@ function show(request) {
   current = request;
   $("request-detail").hidden = false;
   $("request-title").textContent = `#${request.id} ${request.subject}`;
-  $("request-body").textContent = request.body || request.contact || "";
+  $("request-client").replaceChildren(request.client_id
+    ? el("a", { href: `/clients/${request.client_id}` }, request.client) : request.contact || "");
+  $("request-body").textContent = request.body || "";
   $("request-assignee").textContent = request.assignee || "—";
   showStatuses(request);
   $("assign-to").replaceChildren(...request.colleagues.map((person) =>
@@ -87,3 +89,4 @@ $("comment-form")?.addEventListener("submit", (event) => {
   if (!text) return;
   act("comment", { text }, t("requests.saved")).then(() => { $("request-comment").value = ""; });
 });
+if (page.open_request) open(page.open_request); // a card's link to one of its requests

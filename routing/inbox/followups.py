@@ -1,7 +1,7 @@
 """Follow-up rules: a missed or abandoned call from a number becomes a callback task (the client's
 when one client has the number; without a client for a caller the CRM does not know or a shared
 number; none for a withheld number, nor for a call that ended in the IVR), and overdue requests
-are escalated to the head of their department's desk.
+are escalated to the head of their department's desk, their count to the department's desks.
 
 The follow-up consumer reads CALLS_TOPIC like the call logger and is idempotent by Linkedid
 (one callback per call however often ENDED is replayed). The escalator wakes up every
@@ -83,22 +83,35 @@ def escalation_message(item: service.Escalation) -> dict[str, object]:
         "type": "escalation",
         "request_id": item.request_id,
         "department": item.department,
-        "department_code": item.department_code,
         "subject": item.subject,
         "due_at": item.due_at.isoformat(),
     }
 
 
+async def publish_overdue(bus: Bus, count: service.OverdueCount) -> None:
+    """The department's overdue count, to every desk whose line shows it: up when the escalator
+    finds more, down when one is closed."""
+    message = {"type": "overdue", "department": count.department, "department_code": count.department_code,
+               "count": count.count}
+    for operator_id in count.desks:
+        await bus.publish(desk_topic(operator_id), message)
+
+
 async def escalate_once(sessions: sessionmaker[Session], bus: Bus, now: datetime) -> int:
-    """Escalate what is overdue now and push each notice to its department head's desk topic."""
+    """Escalate what is overdue now, push each notice to its department head's desk topic and the
+    departments' new counts to their desks."""
 
-    def work() -> list[service.Escalation]:
+    def work() -> tuple[list[service.Escalation], list[service.OverdueCount]]:
         with sessions.begin() as session:
-            return service.escalate_overdue(session, now)
+            found = service.escalate_overdue(session, now)
+            return found, [service.overdue_count(session, d) for d in sorted({e.department_id for e in found})]
 
-    found = await asyncio.to_thread(work)
+    found, counts = await asyncio.to_thread(work)
     for item in found:
-        await bus.publish(desk_topic(item.head_id), escalation_message(item))
+        if item.head_id is not None:
+            await bus.publish(desk_topic(item.head_id), escalation_message(item))
+    for count in counts:
+        await publish_overdue(bus, count)
     return len(found)
 
 

@@ -13,7 +13,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import HTMLResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
@@ -25,6 +25,7 @@ from crm_core.models import Operator, as_utc
 from crm_core.models import Request as RequestRow
 from crm_core.phones import format_phone, try_normalize
 from routing.inbox import intake, service
+from routing.inbox.followups import publish_overdue
 
 router = APIRouter()
 Reader = Annotated[CurrentOperator, Depends(api_operator)]
@@ -34,10 +35,14 @@ WEB_FORM_PER_MINUTE = 5  # per client address, counted across web workers (callc
 
 
 class RequestIn(BaseModel):
+    """A request filed on the desk: for a client, or for a caller the CRM does not know (`contact`:
+    their number, stored normalised, so the inbox can ring them back)."""
+
     kind: Kind = "question"
     subject: str = Field(min_length=1, max_length=256)
     body: str = Field("", max_length=intake.MAX_BODY)
     client_id: int | None = None
+    contact: str = Field("", max_length=64)
 
 
 class StatusIn(BaseModel):
@@ -70,9 +75,10 @@ def _row(request: RequestRow, now: datetime, region: str) -> dict[str, Any]:
         "id": request.id, "kind": request.kind, "subject": request.subject, "status": request.status,
         "source": request.source, "client_id": request.client_id, "contact": request.contact,
         "client": request.client.name if request.client else "",
-        "department_id": request.department_id, "assignee_id": request.assignee_id,
+        "department_id": request.department_id, "department": request.department.name if request.department else "",
+        "assignee_id": request.assignee_id,
         "assignee": request.assignee.name if request.assignee else "",
-        "due_at": due.isoformat() if due else None,
+        "created_at": as_utc(request.created_at).isoformat(), "due_at": due.isoformat() if due else None,
         "overdue": bool(due and due < now and request.status != "closed"),
         "phone": {"e164": e164, "display": format_phone(e164)} if e164 else None,  # the contact, to call back
     }
@@ -105,9 +111,14 @@ def _call(request: Request, work: Any, operator: CurrentOperator | None = None, 
 @router.post("/api/requests", status_code=201, tags=["requests"])
 def create(request: Request, operator: Writer, body: RequestIn) -> dict[str, Any]:
     now = _now()
+    contact = ""
+    if body.contact.strip():
+        contact = try_normalize(body.contact, _region(request)) or ""
+        if not contact:
+            raise HTTPException(422, f"{body.contact!r} is not a phone number")
     return _call(request, lambda s: _row(service.create_request(
-        s, body.kind, body.subject, now, body=body.body, client_id=body.client_id, author_id=operator.id), now,
-        _region(request)))
+        s, body.kind, body.subject, now, body=body.body, client_id=body.client_id, contact=contact,
+        author_id=operator.id), now, _region(request)))
 
 
 @router.get("/api/requests/{request_id}", tags=["requests"])
@@ -133,11 +144,20 @@ def _name(session: Session, operator_id: str) -> str:
 
 
 @router.post("/api/requests/{request_id}/status", tags=["requests"])
-def status(request: Request, operator: Writer, request_id: int, body: StatusIn) -> dict[str, Any]:
+async def status(request: Request, operator: Writer, request_id: int, body: StatusIn) -> dict[str, Any]:
+    """Closing an escalated request takes it off its department's desks' overdue count."""
     follow_up = timedelta(minutes=body.follow_up_minutes) if body.follow_up_minutes else None
-    created = _call(request, lambda s: service.change_status(s, request_id, body.status, operator.id, _now(),
-                                                             follow_up), operator, request_id)
-    return {"id": request_id, "status": body.status, "follow_up_id": created.id if created else None}
+
+    def work(session: Session) -> tuple[int | None, service.OverdueCount | None]:
+        created = service.change_status(session, request_id, body.status, operator.id, _now(), follow_up)
+        row = session.get(RequestRow, request_id)
+        counted = body.status == "closed" and row.escalated_at is not None and row.department_id is not None
+        return created.id if created else None, service.overdue_count(session, row.department_id) if counted else None
+
+    follow_up_id, overdue = await asyncio.to_thread(_call, request, work, operator, request_id)
+    if overdue is not None:
+        await publish_overdue(request.app.state.desk.bus, overdue)
+    return {"id": request_id, "status": body.status, "follow_up_id": follow_up_id}
 
 
 @router.post("/api/requests/{request_id}/comment", status_code=201, tags=["requests"])
@@ -155,16 +175,36 @@ def assign(request: Request, operator: Writer, request_id: int, body: AssignIn) 
 
 @router.get("/requests", response_class=HTMLResponse, include_in_schema=False)
 def inbox_page(request: Request, operator: Annotated[CurrentOperator, Depends(page_operator)],
-               department: str = "") -> HTMLResponse:
-    """The inbox of one of the operator's departments (any department for supervisors and admins)."""
+               department: str = "", view: Annotated[str, Query(pattern="^(" + "|".join(service.INBOX_VIEWS) + ")$")] = "open",
+               request_id: Annotated[int | None, Query(alias="request")] = None) -> HTMLResponse:
+    """The inbox of one of the operator's departments (any department for supervisors and admins),
+    in one of its views (`service.inbox`); `?request=N` (a card's link) opens that request in its
+    department's inbox, if the operator may see it."""
     now = _now()
     with request.app.state.desk.sessions() as session:
         mine = service.departments_of(session, operator.id, operator.role)
+        shown = _visible(session, request_id, operator)
+        if shown is not None:
+            department = next((d.code for d in mine if d.id == shown.department_id), department)
         chosen = next((d for d in mine if d.code == department), mine[0] if mine else None)
-        rows = [_row(r, now, _region(request)) for r in service.inbox(session, chosen.id)] if chosen else []
+        rows, counts = [], {}
+        if chosen is not None:
+            rows = [_row(r, now, _region(request)) for r in service.inbox(session, chosen.id, view, operator.id, now)]
+            counts = service.inbox_counts(session, chosen.id, operator.id, now)
         tabs = [(d.code, d.name) for d in mine]
-    return _render(request, "inbox.html", operator, active="requests", rows=rows, tabs=tabs,
-                   chosen=chosen.code if chosen else "")
+    return _render(request, "inbox.html", operator, active="requests", rows=rows, tabs=tabs, view=view,
+                   views=service.INBOX_VIEWS, counts=counts, chosen=chosen.code if chosen else "",
+                   data={"open_request": shown.id if shown else None})
+
+
+def _visible(session: Session, request_id: int | None, operator: CurrentOperator) -> RequestRow | None:
+    """The request named, or None when there is none or it is another department's."""
+    if request_id is None:
+        return None
+    try:
+        return service.check_access(session, request_id, operator.id, operator.role)
+    except (service.RequestError, service.RequestForbidden):
+        return None
 
 
 def _limit_of(request: Request) -> RateLimit:

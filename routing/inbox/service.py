@@ -113,6 +113,19 @@ def create_callback_for_call(
     return True
 
 
+def withdraw_callback(session: Session, linkedid: str, now: datetime, why: str) -> bool:
+    """Close the callback task a call's end filed (`create_callback_for_call`) when the call turns
+    out to need none, with `why` in its history; only while nobody has started on it. True when
+    one was closed."""
+    task = session.scalar(select(Request).where(Request.linkedid == linkedid, Request.kind == "callback",
+                                                Request.source == "call", Request.status == "open"))
+    if task is None:
+        return False
+    session.add(RequestEvent(request_id=task.id, at=now, kind="comment", text=why))
+    change_status(session, task.id, "closed", None, now)
+    return True
+
+
 def join_open_callback(session: Session, contact: str, linkedid: str, now: datetime, why: str) -> int | None:
     """The number's callback still open, with this call added to its history (`again`); None when
     it has none. Whatever asks for a callback (a missed call, the IVR) asks here first, so two
@@ -209,20 +222,42 @@ def comment(session: Session, request_id: int, author_id: int | None, text: str,
     session.add(RequestEvent(request_id=request_id, at=now, author_id=author_id, kind="comment", text=text))
 
 
-def inbox(session: Session, department_id: int, include_closed: bool = False) -> list[Request]:
-    """The department's requests, the most urgent first, those without a deadline last (SQLite
-    would sort them first), with their clients and assignees."""
+INBOX_VIEWS = ("open", "mine", "overdue", "closed")
+CLOSED_SHOWN = 200  # the closed view lists the latest this many
+
+
+def inbox(session: Session, department_id: int, view: str, me: int, now: datetime) -> list[Request]:
+    """A department's requests as its inbox shows them, with their clients and assignees: `open`
+    the unfinished ones, `mine` those of them assigned to `me`, `overdue` those past their deadline
+    at `now`, each the most urgent first (those without a deadline last, where SQLite would put them
+    first); `closed` the latest closed ones, the last closed first."""
+    if view not in INBOX_VIEWS:
+        raise RequestError(f"unknown inbox view {view!r}; one of {', '.join(INBOX_VIEWS)}")
     query = (select(Request).where(Request.department_id == department_id)
              .options(joinedload(Request.client), joinedload(Request.assignee)))
-    if not include_closed:
-        query = query.where(Request.status != "closed")
+    if view == "closed":
+        return list(session.scalars(query.where(Request.status == "closed").order_by(
+            Request.closed_at.is_(None), Request.closed_at.desc(), Request.id.desc()).limit(CLOSED_SHOWN)))
+    query = query.where(Request.status != "closed")
+    if view == "mine":
+        query = query.where(Request.assignee_id == me)
+    elif view == "overdue":
+        query = query.where(Request.due_at < now)
     return list(session.scalars(query.order_by(Request.due_at.is_(None), Request.due_at, Request.id)))
+
+
+def inbox_counts(session: Session, department_id: int, me: int, now: datetime) -> dict[str, int]:
+    """How many requests the inbox's unfinished views hold, in one pass: the numbers on their tabs."""
+    total, mine, overdue = session.execute(
+        select(func.count(), func.count().filter(Request.assignee_id == me), func.count().filter(Request.due_at < now))
+        .where(Request.department_id == department_id, Request.status != "closed")).one()
+    return {"open": total, "mine": mine, "overdue": overdue}
 
 
 def overdue_counts(session: Session, departments: list[Department]) -> list[tuple[Department, int]]:
     """The departments with unfinished requests the escalator found overdue, and how many: the desk
-    shows them, since an escalation's push reaches only a desk open at that moment. Escalated
-    ones only, so a push that comes after the page is read adds a request not counted yet."""
+    shows them on load, and `overdue_count` pushes each change. Escalated ones only, as the
+    escalator counts them, so a request past its deadline shows in the same round everywhere."""
     counts = dict(session.execute(
         select(Request.department_id, func.count())
         .where(Request.department_id.in_([d.id for d in departments]), Request.status != "closed",
@@ -238,12 +273,13 @@ def history(session: Session, request_id: int) -> list[RequestEvent]:
 
 @dataclass(frozen=True)
 class Escalation:
-    """An overdue request and the head of department whose desk must hear about it."""
+    """An overdue request and the head of department whose desk must hear about it (None: the
+    department has no head; its desks' overdue count still goes up)."""
 
     request_id: int
-    head_id: int
+    head_id: int | None
+    department_id: int
     department: str
-    department_code: str
     subject: str
     due_at: datetime
 
@@ -261,10 +297,30 @@ def escalate_overdue(session: Session, now: datetime) -> list[Escalation]:
         request.escalated_at = now
         session.add(RequestEvent(request_id=request.id, at=now, kind="escalated",
                                  value=str(dept.head_id or "")))
-        if dept.head_id is not None:
-            found.append(Escalation(request.id, dept.head_id, dept.name, dept.code, request.subject,
-                                    as_utc(request.due_at)))
+        found.append(Escalation(request.id, dept.head_id, dept.id, dept.name, request.subject,
+                                as_utc(request.due_at)))
     return found
+
+
+@dataclass(frozen=True)
+class OverdueCount:
+    """A department's escalated unfinished requests now, and the desks whose overdue line shows
+    them: its people and head, supervisors and admins (those `departments_of` gives it to)."""
+
+    department_code: str
+    department: str
+    count: int
+    desks: tuple[int, ...]
+
+
+def overdue_count(session: Session, department_id: int) -> OverdueCount:
+    department = session.get(Department, department_id)
+    if department is None:
+        raise RequestError(f"no department {department_id}")
+    count = dict(overdue_counts(session, [department])).get(department, 0)
+    desks = {o.id for o in colleagues(session, department_id)} | set(session.scalars(
+        select(Operator.id).where(Operator.role.in_(SEES_ALL), Operator.active)))
+    return OverdueCount(department.code, department.name, count, tuple(sorted(desks)))
 
 
 def _get(session: Session, request_id: int) -> Request:

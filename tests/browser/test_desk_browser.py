@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import re
 import time
 from collections.abc import Iterator
 
@@ -12,8 +13,9 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import func, select
 
 from ami_bridge.events import CallEvent, CallEventKind, Outcome
-from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone
+from crm_core.models import Call, Client, ClientPhone, Interaction, Operator, Phone, Request
 from crm_core.seed import KNOWN_NAME, KNOWN_NUMBER
+from routing.inbox.models import RequestEvent
 
 HOSTILE = "<script>alert(1)</script>"
 _ids = itertools.count(1)
@@ -267,3 +269,88 @@ def test_a_supervisor_merges_a_twin_into_the_card_from_the_client_page(live_desk
     expect(page.locator(".client-card")).to_contain_text("twin@example.ru")
     with live_desk.sessions() as session:
         assert session.get(Client, twin_id) is None
+
+
+def filed_in(page: Page, department: str) -> int:
+    """The id of the request the toast says was just filed in `department`."""
+    toast = page.locator("#toast")
+    expect(toast).to_have_text(re.compile(rf"Обращение №\d+ создано: {department}"))
+    return int(re.search(r"№(\d+)", toast.inner_text()).group(1))  # type: ignore[union-attr]
+
+
+def test_a_request_is_filed_from_the_popped_card_and_opens_in_the_inbox(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    """On the line with a managed client, the operator files a complaint from the card: it goes to the
+    manager's department, lists on the card at once, and the card's link opens it in the inbox. Its
+    Ctrl+Enter files the request and leaves the call's note alone."""
+    page: Page = new_desk_page("op1")
+    posted: list[str] = []
+    page.on("request", lambda r: r.method == "POST" and posted.append(r.url))
+    ring(live_desk, "op1", KNOWN_NUMBER)
+    expect(page.locator("#client-name")).to_have_text(KNOWN_NAME)
+    page.keyboard.press("r")
+    subject = page.locator("#request-form input[name=subject]")
+    expect(subject).to_be_focused()
+    page.select_option("#request-form select[name=kind]", "complaint")
+    subject.fill(HOSTILE)  # a subject is shown back as text, like a caller's name
+    page.fill("#request-form textarea[name=body]", "Счёт пришёл дважды, просит вернуть")
+    page.press("#request-form textarea[name=body]", "Control+Enter")
+    request_id = filed_in(page, "Продажи")
+    with live_desk.sessions() as session:
+        filed = session.get(Request, request_id)
+        op1 = session.scalar(select(Operator).where(Operator.login == "op1"))
+        assert (filed.kind, filed.subject, filed.body, filed.client.name, filed.department.code, filed.assignee_id) == (
+            "complaint", HOSTILE, "Счёт пришёл дважды, просит вернуть", KNOWN_NAME, "sales", op1.id)
+        assert session.scalar(select(RequestEvent.author_id).where(RequestEvent.request_id == request_id)) == op1.id
+    assert not [url for url in posted if url.endswith("/note")]  # the call's note was not saved by that key
+    expect(page.locator("#request-form")).to_have_count(0)
+    entry = page.locator(f'#card-requests li[data-request-id="{request_id}"]')
+    expect(entry.locator("a")).to_have_text(HOSTILE)
+    expect(entry).to_contain_text(re.compile(r"Продажи · открыто · \d\d\.\d\d\.\d{4}"))  # filed just now
+    entry.locator("a").click()
+    expect(page).to_have_url(re.compile(rf"/requests\?request={request_id}$"))
+    expect(page.locator("#request-title")).to_have_text(f"#{request_id} {HOSTILE}")
+    expect(page.locator("#request-client a")).to_have_text(KNOWN_NAME)
+    expect(page.locator("#request-body")).to_have_text("Счёт пришёл дважды, просит вернуть")
+    expect(page.locator('#inbox-departments a[aria-current="page"]')).to_have_text("Продажи")
+
+
+def test_an_unknown_caller_gets_a_request_without_becoming_a_client(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    """Not every caller becomes a client: a request carries just their number, to ring them back."""
+    page: Page = new_desk_page("op2")
+    ring(live_desk, "op2", "89161230002")
+    expect(page.locator("#new-caller-number")).to_have_text("+7 916 123-00-02")
+    expect(page.locator("#new-caller h3")).to_have_text("Или обращение только с номером")
+    page.keyboard.press("r")
+    page.select_option("#request-form select[name=kind]", "callback")
+    page.keyboard.type("Узнать про тарифы, перезвонить вечером")
+    page.press("#request-form input[name=subject]", "Control+Enter")
+    request_id = filed_in(page, "Продажи")
+    with live_desk.sessions() as session:
+        filed = session.get(Request, request_id)
+        assert (filed.kind, filed.contact, filed.client_id) == ("callback", "+79161230002", None)
+        assert session.scalar(select(func.count()).select_from(ClientPhone).join(Phone)
+                              .where(Phone.e164 == "+79161230002")) == 0
+    page.goto(f"/requests?request={request_id}")
+    expect(page.locator("#request-client")).to_have_text("+79161230002")
+    expect(page.locator(f'tr[data-request-id="{request_id}"] button[data-dial]')).to_have_text("☎ +7 916 123-00-02")
+
+
+def test_a_client_is_added_by_hand_from_the_client_list(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    """A walk-in or a letter: no call to pop a form, so the client list has one."""
+    page: Page = new_desk_page("op1")
+    page.goto("/clients")
+    page.click("#new-client summary")
+    form = page.locator("#new-client-form")
+    form.locator("input[name=name]").fill("ООО «Василёк»")
+    form.locator("select[name=kind]").select_option("company")
+    form.locator("input[name=phone]").fill("не номер")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#toast")).to_contain_text("не номер")  # refused, with the reason, nothing made
+    form.locator("input[name=phone]").fill("8 (351) 200-00-77")
+    form.locator("input[name=city]").fill("Миасс")
+    form.locator("button[type=submit]").click()
+    expect(page.locator("#client-name")).to_have_text("ООО «Василёк»")
+    expect(page.locator(".client-card .phone-call")).to_have_text("☎ +7 351 200-00-77")
+    with live_desk.sessions() as session:
+        made = session.scalars(select(Client).where(Client.name == "ООО «Василёк»")).all()
+        assert [(c.kind, c.city, c.id) for c in made] == [("company", "Миасс", int(page.url.rsplit("/", 1)[1]))]
