@@ -148,10 +148,12 @@ class SupervisorActions:
 
         return await self._run(actor, "queue_remove", agent_id, details, act)
 
-    async def logout(self, actor: Actor, agent_id: int) -> ActionDone:
+    async def logout(self, actor: Actor, agent_id: int, former_interface: str | None = None) -> ActionDone:
         """Remove the agent from every queue callcard knows them in; "Not there" counts as done.
         A static member (queues.conf) cannot be removed over AMI, so they are paused there with
-        reason "logged out" instead; any other refusal is reported and the agent stays logged in."""
+        reason "logged out" instead; any other refusal is reported and the agent stays logged in.
+        `former_interface`: the phone of an account just deactivated (which frees it), so that
+        someone who has left is not rung by their queues."""
         details: dict[str, Any] = {"removed": [], "paused": [], "refused": {}}
 
         async def act(door: SupervisorDoor, agent: _Agent) -> ActionDone:
@@ -180,7 +182,7 @@ class SupervisorActions:
             return ActionDone("sup.ok.logged_out_paused" if details["paused"] else "sup.ok.logged_out",
                               values, details)
 
-        return await self._run(actor, "logout", agent_id, details, act)
+        return await self._run(actor, "logout", agent_id, details, act, former_interface)
 
     async def _pause_logged_out(self, door: SupervisorDoor, agent: _Agent, interface: str, queue: str) -> None:
         await door.commands.queue_pause(interface, True, queue, agents.LOGGED_OUT)
@@ -206,10 +208,10 @@ class SupervisorActions:
     # --- the common path ------------------------------------------------------------
 
     async def _run(self, actor: Actor, action: str, agent_id: int, details: dict[str, Any],
-                   act: Callable[[SupervisorDoor, _Agent], Any]) -> ActionDone:
+                   act: Callable[[SupervisorDoor, _Agent], Any], former_interface: str | None = None) -> ActionDone:
         target, name = str(agent_id), str(agent_id)
         try:
-            agent = await asyncio.to_thread(self._agent, agent_id)
+            agent = await asyncio.to_thread(self._agent, agent_id, former_interface)
             target, name = agent.login, agent.name
             if self._door is None:
                 raise ActionProblem(503, "sup.err.no_pbx", {"agent": agent.name})
@@ -225,14 +227,15 @@ class SupervisorActions:
         await self._audit(actor, action, target, details, OK)
         return done
 
-    def _agent(self, agent_id: int) -> _Agent:
+    def _agent(self, agent_id: int, former_interface: str | None = None) -> _Agent:
         with self._sessions() as session:
             row = session.get(Operator, agent_id)
-            if row is None or not row.active:
+            if row is None or not (row.active or former_interface):
                 raise ActionProblem(404, "api.not_found")
-            if not row.interface:
+            interface = former_interface or row.interface
+            if not interface:
                 raise ActionProblem(409, "sup.err.agent_no_interface", {"agent": row.name})
-            return _Agent(row.id, row.login, row.name, row.interface)
+            return _Agent(row.id, row.login, row.name, interface)
 
     def _on_call(self, agent_id: int) -> bool:
         with self._sessions() as session:

@@ -30,6 +30,7 @@ from agent_desk.auth import (
 )
 from agent_desk.i18n import explain, translate
 from agent_desk.pages import _render, login_limits  # the desk's page shell; the login's failure counts
+from agent_desk.supervisor import ActionProblem, SupervisorActions
 from callcard.bus import desk_topic
 from crm_core import users
 from crm_core.audit import OK, REFUSED, Actor, record
@@ -156,20 +157,31 @@ async def deactivate(
     request: Request, operator: Admin, user_id: int, csrf: Csrf = "",
     clients_to: Annotated[str, Form(max_length=16)] = "",
 ) -> RedirectResponse:
-    """`clients_to`: the colleague's id, or "none" to leave the clients without a manager."""
+    """`clients_to`: the colleague's id, or "none" to leave the clients without a manager. The
+    person also leaves their queues, or the PBX would go on ringing a phone nobody answers."""
     heir = int(clients_to) if clients_to.isdigit() else None
-    left: list[bool] = []
+    phones: list[str | None] = []
 
     def change(session: Session) -> str:
+        person = session.get(Operator, user_id)
+        phone = person.interface if person else None
         moved = users.deactivate_user(session, user_id, heir, clients_to_nobody=clients_to == "none")
-        left.append(True)
+        phones.append(phone)
         return translate(session_language(request), "users.deactivated", count=moved)
 
     back = await asyncio.to_thread(_apply, request, operator, csrf, f"/admin/users/{user_id}", "user_deactivate",
                                    await asyncio.to_thread(_login, request, user_id), {"clients_to": clients_to},
                                    change)
-    if left:
+    if phones:
         await _end_other_desks(request, user_id, "")
+    if phones and phones[0]:
+        try:
+            await SupervisorActions(request.app.state.desk.sessions, request.app.state.desk.supervision).logout(
+                Actor(operator.id, operator.login), user_id, phones[0])
+        except ActionProblem as problem:  # audited by the action; the page says what is left to do
+            lang = session_language(request)
+            back.headers["location"] += "&error=" + quote(translate(lang, "users.queues_left",
+                                                                    interface=phones[0], reason=problem.text(lang)))
     return back
 
 

@@ -106,6 +106,7 @@ def cmd_deactivate_user(settings: Settings, args: argparse.Namespace) -> None:
                 heir_id = session.scalar(select(Operator.id).where(Operator.login == args.clients_to, Operator.active))
                 if heir_id is None or heir_id == user_id:
                     raise CliError(f"no other active user {args.clients_to!r} to take the clients")
+            phone = session.scalar(select(Operator.interface).where(Operator.id == user_id))
             moved = users.deactivate_user(session, user_id, heir_id, clients_to_nobody=args.clients_to == "none")
     except users.UserError as exc:
         raise CliError(f"{exc} (--clients-to LOGIN, or --clients-to none)"
@@ -114,6 +115,9 @@ def cmd_deactivate_user(settings: Settings, args: argparse.Namespace) -> None:
         engine.dispose()
     print(f"deactivated {args.login}" + (f"; {moved} clients now with {args.clients_to}" if heir_id
                                          else f"; {moved} clients left without a personal manager" if moved else ""))
+    if phone:
+        print(f"{phone} may still be a member of Asterisk's queues: remove it there (this command does not reach "
+              "the PBX; deactivating on /admin/users does)")
 
 
 def cmd_serve(settings: Settings, _args: argparse.Namespace) -> None:

@@ -74,7 +74,9 @@ def test_deactivate_user_locks_the_account_and_hands_over_their_clients(
     assert f"op1 is personal manager of {managed} clients" in capsys.readouterr().err
     assert main(["deactivate-user", "op1", "--clients-to", "nobody-here"]) == 2
     assert main(["deactivate-user", "op1", "--clients-to", "op2"]) == 0
-    assert f"deactivated op1; {managed} clients now with op2" in capsys.readouterr().out
+    said = capsys.readouterr().out
+    assert f"deactivated op1; {managed} clients now with op2" in said
+    assert "Local/101@agents may still be a member of Asterisk's queues: remove it there" in said
     assert main(["deactivate-user", "head_sales", "--clients-to", "none"]) == 0
     with sessions() as session:
         assert session.scalar(select(func.count()).select_from(Client).where(Client.manager_id == ids["op1"])) == 0

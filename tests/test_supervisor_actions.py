@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
@@ -38,6 +39,7 @@ class Live:
     ids: dict[str, int]
     spy_events: list[AmiMessage]
     csrf: str = ""
+    app: Any = None
 
     async def post(self, path: str, body: dict | None = None, method: str = "POST") -> httpx.Response:
         return await self.http.request(method, f"/api/supervisor/agents/{path}", json=body,
@@ -60,6 +62,7 @@ def _people(sessions: sessionmaker[Session]) -> dict[str, int]:
                             departments=[sales]),
             "op2": Operator(login="op2", name="Дмитрий", interface="Local/102@agents", password_hash=pw),
             "op6": Operator(login="op6", name="Operator 106", interface="Local/106@agents", password_hash=pw),
+            "root": Operator(login="root", name="Admin", role="admin", password_hash=pw),
             "super1": Operator(login="super1", name="Ольга", role="supervisor", interface="Local/110@agents", language="en",
                                password_hash=pw),
         }
@@ -89,7 +92,7 @@ async def live(sessions: sessionmaker[Session]) -> AsyncIterator[Live]:
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://desk",
                                      follow_redirects=True) as http:
             state = Live(http, sim, sessions, ids, spy_events)
-            state.csrf = await alog_in(http, "super1", PASSWORD)
+            state.csrf, state.app = await alog_in(http, "super1", PASSWORD), app
             yield state
     finally:
         stop.set()
@@ -165,6 +168,24 @@ async def test_queue_add_remove_and_logout_with_asterisks_errors_made_clear(live
     assert by_login["op6"]["logged_in"] is False and by_login["op6"]["queues"] == []
     assert [(q["queue"], q["paused"], q["reason"]) for q in by_login["op1"]["queues"]] == [
         ("sales", True, "logged out")]
+
+
+async def test_an_employee_who_leaves_leaves_the_pbx_queues_too(live: Live) -> None:
+    """Deactivating the account frees their phone in callcard; Asterisk must stop ringing it too."""
+    op6 = live.ids["op6"]
+    for queue in ("collections", "support"):
+        assert (await live.post(f"{op6}/queues", {"queue": queue})).status_code == 200
+    assert len([m for m in live.sim.snapshot().members if m.interface == OP6]) == 2
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=live.app), base_url="http://desk",
+                                 follow_redirects=True) as admin:
+        csrf = await alog_in(admin, "root", PASSWORD)
+        page = await admin.post(f"/admin/users/{op6}/deactivate", data={"csrf": csrf, "clients_to": ""})
+    assert page.status_code == 200 and 'id="users-done"' in page.text and 'id="users-error"' not in page.text
+    assert [m for m in live.sim.snapshot().members if m.interface == OP6] == []
+    with live.sessions() as s:
+        assert s.get(AgentState, op6).logged_in is False
+        assert s.get(Operator, op6).interface is None
+    assert live.audit()[-2:] == [("user_deactivate", "op6", "ok"), ("logout", "op6", "ok")]
 
 
 async def test_listen_rings_the_supervisor_and_chanspy_joins_the_agents_call(live: Live) -> None:

@@ -143,6 +143,8 @@ def test_the_admin_adds_edits_and_retires_staff_on_the_page_and_each_step_is_aud
     left = http.post(f"/admin/users/{world['seller']}/deactivate",
                      data={"csrf": csrf, "clients_to": str(ivanova_id)})
     assert "передано клиентов: 3" in left.text
+    assert ("остался в очередях АТС как PJSIP/101, выведите его там: Действия супервизора недоступны: "
+            "не настроено подключение к телефонии.") in left.text  # this app has no PBX to ask
     with sessions() as session:
         assert verify_password(session.get(Operator, ivanova_id).password_hash, "another-pass-2")
         assert set(session.scalars(select(Client.manager_id))) == {ivanova_id}
@@ -150,7 +152,7 @@ def test_the_admin_adds_edits_and_retires_staff_on_the_page_and_each_step_is_aud
                                 .order_by(AuditEntry.id)).all()
     assert [(a, t, o) for a, t, o, _ in audit] == [
         ("user_create", "ivanova", "ok"), ("user_update", "ivanova", "refused"), ("user_password", "ivanova", "ok"),
-        ("user_deactivate", "seller", "refused"), ("user_deactivate", "seller", "ok")]
+        ("user_deactivate", "seller", "refused"), ("user_deactivate", "seller", "ok"), ("logout", "seller", "failed")]
     assert not any("pass" in repr(details) for *_, details in audit)  # no password, nor its hash
     leaver = TestClient(http.app)  # the leaver cannot log in again
     token = re.search(r'name="csrf" value="([^"]+)"', leaver.get("/login").text).group(1)  # type: ignore[union-attr]
