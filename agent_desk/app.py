@@ -6,6 +6,7 @@ the CLI, the tests and the end-to-end stack build the same app from the same par
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
@@ -13,10 +14,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from fastapi import FastAPI, Request
-from fastapi.responses import RedirectResponse
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session, sessionmaker
+from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from starlette.websockets import WebSocket
@@ -36,7 +39,7 @@ from agent_desk import (
     wall_ws,
     ws,
 )
-from agent_desk.auth import LoginRequired, csrf_token, session_language
+from agent_desk.auth import LoginRequired, csrf_token, load_operator, session_language
 from agent_desk.headers import SecurityHeaders
 from agent_desk.i18n import CATALOGS, LANGUAGES, label, translate
 from agent_desk.supervisor import SupervisorDoor
@@ -129,6 +132,19 @@ def create_app(
     @app.exception_handler(LoginRequired)
     async def _to_login(request: Request, _exc: LoginRequired) -> RedirectResponse:
         return RedirectResponse("/login", status_code=303)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _page_or_json(request: Request, exc: StarletteHTTPException) -> Response:
+        """A person who followed an old link or typed an address gets a page in their language,
+        with the menu to go on from; scripts and the API keep FastAPI's JSON."""
+        if (request.method != "GET" or request.url.path.startswith(("/api/", "/static/"))
+                or "text/html" not in request.headers.get("accept", "")):
+            return await http_exception_handler(request, exc)
+        operator = await asyncio.to_thread(load_operator, request.app.state.desk.sessions, request.session)
+        if operator is None:
+            return RedirectResponse("/login", status_code=303)
+        message = translate(session_language(request), "page.not_found") if exc.status_code == 404 else str(exc.detail)
+        return pages._render(request, "forbidden.html", operator, exc.status_code, message=message)
 
     app.include_router(http.router)
     app.include_router(recordings_http.router)

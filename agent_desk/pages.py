@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
@@ -245,10 +245,7 @@ def people_in_reach(session: Session, operator: CurrentOperator) -> list[tuple[i
 @router.get("/clients/{client_id}", response_class=HTMLResponse)
 def client(request: Request, operator: PageOperator, client_id: int) -> HTMLResponse:
     with request.app.state.desk.sessions() as session:
-        try:
-            page = client_page(request, session, client_id, operator)
-        except HTTPException as refused:
-            return _render(request, "forbidden.html", operator, refused.status_code, message=refused.detail)
+        page = client_page(request, session, client_id, operator)  # a refusal: the app's page for it
         data = schemas.ClientPage.model_validate(page).model_dump(mode="json")
         if operator.role in SUPERVISING:  # who may change the personal manager, and to whom; twins to merge
             data["managers"] = [{"id": i, "name": n} for i, n in people_in_reach(session, operator)]

@@ -217,6 +217,22 @@ def test_unknown_client_is_404(client: TestClient) -> None:
     assert client.get("/api/clients/999999").status_code == 404
 
 
+def test_a_browser_that_lands_nowhere_gets_a_page_in_its_language_and_scripts_get_json(client: TestClient) -> None:
+    html = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
+    anonymous = client.get("/no-such-page", headers=html, follow_redirects=False)
+    assert anonymous.status_code == 303 and anonymous.headers["location"] == "/login"
+    log_in(client, "op1")
+    for path, status, said in [("/no-such-page", 404, "Такой страницы или записи нет"),
+                               ("/clients/999999", 404, "Такой страницы или записи нет"),
+                               ("/admin/users", 403, "Ваша роль этого не позволяет.")]:
+        page = client.get(path, headers=html)
+        assert (page.status_code, page.headers["content-type"]) == (status, "text/html; charset=utf-8"), path
+        assert said in page.text and 'href="/desk"' in page.text, path  # with the menu to go on from
+    assert client.get("/no-such-page").json() == {"detail": "Not Found"}
+    assert client.get("/api/no-such", headers=html).json() == {"detail": "Not Found"}
+    assert client.get("/static/no-such.js", headers=html).json() == {"detail": "Not Found"}
+
+
 # ---- calls and notes -------------------------------------------------------------------------------
 
 
