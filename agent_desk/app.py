@@ -48,7 +48,7 @@ from callcard.bus import Bus, make_bus
 from callcard.logs import configure_logging
 from callcard.settings import Settings, require_shared_bus
 from crm_core.db import make_engine, make_sessionmaker
-from crm_core.phones import caller_id_name, format_phone
+from crm_core.phones import caller_id_name, format_phone, shown_number
 from crm_core.regions import TIME_ZONES
 from ivr import http as ivr_http
 from routing import http as routing_http
@@ -124,6 +124,7 @@ def create_app(
     templates.env.autoescape = True
     templates.env.filters["caller_id_name"] = caller_id_name
     templates.env.filters["phone"] = format_phone
+    templates.env.filters["caller_number"] = lambda raw: shown_number(raw, None)  # not a phone number
     app.state.desk = DeskContext(settings, sessions, bus, dialer, templates, transferrer, supervision)
     app.state.campaign_dialler = campaign_dialler  # routing.campaigns.service.DiallerService, when running here
     app.add_middleware(SessionMiddleware, **_session_options(settings))

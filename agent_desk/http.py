@@ -25,7 +25,7 @@ from crm_core import cards, clients
 from crm_core.audit import OK, Actor, record
 from crm_core.call_log import OUTCOMES
 from crm_core.models import Call, Client, Operator, as_utc
-from crm_core.phones import PhoneError, format_phone, normalize_phone
+from crm_core.phones import PhoneError, format_phone, normalize_phone, shown_number
 from crm_core.visibility import Viewer, department_ids, handed_over, may_see_client
 
 router = APIRouter(prefix="/api", tags=["desk"])
@@ -371,7 +371,7 @@ def call_row(call: Call) -> schemas.CallRow:
         direction=call.direction,
         caller_raw=call.caller_raw,
         caller_e164=call.caller_e164,
-        caller_display=format_phone(call.caller_e164) if call.caller_e164 else call.caller_raw,
+        caller_display=shown_number(call.caller_raw, call.caller_e164),
         caller_name=call.caller_name,
         client_id=call.client_id,
         client_name=call.client.name if call.client else None,

@@ -25,7 +25,7 @@ from callcard.bus import CALLS_TOPIC, Bus, desk_topic, until_stopped
 from crm_core.cards import caller_card
 from crm_core.db import make_reader, read
 from crm_core.models import Operator
-from crm_core.phones import caller_id_name
+from crm_core.phones import caller_id_name, shown_number
 from routing.campaigns.models import Campaign, DialAttempt
 
 log = logging.getLogger(__name__)
@@ -317,4 +317,5 @@ def _campaign_call(connection: Connection, linkedid: str) -> dict[str, Any] | No
 
 def _bare_card(caller_raw: str) -> dict[str, Any]:
     """The card shape with no matches, when the CRM lookup failed: the phone still pops."""
-    return {"caller": {"raw": caller_raw, "e164": None, "display": caller_raw, "valid": False}, "matches": []}
+    return {"caller": {"raw": caller_raw, "e164": None, "display": shown_number(caller_raw, None), "valid": False},
+            "matches": []}

@@ -24,7 +24,7 @@ from callcard.bus import CALLS_TOPIC, Bus, until_stopped
 from crm_core.cards import clients_for_numbers
 from crm_core.db import insert_ignoring, insert_or_ignore
 from crm_core.models import Call, Department, Operator, as_utc, utcnow
-from crm_core.phones import try_normalize
+from crm_core.phones import shown_number, try_normalize
 from crm_core.prepared import execute_many, fetch
 
 log = logging.getLogger(__name__)
@@ -371,7 +371,8 @@ def _set_caller(call: LoggedCall, raw: str, facts: _Facts) -> None:
     call.caller_raw = raw
     call.caller_e164 = facts.numbers[raw]
     if call.caller_e164 is None:
-        log.warning("call %r: caller number %r is not a phone number; kept as is", call.linkedid, raw)
+        if shown_number(raw, None):  # a withheld number is no news
+            log.warning("call %r: caller number %r is not a phone number; kept as is", call.linkedid, raw)
         return
     if call.client_id is None:
         owners = facts.owners[call.caller_e164]

@@ -42,7 +42,7 @@ from crm_core.models import (
     Request,
     as_utc,
 )
-from crm_core.phones import format_phone, try_normalize
+from crm_core.phones import format_phone, shown_number, try_normalize
 from crm_core.prepared import fetch
 
 MAX_MATCHES = 20  # a number on more clients than this is a switchboard; the operator searches instead
@@ -120,7 +120,7 @@ def caller_card(db: Session | Connection, caller_raw: str, region: str = "RU") -
     caller = {
         "raw": caller_raw,
         "e164": e164,
-        "display": format_phone(e164) if e164 else caller_raw,
+        "display": shown_number(caller_raw, e164),
         "valid": e164 is not None,
     }
     if e164 is None:

@@ -77,6 +77,16 @@ def caller_id_name(name: str, number: str = "") -> str:
     return name
 
 
+def shown_number(raw: str, e164: str | None) -> str:
+    """A caller's number as people write it: "" when withheld (nothing, or `anonymous` and the
+    like, for the page to say so in its language), the raw text when it is no phone number (an
+    internal extension)."""
+    if e164:
+        return format_phone(e164)
+    text = (raw or "").strip()
+    return "" if text.lower() in _PLACEHOLDERS else text
+
+
 def phone_kind(e164: str) -> str:
     """mobile / landline / tollfree / voip / other, for display next to the number."""
     number = phonenumbers.parse(e164, None)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ami_bridge.events import QueueEvent
 from ami_bridge.tracker import normalize_interface
+from crm_core.phones import caller_id_name
 
 DEFAULT_SERVICE_SECONDS = 20
 INTERVAL_SECONDS = 15 * 60
@@ -127,6 +128,14 @@ class _Member:
     penalty: int | None = None
 
 
+@dataclass(frozen=True)
+class Caller:
+    """How a caller number shows: as people write it ("" when withheld) and the client behind it."""
+
+    display: str
+    client: dict[str, Any] | None = None
+
+
 @dataclass
 class _Waiting:
     queue: str
@@ -216,7 +225,7 @@ class LiveState:
         self.default = default
         self._tz = tz
         self.operators: dict[str, OperatorRef] = {}  # normalised interface -> operator
-        self.clients: dict[str, dict[str, Any] | None] = {}  # caller number -> card summary (None: unknown)
+        self.callers: dict[str, Caller] = {}  # caller number -> how it shows, whose it is
         self._queue_sl: dict[str, int] = {}  # the queue's own ServiceLevel from QueueParams
         self._members: dict[str, dict[str, _Member]] = {}  # queue -> interface -> member
         self._waiting: dict[str, _Waiting] = {}  # Linkedid -> caller in a queue
@@ -401,7 +410,8 @@ class LiveState:
 
     def _on_caller_joined(self, event: QueueEvent) -> None:
         self._members.setdefault(event.queue, {})
-        self._waiting[event.linkedid] = _Waiting(event.queue, event.caller_num, event.caller_name,
+        self._waiting[event.linkedid] = _Waiting(event.queue, event.caller_num,
+                                                 caller_id_name(event.caller_name, event.caller_num),
                                                  event.at - (event.holdtime or 0), event.position)
 
     def _caller_gone(self, linkedid: str, at: float) -> None:
@@ -425,7 +435,8 @@ class LiveState:
         self._caller_gone(event.linkedid, event.at)
 
     def _call(self, event: QueueEvent) -> _Call:
-        return _Call(event.linkedid, event.queue, event.caller_num, event.caller_name, event.at)
+        return _Call(event.linkedid, event.queue, event.caller_num, caller_id_name(event.caller_name, event.caller_num),
+                     event.at)
 
     def _on_agent_ringing(self, event: QueueEvent) -> None:
         self._agent(event.interface, event.member_name).rings[event.linkedid] = self._call(event)
@@ -521,16 +532,23 @@ class LiveState:
         return list(self._agents)
 
     def unknown_numbers(self) -> set[str]:
-        """Caller numbers on the wall whose card summary is not looked up yet."""
-        live = {w.caller_num for w in self._waiting.values()}
-        live |= {a.call.caller_num for a in self._agents.values() if a.call is not None}
-        return {n for n in live if n and n not in self.clients}
+        """Caller numbers on the wall not looked up yet."""
+        return {n for n in self._live_numbers() if n not in self.callers}
 
-    def learn_clients(self, cards: dict[str, dict[str, Any] | None]) -> None:
-        """Card summaries by caller number; numbers no longer on the wall are dropped."""
+    def learn_callers(self, found: dict[str, Caller]) -> None:
+        """Looked-up callers by number; numbers no longer on the wall are dropped."""
+        live = self._live_numbers()
+        self.callers = {n: c for n, c in {**self.callers, **found}.items() if n in live}
+
+    def _live_numbers(self) -> set[str]:
         live = {w.caller_num for w in self._waiting.values()}
         live |= {a.call.caller_num for a in self._agents.values() if a.call is not None}
-        self.clients = {n: c for n, c in {**self.clients, **cards}.items() if n in live}
+        return live
+
+    def _caller(self, number: str) -> dict[str, Any]:
+        """The wire fields of a caller; until looked up, the number as it came."""
+        caller = self.callers.get(number) or Caller(number)
+        return {"display": caller.display, "client": caller.client}
 
     def board(self) -> dict[str, dict[str, Any]]:
         """What a desk shows of each queue: the callers waiting, when the longest-waiting one joined
@@ -627,7 +645,7 @@ class LiveState:
             "name": queue,
             "service_seconds": self.service_seconds(queue),
             "waiting": [{"linkedid": lid, "caller_num": w.caller_num, "caller_name": w.caller_name,
-                         "client": self.clients.get(w.caller_num), "joined": w.joined,
+                         **self._caller(w.caller_num), "joined": w.joined,
                          "wait": round(now - w.joined)} for lid, w in waiting],
             "longest_wait": longest,
             **figures,
@@ -666,11 +684,11 @@ class LiveState:
             "queues": [q for q, _ in self._agent_members(agent.interface)],
             "call": None if call is None else {
                 "linkedid": call.linkedid, "queue": call.queue, "caller_num": call.caller_num,
-                "caller_name": call.caller_name, "client": self.clients.get(call.caller_num),
+                "caller_name": call.caller_name, **self._caller(call.caller_num),
                 "since": call.since, "talk": talking,
             },
             "rings": [{"linkedid": r.linkedid, "queue": r.queue, "caller_num": r.caller_num,
-                       "caller_name": r.caller_name} for r in agent.rings.values()],
+                       "caller_name": r.caller_name, **self._caller(r.caller_num)} for r in agent.rings.values()],
             "handled_today": agent.handled,
             "talk_today": agent.talk + talking,
             "pause_today": round(paused),

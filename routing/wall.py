@@ -44,9 +44,18 @@ from callcard.bus import (
 from crm_core import agents, pause_reasons
 from crm_core.cards import clients_for_number
 from crm_core.models import Call, Client, Operator, as_utc
-from crm_core.phones import try_normalize
+from crm_core.phones import shown_number, try_normalize
 from routing import thresholds as stored_thresholds
-from routing.live import FIGURES_CHUNK, LiveState, MemberTruth, OperatorRef, PauseChange, SeedCall, Thresholds
+from routing.live import (
+    FIGURES_CHUNK,
+    Caller,
+    LiveState,
+    MemberTruth,
+    OperatorRef,
+    PauseChange,
+    SeedCall,
+    Thresholds,
+)
 
 log = logging.getLogger(__name__)
 
@@ -192,17 +201,18 @@ class WallService:
                 agents.reconcile(session, operator_id, (agents.Membership(m.queue, m.penalty, m.paused, m.reason)
                                                         for m in truth), at)
 
-    def _cards(self, numbers: set[str]) -> dict[str, dict[str, Any] | None]:
-        """Name and segment of the client behind each number (the first of several), None if unknown."""
-        found: dict[str, dict[str, Any] | None] = {}
+    def _callers(self, numbers: set[str]) -> dict[str, Caller]:
+        """Each number as people write it, and name and segment of the client behind it (the first
+        of several), None if unknown."""
+        found: dict[str, Caller] = {}
         with self.sessions() as session:
             for number in numbers:
                 e164 = try_normalize(number, self.region)
                 matches = clients_for_number(session, e164) if e164 else []
                 client = session.get(Client, matches[0].client_id) if matches else None
-                found[number] = None if client is None else {
+                found[number] = Caller(shown_number(number, e164), None if client is None else {
                     "id": client.id, "name": client.name, "segment": client.segment, "matches": len(matches),
-                }
+                })
         return found
 
     # --- running -----------------------------------------------------------------------
@@ -284,7 +294,7 @@ class WallService:
             self._operators_at = now
         numbers = self.state.unknown_numbers()
         if numbers:
-            self.state.learn_clients(await asyncio.to_thread(self._cards, numbers))
+            self.state.learn_callers(await asyncio.to_thread(self._callers, numbers))
         figures: dict[str, Any] = {}
         for step in self.state.figure_steps(self.clock()):
             if step is None:

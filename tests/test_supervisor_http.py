@@ -98,6 +98,9 @@ def test_reports_page_names_departments_and_agents(http: TestClient, sessions, i
         s.add(Department(code="sales", name="Sales desk", queue="sales"))
         s.add(Call(linkedid="x2", started_at=datetime.now(UTC), queue="sales", status="ended", outcome="answered",
                    caller_raw="83517654321", operator_id=ids["op1"], wait_seconds=5, talk_seconds=60))
+        s.add_all(Call(linkedid=linkedid, started_at=datetime.now(UTC), queue="sales", status="ended",
+                       outcome="missed", caller_raw=raw, caller_e164=e164, wait_seconds=40)
+                  for linkedid, raw, e164 in (("x3", "83517654321", "+73517654321"), ("x4", "anonymous", None)))
         s.get(Operator, ids["op1"]).name = "Olga First"
     log_in(http, "super1", PASSWORD)
     page = http.get("/supervisor/reports").text
@@ -106,6 +109,10 @@ def test_reports_page_names_departments_and_agents(http: TestClient, sessions, i
     assert '<th scope="row">Sales desk</th>' in queues and '<th scope="row">sales</th>' not in queues
     assert '<th scope="row">Olga First</th>' in agents
     assert "<td>Sales desk</td>" in missed
+    rows = {row.split('"')[1]: row.split("</tr>")[0] for row in missed.split("data-linkedid=")[1:]}
+    assert 'data-dial="+73517654321"' in rows["x3"] and "+7 351 765-43-21" in rows["x3"]  # call them back
+    assert '<td class="caller">Number withheld</td>' in rows["x4"] and "anonymous" not in rows["x4"]
+    assert '<td class="caller">-1+1</td>' in rows["x1"]  # not a number: as it came
     zones = page.split('<datalist id="time-zones">')[1].split("</datalist>")[0]  # the zone field's choices
     assert 'list="time-zones"' in page and '<option value="Asia/Yekaterinburg">' in zones
     assert '<option value="Europe/Kaliningrad">' in zones and '<option value="UTC">' in zones

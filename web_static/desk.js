@@ -53,7 +53,7 @@ function onPop(message) {
     since: Date.now(), clientId: null,
   };
   const caller = message.card.caller;
-  const number = caller.display || message.caller_num || t("unknown.hidden");
+  const number = caller.display || t("unknown.hidden");
   view.caller.replaceChildren(...[ // a dialler call has no caller name: nothing, not "null"
     message.caller_name ? el("span", { class: "caller-name", id: "caller-name" }, message.caller_name) : null,
     el("span", { class: "caller-number" }, number)].filter(Boolean));
@@ -148,7 +148,7 @@ function showNewCaller(caller) {
     el("option", { value: "person" }, t("kind.person")),
     el("option", { value: "company" }, t("kind.company")));
   const phone = el("input", { id: "new-phone", name: "phone", required: true, maxlength: 64 });
-  phone.value = caller.e164 || caller.raw || "";
+  phone.value = caller.e164 || caller.display;
   const form = el("form", { class: "new-caller-form", id: "new-caller-form" },
     el("label", {}, t("unknown.name"), name),
     el("label", {}, t("unknown.kind"), kindSelect),
@@ -173,7 +173,7 @@ function showNewCaller(caller) {
     : null;
   view.card.replaceChildren(el("section", { class: "new-caller", id: "new-caller" },
     el("h2", {}, t("unknown.title")),
-    el("p", { class: "big-number", id: "new-caller-number" }, caller.display || caller.raw || t("unknown.hidden")),
+    el("p", { class: "big-number", id: "new-caller-number" }, caller.display || t("unknown.hidden")),
     el("p", { class: "muted" }, hint),
     form, request));
 }

@@ -51,7 +51,8 @@ function longestWait(queue, at) {
 }
 
 function clientLabel(caller) {
-  const who = caller.client ? caller.client.name : caller.caller_name || caller.caller_num;
+  // The number as people write it; a withheld one says so, in words.
+  const who = caller.client ? caller.client.name : caller.caller_name || caller.display || t("unknown.hidden");
   return [who, caller.client ? el("span", { class: "segment" }, t(`segment.${caller.client.segment}`)) : null];
 }
 

@@ -107,6 +107,16 @@ def test_unknown_caller_is_created_from_the_pop(live_desk: LiveDesk, new_desk_pa
     assert owners == ["Мария Новикова"]
 
 
+def test_a_withheld_number_pops_as_withheld_in_the_readers_words(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
+    """Asterisk says `anonymous`; the operator reads that the number is hidden, with nothing to ring back."""
+    page: Page = new_desk_page("op2")
+    ring(live_desk, "op2", "anonymous", "anonymous")
+    expect(page.locator("#new-caller-number")).to_have_text("Номер скрыт")
+    expect(page.locator("#caller-line")).to_have_text("Номер скрыт")
+    expect(page.locator("#new-phone")).to_have_value("")
+    expect(page.locator("#new-caller h3")).to_have_count(0)  # no request "with just the number"
+
+
 def test_shared_number_asks_who_is_calling_and_logs_only_that_client(live_desk: LiveDesk, new_desk_page) -> None:  # type: ignore[no-untyped-def]
     with live_desk.sessions() as session:
         shared = session.execute(
